@@ -1,0 +1,75 @@
+package repo
+
+import (
+	"log/slog"
+
+	"github.com/ipfs/go-datastore"
+)
+
+type options struct {
+	max          uint64
+	blocks       datastore.Batching
+	noSync       bool
+	transactions bool
+	logger       *slog.Logger
+}
+
+func defaultOptions() options {
+	return options{
+		max:    DefaultQuotaMaxBytes,
+		logger: slog.New(slog.DiscardHandler),
+	}
+}
+
+// Option configures New and Open.
+type Option func(*options)
+
+// WithQuotaMaxBytes sets the quota's Max (default DefaultQuotaMaxBytes).
+// Max is configuration, not state: it is not persisted, and a repo may be
+// reopened with a different one. A Max below what the repo already holds is
+// allowed; Available is then zero until enough is released or deleted.
+func WithQuotaMaxBytes(n uint64) Option {
+	return func(o *options) { o.max = n }
+}
+
+// WithBlockstore keeps blocks in ds instead of the metadata datastore (for
+// example a flatfs directory). The repo does not close ds.
+//
+// Blocks and the Used counter then live in two stores that cannot be written
+// atomically together. The repo orders the two writes so that a crash between
+// them can only over-count Used (the quota errs on the side of refusing
+// bytes, never of overcommitting the disk).
+func WithBlockstore(ds datastore.Batching) Option {
+	return func(o *options) { o.blocks = ds }
+}
+
+// WithNoSync turns off fsync in the embedded LevelDB opened by Open. Writes
+// become several times faster, and a crash of the process still loses
+// nothing, but a crash of the machine (power loss, kernel panic) may lose
+// the most recent writes or, in the worst case, leave the quota out of step
+// with the records. Use it for tests, simulations and caches; leave it off
+// for a host that has promised bytes to paying clients. New ignores it: the
+// caller's datastore decides its own durability.
+func WithNoSync() Option {
+	return func(o *options) { o.noSync = true }
+}
+
+// WithTransactions makes every multi-record write a datastore transaction
+// instead of a batch. Use it when the metadata datastore implements
+// datastore.TxnDatastore and its batches are not atomic. LevelDB, Badger,
+// Pebble and the in-memory map commit batches atomically and need no
+// transactions (goleveldb documents its transactions as expensive for small
+// writes). New fails with ErrInvalidOption when the datastore has no
+// transactions.
+func WithTransactions() Option {
+	return func(o *options) { o.transactions = true }
+}
+
+// WithLogger sets the logger for diagnostics. The default discards them.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
