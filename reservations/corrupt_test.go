@@ -1,0 +1,81 @@
+package reservations_test
+
+import (
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stowage/stowage/reservations"
+)
+
+func queryAll() query.Query { return query.Query{} }
+
+func TestCorruptAvailabilityRecord_IsReported(t *testing.T) {
+	s, r, ds := newStore(t, 1000)
+	a := mustAvailability(t, s, 100)
+	require.NoError(t, ds.Put(t.Context(), a.Key(), []byte(`{"id": "`)))
+
+	_, err := s.Availability(t.Context(), a.ID)
+	assert.ErrorIs(t, err, reservations.ErrCorrupt)
+	_, err = s.Availabilities(t.Context())
+	assert.ErrorIs(t, err, reservations.ErrCorrupt)
+	_, _, err = s.FindAvailability(t.Context(), 1, 1, u(1), u(1))
+	assert.ErrorIs(t, err, reservations.ErrCorrupt)
+	_, err = s.CreateReservation(t.Context(), a.ID, 1, reqID(1), 0)
+	assert.ErrorIs(t, err, reservations.ErrCorrupt)
+	assert.ErrorIs(t, s.DeleteAvailability(t.Context(), a.ID), reservations.ErrCorrupt)
+	assert.ErrorIs(t, s.Verify(t.Context()), reservations.ErrCorrupt)
+	assert.Equal(t, uint64(100), r.Quota().Reserved, "nothing changed")
+}
+
+func TestCorruptReservationRecord_IsReported(t *testing.T) {
+	s, r, ds := newStore(t, 1000)
+	a := mustAvailability(t, s, 100)
+	res, err := s.CreateReservation(t.Context(), a.ID, 10, reqID(1), 0)
+	require.NoError(t, err)
+	require.NoError(t, ds.Put(t.Context(), res.Key(), []byte(`{"size": -1}`)))
+
+	assert.ErrorIs(t, s.Release(t.Context(), res.ID, a.ID, 1), reservations.ErrCorrupt)
+	assert.ErrorIs(t, s.DeleteReservation(t.Context(), res.ID, a.ID), reservations.ErrCorrupt)
+	_, err = s.Reservations(t.Context())
+	assert.ErrorIs(t, err, reservations.ErrCorrupt)
+	assert.Equal(t, uint64(100), r.Quota().Reserved)
+}
+
+func TestRecordUnderWrongKey_IsReported(t *testing.T) {
+	s, _, ds := newStore(t, 1000)
+	a := mustAvailability(t, s, 100)
+	b, err := ds.Get(t.Context(), a.Key())
+	require.NoError(t, err)
+	other := reservations.AvailabilityID(uuid.New())
+	require.NoError(t, ds.Put(t.Context(), datastore.NewKey("/meta/sales/reservations/"+other.String()), b))
+	_, err = s.Availability(t.Context(), other)
+	assert.ErrorIs(t, err, reservations.ErrCorrupt)
+}
+
+func TestVerify_ReportsDifference(t *testing.T) {
+	s, r, _ := newStore(t, 1000)
+	mustAvailability(t, s, 100)
+	requireInvariant(t, s)
+
+	// Bytes reserved behind the Store's back break the invariant.
+	require.NoError(t, r.Reserve(t.Context(), 7))
+	err := s.Verify(t.Context())
+	require.ErrorIs(t, err, reservations.ErrInvariant)
+	assert.Contains(t, err.Error(), "difference +7")
+}
+
+func TestVerify_ReportsOrphanReservation(t *testing.T) {
+	s, _, ds := newStore(t, 1000)
+	a := mustAvailability(t, s, 100)
+	_, err := s.CreateReservation(t.Context(), a.ID, 10, reqID(1), 0)
+	require.NoError(t, err)
+	require.NoError(t, ds.Delete(t.Context(), a.Key()))
+	err = s.Verify(t.Context())
+	require.ErrorIs(t, err, reservations.ErrInvariant)
+	assert.Contains(t, err.Error(), "missing availability")
+}

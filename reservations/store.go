@@ -1,0 +1,441 @@
+package reservations
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/holiman/uint256"
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+
+	"github.com/stowage/stowage"
+	"github.com/stowage/stowage/repo"
+)
+
+type options struct {
+	onAdded func(context.Context, Availability)
+	logger  *slog.Logger
+}
+
+// Option configures New.
+type Option func(*options)
+
+// WithOnAvailabilityAdded sets a hook called after each availability is
+// created, with the stored availability. It runs on the caller's goroutine
+// once the availability is durable and no lock is held, so it may call back
+// into the Store. A panic in it is recovered and logged; it cannot undo or
+// corrupt the availability.
+func WithOnAvailabilityAdded(fn func(ctx context.Context, a Availability)) Option {
+	return func(o *options) { o.onAdded = fn }
+}
+
+// WithLogger sets the logger for diagnostics. The default discards them.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// Store keeps Availabilities and Reservations in the repo's metadata
+// datastore and their bytes in the repo's quota.
+//
+// Every change that touches more than one record (an availability, a
+// reservation, the Reserved counter) is one atomic repo.Commit, made under a
+// per-availability lock, so concurrent callers can never overcommit an
+// availability and a crash can never leave the records and the quota
+// disagreeing. A Store is safe for concurrent use. Operations on different
+// availabilities proceed in parallel as far as the repo allows.
+type Store struct {
+	repo    *repo.Repo
+	ds      datastore.Batching
+	onAdded func(context.Context, Availability)
+	log     *slog.Logger
+
+	// changes is held shared by every mutation and exclusively by Verify,
+	// which needs all records and the counter at one instant.
+	changes sync.RWMutex
+	locks   keyedMutex
+}
+
+// New returns a Store over r. The Store owns the records under Prefix in
+// r's metadata datastore, and expects to be the only one changing r's
+// Reserved counter (see Verify).
+func New(r *repo.Repo, opts ...Option) *Store {
+	o := options{logger: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return &Store{repo: r, ds: r.Datastore(), onAdded: o.onAdded, log: o.logger}
+}
+
+// lock takes the locks for a change to one availability.
+func (s *Store) lock(id AvailabilityID) (unlock func()) {
+	s.changes.RLock()
+	release := s.locks.lock(id)
+	return func() {
+		release()
+		s.changes.RUnlock()
+	}
+}
+
+// CreateAvailability reserves size bytes in the repo quota and stores an
+// availability offering them, as one atomic change. When the quota is too
+// small the error matches both ErrReserveFailed and repo.ErrQuotaNotEnough,
+// and nothing is written. A zero size fails with ErrInvalidSize.
+func (s *Store) CreateAvailability(ctx context.Context, size, duration uint64, minPrice, maxCollateral uint256.Int) (Availability, error) {
+	if size == 0 {
+		return Availability{}, fmt.Errorf("create availability: %w", ErrInvalidSize)
+	}
+	id, err := newID()
+	if err != nil {
+		return Availability{}, err
+	}
+	a := Availability{ID: AvailabilityID(id), Size: size, Duration: duration, MinPrice: minPrice, MaxCollateral: maxCollateral}
+
+	unlock := s.lock(a.ID)
+	err = s.repo.Commit(ctx, repo.Change{
+		Reserve: size,
+		Put:     []repo.Record{{Key: a.Key(), Value: encode(a)}},
+	})
+	unlock()
+	if err != nil {
+		return Availability{}, fmt.Errorf("create availability of %d bytes: %w: %w", size, ErrReserveFailed, err)
+	}
+	s.log.Debug("availability created", "id", a.ID, "size", size)
+	s.notifyAdded(ctx, a)
+	return a, nil
+}
+
+func (s *Store) notifyAdded(ctx context.Context, a Availability) {
+	if s.onAdded == nil {
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("OnAvailabilityAdded hook panicked", "availability", a.ID, "panic", p)
+		}
+	}()
+	s.onAdded(ctx, a)
+}
+
+// UpdateAvailability replaces the terms and size of the availability with
+// a.ID. Growing Size reserves the difference in the quota (failing, with
+// nothing changed, when it does not fit: ErrReserveFailed and
+// repo.ErrQuotaNotEnough); shrinking it releases the difference. An unknown
+// ID fails with ErrNotFound.
+func (s *Store) UpdateAvailability(ctx context.Context, a Availability) error {
+	unlock := s.lock(a.ID)
+	defer unlock()
+	cur, err := s.availability(ctx, a.ID)
+	if err != nil {
+		return fmt.Errorf("update availability %s: %w", a.ID, err)
+	}
+	c := repo.Change{Put: []repo.Record{{Key: a.Key(), Value: encode(a)}}}
+	if a.Size > cur.Size {
+		c.Reserve = a.Size - cur.Size
+	} else {
+		c.Release = cur.Size - a.Size
+	}
+	if err := s.repo.Commit(ctx, c); err != nil {
+		if c.Reserve > 0 {
+			return fmt.Errorf("update availability %s: grow by %d bytes: %w: %w", a.ID, c.Reserve, ErrReserveFailed, err)
+		}
+		return fmt.Errorf("update availability %s: %w", a.ID, err)
+	}
+	return nil
+}
+
+// DeleteAvailability deletes an availability and returns its free bytes to
+// the quota. It fails with ErrHasReservations while reservations draw on it,
+// and with ErrNotFound for an unknown ID.
+func (s *Store) DeleteAvailability(ctx context.Context, id AvailabilityID) error {
+	unlock := s.lock(id)
+	defer unlock()
+	a, err := s.availability(ctx, id)
+	if err != nil {
+		return fmt.Errorf("delete availability %s: %w", id, err)
+	}
+	n, err := s.countReservations(ctx, id)
+	if err != nil {
+		return fmt.Errorf("delete availability %s: %w", id, err)
+	}
+	if n > 0 {
+		return fmt.Errorf("delete availability %s: %w (%d)", id, ErrHasReservations, n)
+	}
+	if err := s.repo.Commit(ctx, repo.Change{Release: a.Size, Delete: []datastore.Key{a.Key()}}); err != nil {
+		return fmt.Errorf("delete availability %s: %w", id, err)
+	}
+	return nil
+}
+
+// CreateReservation carves slotSize bytes out of the availability for one
+// slot of a request: it stores the reservation and shrinks the availability
+// by slotSize, atomically. The availability must exist (ErrNotFound) and
+// have at least slotSize free bytes (ErrBytesOutOfBounds). However many
+// callers race, the reservations made never exceed what the availability had.
+func (s *Store) CreateReservation(ctx context.Context, id AvailabilityID, slotSize uint64, requestID stowage.RequestID, slotIndex uint64) (Reservation, error) {
+	if slotSize == 0 {
+		return Reservation{}, fmt.Errorf("create reservation on %s: %w", id, ErrInvalidSize)
+	}
+	rid, err := newID()
+	if err != nil {
+		return Reservation{}, err
+	}
+	r := Reservation{ID: ReservationID(rid), AvailabilityID: id, Size: slotSize, RequestID: requestID, SlotIndex: slotIndex}
+
+	unlock := s.lock(id)
+	defer unlock()
+	a, err := s.availability(ctx, id)
+	if err != nil {
+		return Reservation{}, fmt.Errorf("create reservation on %s: %w", id, err)
+	}
+	if slotSize > a.Size {
+		return Reservation{}, fmt.Errorf("create reservation on %s: %w: slot of %d bytes, %d free", id, ErrBytesOutOfBounds, slotSize, a.Size)
+	}
+	a.Size -= slotSize
+	err = s.repo.Commit(ctx, repo.Change{Put: []repo.Record{
+		{Key: r.Key(), Value: encode(r)},
+		{Key: a.Key(), Value: encode(a)},
+	}})
+	if err != nil {
+		return Reservation{}, fmt.Errorf("create reservation on %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// Release takes bytes out of a reservation and out of the repo's Reserved
+// count, atomically: those bytes are now free for the blocks they were
+// reserved for (release before repo.PutBlock). The reservation must exist
+// (ErrNotFound) and hold at least bytes (ErrBytesOutOfBounds).
+func (s *Store) Release(ctx context.Context, id ReservationID, availabilityID AvailabilityID, bytes uint64) error {
+	unlock := s.lock(availabilityID)
+	defer unlock()
+	r, err := s.reservation(ctx, id, availabilityID)
+	if err != nil {
+		return fmt.Errorf("release from reservation %s: %w", id, err)
+	}
+	if bytes > r.Size {
+		return fmt.Errorf("release from reservation %s: %w: release %d bytes, %d held", id, ErrBytesOutOfBounds, bytes, r.Size)
+	}
+	if bytes == 0 {
+		return nil
+	}
+	r.Size -= bytes
+	err = s.repo.Commit(ctx, repo.Change{Release: bytes, Put: []repo.Record{{Key: r.Key(), Value: encode(r)}}})
+	if err != nil {
+		return fmt.Errorf("release from reservation %s: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteReservation deletes a reservation and returns the bytes it still
+// holds to its availability, atomically. Deleting a reservation that does
+// not exist succeeds, so cleanup can be retried. Should the availability be
+// gone (only possible if records were removed behind the Store's back), the
+// bytes go back to the repo quota instead of being lost.
+func (s *Store) DeleteReservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) error {
+	unlock := s.lock(availabilityID)
+	defer unlock()
+	r, err := s.reservation(ctx, id, availabilityID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete reservation %s: %w", id, err)
+	}
+	c := repo.Change{Delete: []datastore.Key{r.Key()}}
+	a, err := s.availability(ctx, availabilityID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		s.log.Warn("reservation outlived its availability; returning its bytes to the quota",
+			"reservation", id, "availability", availabilityID, "bytes", r.Size)
+		c.Release = r.Size
+	case err != nil:
+		return fmt.Errorf("delete reservation %s: %w", id, err)
+	default:
+		a.Size += r.Size
+		c.Put = []repo.Record{{Key: a.Key(), Value: encode(a)}}
+	}
+	if err := s.repo.Commit(ctx, c); err != nil {
+		return fmt.Errorf("delete reservation %s: %w", id, err)
+	}
+	return nil
+}
+
+// Availability returns the availability with id, or ErrNotFound.
+func (s *Store) Availability(ctx context.Context, id AvailabilityID) (Availability, error) {
+	a, err := s.availability(ctx, id)
+	if err != nil {
+		return Availability{}, fmt.Errorf("get availability %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// Reservation returns the reservation with id under availabilityID, or
+// ErrNotFound.
+func (s *Store) Reservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) (Reservation, error) {
+	r, err := s.reservation(ctx, id, availabilityID)
+	if err != nil {
+		return Reservation{}, fmt.Errorf("get reservation %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// HasAvailability reports whether an availability with id exists.
+func (s *Store) HasAvailability(ctx context.Context, id AvailabilityID) (bool, error) {
+	ok, err := s.ds.Has(ctx, availabilityKey(id))
+	if err != nil {
+		return false, fmt.Errorf("has availability %s: %w", id, err)
+	}
+	return ok, nil
+}
+
+// HasReservation reports whether a reservation with id exists under
+// availabilityID.
+func (s *Store) HasReservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) (bool, error) {
+	ok, err := s.ds.Has(ctx, reservationKey(availabilityID, id))
+	if err != nil {
+		return false, fmt.Errorf("has reservation %s: %w", id, err)
+	}
+	return ok, nil
+}
+
+// Availabilities returns every availability, oldest first.
+func (s *Store) Availabilities(ctx context.Context) ([]Availability, error) {
+	as, _, err := s.scan(ctx, Prefix, true, false)
+	return as, err
+}
+
+// Reservations returns every reservation, oldest first.
+func (s *Store) Reservations(ctx context.Context) ([]Reservation, error) {
+	_, rs, err := s.scan(ctx, Prefix, false, true)
+	return rs, err
+}
+
+// ReservationsOf returns the reservations drawing on one availability,
+// oldest first.
+func (s *Store) ReservationsOf(ctx context.Context, id AvailabilityID) ([]Reservation, error) {
+	_, rs, err := s.scan(ctx, availabilityKey(id), false, true)
+	return rs, err
+}
+
+// FindAvailability returns an availability that can serve a slot of size
+// bytes for duration seconds, paying minPrice over that duration and asking
+// collateral: one with size <= Size, duration <= Duration, collateral <=
+// MaxCollateral and minPrice >= MinPrice. Among several matches it picks the
+// best fit, the one with the least free bytes, so large availabilities stay
+// whole for large slots; ties go to the oldest. The bool is false when none
+// matches.
+func (s *Store) FindAvailability(ctx context.Context, size, duration uint64, minPrice, collateral uint256.Int) (Availability, bool, error) {
+	as, err := s.Availabilities(ctx)
+	if err != nil {
+		return Availability{}, false, err
+	}
+	var best Availability
+	found := false
+	for _, a := range as {
+		if size > a.Size || duration > a.Duration || collateral.Gt(&a.MaxCollateral) || minPrice.Lt(&a.MinPrice) {
+			continue
+		}
+		if !found || a.Size < best.Size { // oldest first, so ties keep the oldest
+			best, found = a, true
+		}
+	}
+	return best, found, nil
+}
+
+// Available returns the repo's free bytes (see repo.Repo.Available).
+func (s *Store) Available() uint64 { return s.repo.Available() }
+
+// HasAvailable reports whether n more bytes fit in the repo quota.
+func (s *Store) HasAvailable(n uint64) bool { return s.repo.HasAvailable(n) }
+
+// availability reads one availability record.
+func (s *Store) availability(ctx context.Context, id AvailabilityID) (Availability, error) {
+	key := availabilityKey(id)
+	b, err := s.ds.Get(ctx, key)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return Availability{}, fmt.Errorf("%w: availability %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return Availability{}, err
+	}
+	return decodeAvailability(key, b)
+}
+
+// reservation reads one reservation record.
+func (s *Store) reservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) (Reservation, error) {
+	key := reservationKey(availabilityID, id)
+	b, err := s.ds.Get(ctx, key)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return Reservation{}, fmt.Errorf("%w: reservation %s of availability %s", ErrNotFound, id, availabilityID)
+	}
+	if err != nil {
+		return Reservation{}, err
+	}
+	return decodeReservation(key, b)
+}
+
+// countReservations counts the reservation records under an availability.
+func (s *Store) countReservations(ctx context.Context, id AvailabilityID) (int, error) {
+	n := 0
+	for _, err := range datastore.QueryIter(ctx, s.ds, query.Query{Prefix: availabilityKey(id).String(), KeysOnly: true}) {
+		if err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// scan reads the records under prefix, decoding availabilities and/or
+// reservations, each sorted by ID (creation order). A corrupt record fails
+// the scan with ErrCorrupt naming its key.
+func (s *Store) scan(ctx context.Context, prefix datastore.Key, wantAvail, wantRes bool) ([]Availability, []Reservation, error) {
+	var as []Availability
+	var rs []Reservation
+	base := len(Prefix.String()) + 1
+	for e, err := range datastore.QueryIter(ctx, s.ds, query.Query{Prefix: prefix.String()}) {
+		if err != nil {
+			return nil, nil, fmt.Errorf("reservations: query %s: %w", prefix, err)
+		}
+		if len(e.Key) <= base {
+			continue
+		}
+		key := datastore.RawKey(e.Key)
+		switch strings.Count(e.Key[base:], "/") {
+		case 0:
+			if !wantAvail {
+				continue
+			}
+			a, err := decodeAvailability(key, e.Value)
+			if err != nil {
+				return nil, nil, err
+			}
+			as = append(as, a)
+		case 1:
+			if !wantRes {
+				continue
+			}
+			r, err := decodeReservation(key, e.Value)
+			if err != nil {
+				return nil, nil, err
+			}
+			rs = append(rs, r)
+		default:
+			return nil, nil, fmt.Errorf("%w: unexpected key %s", ErrCorrupt, key)
+		}
+	}
+	slices.SortFunc(as, func(x, y Availability) int { return compareIDs(x.ID[:], y.ID[:]) })
+	slices.SortFunc(rs, func(x, y Reservation) int { return compareIDs(x.ID[:], y.ID[:]) })
+	return as, rs, nil
+}
+
+func compareIDs(a, b []byte) int { return strings.Compare(string(a), string(b)) }
