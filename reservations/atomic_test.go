@@ -1,0 +1,195 @@
+package reservations_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/failstore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stowage/stowage/repo"
+	"github.com/stowage/stowage/reservations"
+)
+
+var errInjected = errors.New("injected failure")
+
+// isWrite reports whether a failstore operation writes.
+func isWrite(op string) bool {
+	switch op {
+	case "put", "delete", "batch", "batch-put", "batch-delete", "batch-commit":
+		return true
+	}
+	return false
+}
+
+// scenario exercises every mutation of the Store, ignoring errors (some
+// operations fail when an earlier one did).
+func scenario(ctx context.Context, s *reservations.Store) {
+	a, _ := s.CreateAvailability(ctx, 500, 100, u(1), u(1))
+	b, _ := s.CreateAvailability(ctx, 300, 100, u(1), u(1))
+	r1, _ := s.CreateReservation(ctx, a.ID, 100, reqID(1), 0)
+	r2, _ := s.CreateReservation(ctx, a.ID, 150, reqID(1), 1)
+	r3, _ := s.CreateReservation(ctx, b.ID, 200, reqID(2), 0)
+	_ = s.Release(ctx, r1.ID, a.ID, 40)
+	_ = s.Release(ctx, r1.ID, a.ID, 60)
+	_ = s.Release(ctx, r3.ID, b.ID, 10)
+	_ = s.DeleteReservation(ctx, r1.ID, a.ID)
+	a.Size += 50
+	_ = s.UpdateAvailability(ctx, a)
+	_ = s.DeleteReservation(ctx, r2.ID, a.ID)
+	b.Size = 40
+	_ = s.UpdateAvailability(ctx, b)
+	_ = s.DeleteReservation(ctx, r3.ID, b.ID)
+	_ = s.DeleteAvailability(ctx, b.ID)
+}
+
+// Inject a failure at the k-th write of the scenario, for every k. After each
+// run the in-memory quota equals what a fresh repo reads from the same
+// datastore, and the invariant holds there.
+func TestFailureAtEveryWrite_LeavesStateConsistent(t *testing.T) {
+	ctx := t.Context()
+	// Count the writes of a clean run.
+	var writes atomic.Int64
+	{
+		fs := failstore.NewFailstore(dssync.MutexWrap(datastore.NewMapDatastore()), func(op string) error {
+			if isWrite(op) {
+				writes.Add(1)
+			}
+			return nil
+		})
+		r, err := repo.New(ctx, fs, repo.WithQuotaMaxBytes(1000))
+		require.NoError(t, err)
+		scenario(ctx, reservations.New(r))
+	}
+	n := writes.Load()
+	require.Greater(t, n, int64(20))
+
+	for k := int64(1); k <= n; k++ {
+		base := dssync.MutexWrap(datastore.NewMapDatastore())
+		var count atomic.Int64
+		fs := failstore.NewFailstore(base, func(op string) error {
+			if isWrite(op) && count.Add(1) == k {
+				return errInjected
+			}
+			return nil
+		})
+		r, err := repo.New(ctx, fs, repo.WithQuotaMaxBytes(1000))
+		require.NoError(t, err)
+		s := reservations.New(r)
+		scenario(ctx, s)
+
+		fresh, err := repo.New(ctx, base, repo.WithQuotaMaxBytes(1000))
+		require.NoError(t, err)
+		assert.Equal(t, fresh.Quota(), r.Quota(), "failure at write %d: memory and disk disagree", k)
+		assert.NoError(t, reservations.New(fresh).Verify(ctx), "failure at write %d", k)
+		assert.NoError(t, s.Verify(ctx), "failure at write %d", k)
+	}
+}
+
+// Hundreds of goroutines race for one availability: exactly as many
+// reservations succeed as fit, never more.
+func TestCreateReservation_ConcurrentNeverOvercommits(t *testing.T) {
+	s, _, _ := newStore(t, 1<<20)
+	const slot, fits = 10, 37
+	a := mustAvailability(t, s, slot*fits+slot-1) // room for 37 and a bit
+	var wg sync.WaitGroup
+	var ok, outOfBounds atomic.Int64
+	for i := range 300 {
+		wg.Go(func() {
+			_, err := s.CreateReservation(context.Background(), a.ID, slot, reqID(1), uint64(i))
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, reservations.ErrBytesOutOfBounds):
+				outOfBounds.Add(1)
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int64(fits), ok.Load())
+	assert.Equal(t, int64(300-fits), outOfBounds.Load())
+	got, err := s.Availability(t.Context(), a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(slot-1), got.Size)
+	rs, err := s.ReservationsOf(t.Context(), a.ID)
+	require.NoError(t, err)
+	assert.Len(t, rs, fits)
+	requireInvariant(t, s)
+}
+
+// Many goroutines create, release and delete reservations on a few
+// availabilities while Verify runs alongside: the invariant always holds.
+func TestMixedOperations_ConcurrentKeepInvariant(t *testing.T) {
+	s, r, _ := newStore(t, 1<<20)
+	var avails []reservations.Availability
+	for range 4 {
+		avails = append(avails, mustAvailability(t, s, 2000))
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var created atomic.Int64
+	for g := range 64 {
+		wg.Go(func() {
+			a := avails[g%len(avails)]
+			for i := range 20 {
+				res, err := s.CreateReservation(ctx, a.ID, 50, reqID(byte(g)), uint64(i))
+				if errors.Is(err, reservations.ErrBytesOutOfBounds) {
+					continue
+				}
+				if !assert.NoError(t, err) {
+					return
+				}
+				created.Add(1)
+				assert.NoError(t, s.Release(ctx, res.ID, a.ID, 20))
+				assert.NoError(t, s.Release(ctx, res.ID, a.ID, 5))
+				if i%3 != 0 {
+					assert.NoError(t, s.DeleteReservation(ctx, res.ID, a.ID))
+				}
+			}
+		})
+	}
+	stop := make(chan struct{})
+	verified := make(chan error, 1)
+	go func() {
+		var err error
+		for {
+			select {
+			case <-stop:
+				verified <- err
+				return
+			default:
+			}
+			if e := s.Verify(ctx); e != nil && err == nil {
+				err = e
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	require.NoError(t, <-verified, "invariant broken during the run")
+	requireInvariant(t, s)
+
+	rs, err := s.Reservations(ctx)
+	require.NoError(t, err)
+	var held uint64
+	for _, x := range rs {
+		held += x.Size
+	}
+	as, err := s.Availabilities(ctx)
+	require.NoError(t, err)
+	var free uint64
+	for _, a := range as {
+		free += a.Size
+	}
+	assert.Equal(t, r.Quota().Reserved, held+free)
+	assert.Equal(t, uint64(8000)-r.Quota().Reserved, uint64(created.Load())*25, "every reservation released 25 bytes to the quota")
+	assert.Positive(t, created.Load())
+}
