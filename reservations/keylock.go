@@ -1,41 +1,25 @@
 package reservations
 
-import "sync"
+import (
+	"encoding/binary"
+	"sync"
+)
 
-// keyedMutex serialises work per availability, so operations on different
-// availabilities do not wait for each other.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[AvailabilityID]*refMutex
+// stripes is the number of locks availabilities are spread over.
+const stripes = 256
+
+// stripedMutex serialises work per availability without allocating: each
+// availability maps to one of a fixed set of locks, so operations on
+// different availabilities rarely wait for each other (only when their IDs
+// share a stripe, which costs a little parallelism, never correctness).
+type stripedMutex struct {
+	locks [stripes]sync.Mutex
 }
 
-type refMutex struct {
-	sync.Mutex
-	refs int // guarded by keyedMutex.mu
-}
-
-// lock locks id and returns its unlock function.
-func (k *keyedMutex) lock(id AvailabilityID) (unlock func()) {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = make(map[AvailabilityID]*refMutex)
-	}
-	m := k.locks[id]
-	if m == nil {
-		m = &refMutex{}
-		k.locks[id] = m
-	}
-	m.refs++
-	k.mu.Unlock()
-
-	m.Lock()
-	return func() {
-		m.Unlock()
-		k.mu.Lock()
-		m.refs--
-		if m.refs == 0 {
-			delete(k.locks, id)
-		}
-		k.mu.Unlock()
-	}
+// lock locks id's stripe and returns its unlock function.
+func (m *stripedMutex) lock(id AvailabilityID) (unlock func()) {
+	// UUIDv7 ends in random bits: the last bytes spread IDs evenly.
+	l := &m.locks[binary.BigEndian.Uint64(id[8:])%stripes]
+	l.Lock()
+	return l.Unlock
 }

@@ -1,6 +1,7 @@
 package reservations
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -17,7 +18,7 @@ import (
 //
 //	/meta/sales/reservations/<availabilityID>                  Availability
 //	/meta/sales/reservations/<availabilityID>/<reservationID>  Reservation
-var Prefix = datastore.NewKey("/meta/sales/reservations")
+var Prefix = datastore.NewKey(prefixString)
 
 // Availability is bytes the host offers to sell, and on what terms.
 //
@@ -49,12 +50,23 @@ func (a Availability) Key() datastore.Key { return availabilityKey(a.ID) }
 // Key returns the datastore key of the reservation's record.
 func (r Reservation) Key() datastore.Key { return reservationKey(r.AvailabilityID, r.ID) }
 
+// prefixString is Prefix as a string, the start of every record key.
+const prefixString = "/meta/sales/reservations"
+
 func availabilityKey(id AvailabilityID) datastore.Key {
-	return datastore.RawKey(Prefix.String() + "/" + id.String())
+	var buf [len(prefixString) + 1 + 36]byte
+	b := append(buf[:0], prefixString+"/"...)
+	b = appendUUID(b, uuid.UUID(id))
+	return datastore.RawKey(string(b))
 }
 
 func reservationKey(availabilityID AvailabilityID, id ReservationID) datastore.Key {
-	return datastore.RawKey(Prefix.String() + "/" + availabilityID.String() + "/" + id.String())
+	var buf [len(prefixString) + 2 + 2*36]byte
+	b := append(buf[:0], prefixString+"/"...)
+	b = appendUUID(b, uuid.UUID(availabilityID))
+	b = append(b, '/')
+	b = appendUUID(b, uuid.UUID(id))
+	return datastore.RawKey(string(b))
 }
 
 // MarshalJSON encodes the record with amounts as decimal strings. It writes
@@ -86,26 +98,37 @@ func (r Reservation) MarshalJSON() ([]byte, error) {
 	b = append(b, `","size":`...)
 	b = strconv.AppendUint(b, r.Size, 10)
 	b = append(b, `,"requestId":"`...)
-	b = append(b, r.RequestID.String()...)
+	b = append(b, "0x"...)
+	b = hex.AppendEncode(b, r.RequestID[:])
 	b = append(b, `","slotIndex":`...)
 	b = strconv.AppendUint(b, r.SlotIndex, 10)
 	b = append(b, '}')
 	return b, nil
 }
 
+// appendUUID appends the canonical 8-4-4-4-12 form of id without
+// allocating.
 func appendUUID(b []byte, id uuid.UUID) []byte {
-	var buf [36]byte
-	text, _ := id.MarshalText() // never fails
-	copy(buf[:], text)
-	return append(b, buf[:]...)
+	b = hex.AppendEncode(b, id[0:4])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, id[4:6])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, id[6:8])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, id[8:10])
+	b = append(b, '-')
+	return hex.AppendEncode(b, id[10:16])
 }
 
 // decodeAvailability decodes the record stored under key, checking that it
 // belongs there.
 func decodeAvailability(key datastore.Key, data []byte) (Availability, error) {
-	var a Availability
-	if err := json.Unmarshal(data, &a); err != nil {
-		return Availability{}, fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
+	a, ok := parseAvailability(data)
+	if !ok {
+		a = Availability{}
+		if err := json.Unmarshal(data, &a); err != nil {
+			return Availability{}, fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
+		}
 	}
 	if availabilityKey(a.ID) != key {
 		return Availability{}, fmt.Errorf("%w: %s holds availability %s", ErrCorrupt, key, a.ID)
@@ -116,9 +139,12 @@ func decodeAvailability(key datastore.Key, data []byte) (Availability, error) {
 // decodeReservation decodes the record stored under key, checking that it
 // belongs there.
 func decodeReservation(key datastore.Key, data []byte) (Reservation, error) {
-	var r Reservation
-	if err := json.Unmarshal(data, &r); err != nil {
-		return Reservation{}, fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
+	r, ok := parseReservation(data)
+	if !ok {
+		r = Reservation{}
+		if err := json.Unmarshal(data, &r); err != nil {
+			return Reservation{}, fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
+		}
 	}
 	if reservationKey(r.AvailabilityID, r.ID) != key {
 		return Reservation{}, fmt.Errorf("%w: %s holds reservation %s of availability %s", ErrCorrupt, key, r.ID, r.AvailabilityID)

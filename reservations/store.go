@@ -61,7 +61,7 @@ type Store struct {
 	// changes is held shared by every mutation and exclusively by Verify,
 	// which needs all records and the counter at one instant.
 	changes sync.RWMutex
-	locks   keyedMutex
+	locks   stripedMutex
 }
 
 // New returns a Store over r. The Store owns the records under Prefix in

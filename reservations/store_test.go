@@ -394,3 +394,11 @@ func TestAvailable_ReflectsRepo(t *testing.T) {
 	assert.True(t, s.HasAvailable(600))
 	assert.False(t, s.HasAvailable(601))
 }
+
+func TestKeys_MatchDocumentedLayout(t *testing.T) {
+	a := reservations.Availability{ID: reservations.AvailabilityID(uuid.Must(uuid.NewV7()))}
+	r := reservations.Reservation{ID: reservations.ReservationID(uuid.Must(uuid.NewV7())), AvailabilityID: a.ID}
+	assert.Equal(t, "/meta/sales/reservations/"+a.ID.String(), a.Key().String())
+	assert.Equal(t, "/meta/sales/reservations/"+a.ID.String()+"/"+r.ID.String(), r.Key().String())
+	assert.Equal(t, reservations.Prefix, datastore.NewKey("/meta/sales/reservations"))
+}
