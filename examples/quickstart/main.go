@@ -1,0 +1,151 @@
+// Command quickstart walks through the life of one slot's bytes: it opens a
+// repo on LevelDB, offers disk space as an availability, reserves a slot,
+// writes the slot's blocks while releasing the reservation's bytes, and
+// finally deletes the reservation, printing the accounting at each step.
+//
+//	go run ./examples/quickstart            # in a temporary directory
+//	go run ./examples/quickstart -dir data  # keep the database in ./data
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/holiman/uint256"
+	"github.com/ipfs/go-datastore"
+
+	"github.com/stowage/stowage"
+	"github.com/stowage/stowage/repo"
+	"github.com/stowage/stowage/reservations"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "quickstart:", err)
+		os.Exit(1)
+	}
+}
+
+const (
+	kib       = 1 << 10
+	mib       = 1 << 20
+	slotSize  = 256 * kib
+	blockSize = 64 * kib
+)
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	flags := flag.NewFlagSet("quickstart", flag.ContinueOnError)
+	flags.SetOutput(out)
+	dir := flags.String("dir", "", "keep the LevelDB database in this directory (default: a temporary one)")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		tmp, err := os.MkdirTemp("", "stowage-quickstart-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		*dir = tmp
+	}
+
+	r, err := repo.Open(ctx, *dir, repo.WithQuotaMaxBytes(4*mib))
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	store := reservations.New(r)
+	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
+	quota := func() {
+		q := r.Quota()
+		say("    quota: max %s, used %s, reserved %s, available %s",
+			size(q.Max), size(q.Used), size(q.Reserved), size(q.Available()))
+	}
+
+	say("Opened a repo on LevelDB with a quota of %s.", size(r.Quota().Max))
+	quota()
+
+	a, err := store.CreateAvailability(ctx, 1*mib, 24*3600, *uint256.NewInt(1000), *uint256.NewInt(500))
+	if err != nil {
+		return err
+	}
+	say("Offered %s for requests of up to a day paying at least 1000 per slot: availability %s.", size(a.Size), tail(a.ID.String()))
+	quota()
+
+	ask := stowage.StorageAsk{Slots: 4, SlotSize: slotSize, Duration: 3600, Reward: *uint256.NewInt(2), Collateral: *uint256.NewInt(100)}
+	request := stowage.RequestID{0xca, 0xfe}
+	price := ask.PricePerSlot()
+	found, ok, err := store.FindAvailability(ctx, ask.SlotSize, ask.Duration, price, ask.Collateral)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("no availability matches the request")
+	}
+	say("A request %s… asks for %d slots of %s for an hour, paying %s per slot: it matches.", short(request.String()), ask.Slots, size(ask.SlotSize), price.Dec())
+
+	res, err := store.CreateReservation(ctx, found.ID, ask.SlotSize, request, 2)
+	if err != nil {
+		return err
+	}
+	a, err = store.Availability(ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	say("Reserved slot 2: reservation %s holds %s; the availability has %s left.", tail(res.ID.String()), size(res.Size), size(a.Size))
+	quota()
+
+	// Download three of the slot's four blocks: release each block's bytes
+	// from the reservation, then write it.
+	for i := range 3 {
+		if err := store.Release(ctx, res.ID, res.AvailabilityID, blockSize); err != nil {
+			return err
+		}
+		key := datastore.NewKey(fmt.Sprintf("%s/%d/%d", request, res.SlotIndex, i))
+		if err := r.PutBlock(ctx, key, make([]byte, blockSize)); err != nil {
+			return err
+		}
+		res, err = store.Reservation(ctx, res.ID, res.AvailabilityID)
+		if err != nil {
+			return err
+		}
+		say("Wrote block %d (%s); the reservation still holds %s.", i, size(blockSize), size(res.Size))
+	}
+	quota()
+
+	say("The request was cancelled before the last block: deleting the reservation.")
+	if err := store.DeleteReservation(ctx, res.ID, res.AvailabilityID); err != nil {
+		return err
+	}
+	a, err = store.Availability(ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	say("The %s never written went back to the availability, which now has %s.", size(res.Size), size(a.Size))
+	quota()
+
+	if err := store.Verify(ctx); err != nil {
+		return err
+	}
+	say("Check: reserved bytes equal availabilities plus reservations.")
+	return nil
+}
+
+func size(n uint64) string {
+	switch {
+	case n >= mib && n%mib == 0:
+		return fmt.Sprintf("%d MiB", n/mib)
+	case n >= kib && n%kib == 0:
+		return fmt.Sprintf("%d KiB", n/kib)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func short(s string) string { return s[:8] }
+
+// tail shortens a UUIDv7 to its random end (its start is a timestamp, the
+// same for IDs made in the same millisecond).
+func tail(s string) string { return "…" + s[len(s)-8:] }
