@@ -42,6 +42,9 @@ type Repo struct {
 	writeMu sync.Mutex // serialises writers; held across datastore I/O
 	closed  bool       // guarded by writeMu
 
+	queueMu sync.Mutex       // guards queue
+	queue   []*pendingChange // changes waiting for the next writer (see Commit)
+
 	quotaMu sync.RWMutex // guards quota; held only to copy it
 	quota   Quota
 }
@@ -179,27 +182,81 @@ type Change struct {
 // WithTransactions). Memory changes only after the write succeeded; on any
 // error neither memory nor the datastore has changed.
 //
+// Concurrent commits are grouped: while one batch is being written (and
+// fsynced), the changes that arrive queue up and the next writer validates
+// them one by one, in arrival order, and writes all that pass in a single
+// batch. Each change is still accepted or refused exactly as if it ran
+// alone after the ones before it, but many callers share one fsync. If a
+// group's write fails, every change in it fails and none is applied.
+//
 // Commit must not be used to write the quota keys themselves.
 func (r *Repo) Commit(ctx context.Context, c Change) error {
+	p := &pendingChange{change: c, done: make(chan error, 1)}
+	r.queueMu.Lock()
+	r.queue = append(r.queue, p)
+	r.queueMu.Unlock()
+
 	r.writeMu.Lock()
-	defer r.writeMu.Unlock()
+	select {
+	case err := <-p.done: // an earlier writer committed our change
+		r.writeMu.Unlock()
+		return err
+	default:
+	}
+	r.queueMu.Lock()
+	group := r.queue
+	r.queue = nil
+	r.queueMu.Unlock()
+	r.commitGroup(ctx, group)
+	r.writeMu.Unlock()
+	return <-p.done
+}
+
+// pendingChange is a Change waiting for a writer.
+type pendingChange struct {
+	change Change
+	done   chan error // buffered; receives the outcome exactly once
+}
+
+// commitGroup validates and writes a group of changes. Called with writeMu
+// held.
+func (r *Repo) commitGroup(ctx context.Context, group []*pendingChange) {
 	if r.closed {
-		return ErrClosed
+		for _, p := range group {
+			p.done <- ErrClosed
+		}
+		return
 	}
-	cur := r.Quota()
-	next, err := cur.apply(c.Reserve, c.Release)
-	if err != nil {
-		return err
+	start := r.Quota()
+	q := start
+	accepted := group[:0:0]
+	var puts []Record
+	var deletes []datastore.Key
+	for _, p := range group {
+		next, err := q.apply(p.change.Reserve, p.change.Release)
+		if err != nil {
+			p.done <- err
+			continue
+		}
+		q = next
+		accepted = append(accepted, p)
+		puts = append(puts, p.change.Put...)
+		deletes = append(deletes, p.change.Delete...)
 	}
-	puts := c.Put
-	if next.Reserved != cur.Reserved {
-		puts = append(puts[:len(puts):len(puts)], Record{ReservedKey, encodeCounter(next.Reserved)})
+	if len(accepted) == 0 {
+		return
 	}
-	if err := r.write(ctx, puts, c.Delete); err != nil {
-		return err
+	if q.Reserved != start.Reserved {
+		puts = append(puts, Record{ReservedKey, encodeCounter(q.Reserved)})
 	}
-	r.setQuota(next)
-	return nil
+	// One caller's cancelled context must not fail the others' changes.
+	err := r.write(context.WithoutCancel(ctx), puts, deletes)
+	if err == nil {
+		r.setQuota(q)
+	}
+	for _, p := range accepted {
+		p.done <- err
+	}
 }
 
 func (r *Repo) setQuota(q Quota) {

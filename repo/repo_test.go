@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/failstore"
+	"github.com/ipfs/go-datastore/query"
 	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -228,4 +230,49 @@ func TestClose_LaterOperationsFail(t *testing.T) {
 	assert.ErrorIs(t, r.Release(t.Context(), 0), repo.ErrClosed)
 	assert.ErrorIs(t, r.PutBlock(t.Context(), datastore.NewKey("a"), nil), repo.ErrClosed)
 	assert.ErrorIs(t, r.DeleteBlock(t.Context(), datastore.NewKey("a")), repo.ErrClosed)
+}
+
+// Concurrent commits are written in groups; when a group's write fails,
+// none of its changes is applied, so memory always matches the disk.
+func TestCommit_ConcurrentWithFailuresKeepsMemoryAndDiskEqual(t *testing.T) {
+	base := newMem()
+	var commits atomic.Int64
+	fs := failstore.NewFailstore(base, func(op string) error {
+		if op == "batch-commit" && commits.Add(1)%3 == 0 {
+			return errInjected
+		}
+		return nil
+	})
+	r, err := repo.New(t.Context(), fs, repo.WithQuotaMaxBytes(1<<20))
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var reserved, released atomic.Int64
+	for g := range 32 {
+		wg.Go(func() {
+			for i := range 20 {
+				key := datastore.NewKey(fmt.Sprintf("/rec/%d/%d", g, i))
+				err := r.Commit(context.Background(), repo.Change{Reserve: 3, Put: []repo.Record{{Key: key, Value: []byte{1}}}})
+				if err == nil {
+					reserved.Add(3)
+				} else {
+					assert.ErrorIs(t, err, errInjected)
+				}
+				if err := r.Release(context.Background(), 1); err == nil {
+					released.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	fresh, err := repo.New(t.Context(), base, repo.WithQuotaMaxBytes(1<<20))
+	require.NoError(t, err)
+	assert.Equal(t, fresh.Quota(), r.Quota())
+	assert.Equal(t, uint64(reserved.Load()-released.Load()), r.Quota().Reserved)
+
+	// Every record on disk belongs to a change that was reported successful.
+	res, err := base.Query(t.Context(), query.Query{Prefix: "/rec", KeysOnly: true})
+	require.NoError(t, err)
+	entries, err := res.Rest()
+	require.NoError(t, err)
+	assert.Equal(t, reserved.Load()/3, int64(len(entries)))
 }
