@@ -191,6 +191,20 @@ type Change struct {
 //
 // Commit must not be used to write the quota keys themselves.
 func (r *Repo) Commit(ctx context.Context, c Change) error {
+	// Fast path: nobody is writing or waiting, so commit c alone without
+	// queueing it.
+	if r.writeMu.TryLock() {
+		r.queueMu.Lock()
+		idle := len(r.queue) == 0
+		r.queueMu.Unlock()
+		if idle {
+			err := r.commitOne(ctx, c)
+			r.writeMu.Unlock()
+			return err
+		}
+		r.writeMu.Unlock()
+	}
+
 	p := &pendingChange{change: c, done: make(chan error, 1)}
 	r.queueMu.Lock()
 	r.queue = append(r.queue, p)
@@ -210,6 +224,27 @@ func (r *Repo) Commit(ctx context.Context, c Change) error {
 	r.commitGroup(ctx, group)
 	r.writeMu.Unlock()
 	return <-p.done
+}
+
+// commitOne validates and writes a single change. Called with writeMu held.
+func (r *Repo) commitOne(ctx context.Context, c Change) error {
+	if r.closed {
+		return ErrClosed
+	}
+	cur := r.Quota()
+	next, err := cur.apply(c.Reserve, c.Release)
+	if err != nil {
+		return err
+	}
+	puts := c.Put
+	if next.Reserved != cur.Reserved {
+		puts = append(puts[:len(puts):len(puts)], Record{ReservedKey, encodeCounter(next.Reserved)})
+	}
+	if err := r.write(ctx, puts, c.Delete); err != nil {
+		return err
+	}
+	r.setQuota(next)
+	return nil
 }
 
 // pendingChange is a Change waiting for a writer.

@@ -14,10 +14,15 @@ import (
 
 func queryAll() query.Query { return query.Query{} }
 
+// A corrupt record is reported by the operations that read it: here found
+// by a Store opened after the damage (a restart), since a running Store
+// serves the records it wrote from memory.
 func TestCorruptAvailabilityRecord_IsReported(t *testing.T) {
-	s, r, ds := newStore(t, 1000)
-	a := mustAvailability(t, s, 100)
+	s0, r, ds := newStore(t, 1000)
+	a := mustAvailability(t, s0, 100)
 	require.NoError(t, ds.Put(t.Context(), a.Key(), []byte(`{"id": "`)))
+	assert.ErrorIs(t, s0.Verify(t.Context()), reservations.ErrCorrupt)
+	s := reservations.New(r)
 
 	_, err := s.Availability(t.Context(), a.ID)
 	assert.ErrorIs(t, err, reservations.ErrCorrupt)
@@ -33,11 +38,12 @@ func TestCorruptAvailabilityRecord_IsReported(t *testing.T) {
 }
 
 func TestCorruptReservationRecord_IsReported(t *testing.T) {
-	s, r, ds := newStore(t, 1000)
-	a := mustAvailability(t, s, 100)
-	res, err := s.CreateReservation(t.Context(), a.ID, 10, reqID(1), 0)
+	s0, r, ds := newStore(t, 1000)
+	a := mustAvailability(t, s0, 100)
+	res, err := s0.CreateReservation(t.Context(), a.ID, 10, reqID(1), 0)
 	require.NoError(t, err)
 	require.NoError(t, ds.Put(t.Context(), res.Key(), []byte(`{"size": -1}`)))
+	s := reservations.New(r)
 
 	assert.ErrorIs(t, s.Release(t.Context(), res.ID, a.ID, 1), reservations.ErrCorrupt)
 	assert.ErrorIs(t, s.DeleteReservation(t.Context(), res.ID, a.ID), reservations.ErrCorrupt)
@@ -55,6 +61,21 @@ func TestRecordUnderWrongKey_IsReported(t *testing.T) {
 	require.NoError(t, ds.Put(t.Context(), datastore.NewKey("/meta/sales/reservations/"+other.String()), b))
 	_, err = s.Availability(t.Context(), other)
 	assert.ErrorIs(t, err, reservations.ErrCorrupt)
+}
+
+// Records written behind a running Store's back make its memory disagree
+// with the datastore; Verify says so.
+func TestVerify_ReportsRecordsChangedBehindItsBack(t *testing.T) {
+	s, _, ds := newStore(t, 1000)
+	a := mustAvailability(t, s, 100)
+	changed := a
+	changed.Duration++
+	b, err := changed.MarshalJSON()
+	require.NoError(t, err)
+	require.NoError(t, ds.Put(t.Context(), a.Key(), b))
+	err = s.Verify(t.Context())
+	require.ErrorIs(t, err, reservations.ErrInvariant)
+	assert.Contains(t, err.Error(), "differs from the datastore")
 }
 
 func TestVerify_ReportsDifference(t *testing.T) {

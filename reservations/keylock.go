@@ -16,10 +16,8 @@ type stripedMutex struct {
 	locks [stripes]sync.Mutex
 }
 
-// lock locks id's stripe and returns its unlock function.
-func (m *stripedMutex) lock(id AvailabilityID) (unlock func()) {
+// of returns id's lock.
+func (m *stripedMutex) of(id AvailabilityID) *sync.Mutex {
 	// UUIDv7 ends in random bits: the last bytes spread IDs evenly.
-	l := &m.locks[binary.BigEndian.Uint64(id[8:])%stripes]
-	l.Lock()
-	return l.Unlock
+	return &m.locks[binary.BigEndian.Uint64(id[8:])%stripes]
 }

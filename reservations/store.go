@@ -62,27 +62,33 @@ type Store struct {
 	// which needs all records and the counter at one instant.
 	changes sync.RWMutex
 	locks   stripedMutex
+	cache   *cache
 }
 
 // New returns a Store over r. The Store owns the records under Prefix in
-// r's metadata datastore, and expects to be the only one changing r's
-// Reserved counter (see Verify).
+// r's metadata datastore and keeps those it uses in memory, and expects to be
+// the only one changing r's Reserved counter (see Verify): make one Store per
+// repo, and do not write its records behind its back.
 func New(r *repo.Repo, opts ...Option) *Store {
 	o := options{logger: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return &Store{repo: r, ds: r.Datastore(), onAdded: o.onAdded, log: o.logger}
+	return &Store{repo: r, ds: r.Datastore(), onAdded: o.onAdded, log: o.logger, cache: newCache()}
 }
 
-// lock takes the locks for a change to one availability.
-func (s *Store) lock(id AvailabilityID) (unlock func()) {
+// lock takes the locks for a change to one availability; unlock releases
+// them.
+func (s *Store) lock(id AvailabilityID) *sync.Mutex {
 	s.changes.RLock()
-	release := s.locks.lock(id)
-	return func() {
-		release()
-		s.changes.RUnlock()
-	}
+	m := s.locks.of(id)
+	m.Lock()
+	return m
+}
+
+func (s *Store) unlock(m *sync.Mutex) {
+	m.Unlock()
+	s.changes.RUnlock()
 }
 
 // CreateAvailability reserves size bytes in the repo quota and stores an
@@ -99,12 +105,15 @@ func (s *Store) CreateAvailability(ctx context.Context, size, duration uint64, m
 	}
 	a := Availability{ID: AvailabilityID(id), Size: size, Duration: duration, MinPrice: minPrice, MaxCollateral: maxCollateral}
 
-	unlock := s.lock(a.ID)
+	m := s.lock(a.ID)
 	err = s.repo.Commit(ctx, repo.Change{
 		Reserve: size,
 		Put:     []repo.Record{{Key: a.Key(), Value: encode(a)}},
 	})
-	unlock()
+	if err == nil {
+		s.cache.put([]Availability{a}, nil)
+	}
+	s.unlock(m)
 	if err != nil {
 		return Availability{}, fmt.Errorf("create availability of %d bytes: %w: %w", size, ErrReserveFailed, err)
 	}
@@ -131,8 +140,7 @@ func (s *Store) notifyAdded(ctx context.Context, a Availability) {
 // repo.ErrQuotaNotEnough); shrinking it releases the difference. An unknown
 // ID fails with ErrNotFound.
 func (s *Store) UpdateAvailability(ctx context.Context, a Availability) error {
-	unlock := s.lock(a.ID)
-	defer unlock()
+	defer s.unlock(s.lock(a.ID))
 	cur, err := s.availability(ctx, a.ID)
 	if err != nil {
 		return fmt.Errorf("update availability %s: %w", a.ID, err)
@@ -149,6 +157,7 @@ func (s *Store) UpdateAvailability(ctx context.Context, a Availability) error {
 		}
 		return fmt.Errorf("update availability %s: %w", a.ID, err)
 	}
+	s.cache.put([]Availability{a}, nil)
 	return nil
 }
 
@@ -156,8 +165,7 @@ func (s *Store) UpdateAvailability(ctx context.Context, a Availability) error {
 // the quota. It fails with ErrHasReservations while reservations draw on it,
 // and with ErrNotFound for an unknown ID.
 func (s *Store) DeleteAvailability(ctx context.Context, id AvailabilityID) error {
-	unlock := s.lock(id)
-	defer unlock()
+	defer s.unlock(s.lock(id))
 	a, err := s.availability(ctx, id)
 	if err != nil {
 		return fmt.Errorf("delete availability %s: %w", id, err)
@@ -172,6 +180,7 @@ func (s *Store) DeleteAvailability(ctx context.Context, id AvailabilityID) error
 	if err := s.repo.Commit(ctx, repo.Change{Release: a.Size, Delete: []datastore.Key{a.Key()}}); err != nil {
 		return fmt.Errorf("delete availability %s: %w", id, err)
 	}
+	s.cache.deleteAvailability(id)
 	return nil
 }
 
@@ -190,8 +199,7 @@ func (s *Store) CreateReservation(ctx context.Context, id AvailabilityID, slotSi
 	}
 	r := Reservation{ID: ReservationID(rid), AvailabilityID: id, Size: slotSize, RequestID: requestID, SlotIndex: slotIndex}
 
-	unlock := s.lock(id)
-	defer unlock()
+	defer s.unlock(s.lock(id))
 	a, err := s.availability(ctx, id)
 	if err != nil {
 		return Reservation{}, fmt.Errorf("create reservation on %s: %w", id, err)
@@ -207,6 +215,7 @@ func (s *Store) CreateReservation(ctx context.Context, id AvailabilityID, slotSi
 	if err != nil {
 		return Reservation{}, fmt.Errorf("create reservation on %s: %w", id, err)
 	}
+	s.cache.put([]Availability{a}, []Reservation{r})
 	return r, nil
 }
 
@@ -215,8 +224,7 @@ func (s *Store) CreateReservation(ctx context.Context, id AvailabilityID, slotSi
 // reserved for (release before repo.PutBlock). The reservation must exist
 // (ErrNotFound) and hold at least bytes (ErrBytesOutOfBounds).
 func (s *Store) Release(ctx context.Context, id ReservationID, availabilityID AvailabilityID, bytes uint64) error {
-	unlock := s.lock(availabilityID)
-	defer unlock()
+	defer s.unlock(s.lock(availabilityID))
 	r, err := s.reservation(ctx, id, availabilityID)
 	if err != nil {
 		return fmt.Errorf("release from reservation %s: %w", id, err)
@@ -232,6 +240,7 @@ func (s *Store) Release(ctx context.Context, id ReservationID, availabilityID Av
 	if err != nil {
 		return fmt.Errorf("release from reservation %s: %w", id, err)
 	}
+	s.cache.put(nil, []Reservation{r})
 	return nil
 }
 
@@ -241,8 +250,7 @@ func (s *Store) Release(ctx context.Context, id ReservationID, availabilityID Av
 // gone (only possible if records were removed behind the Store's back), the
 // bytes go back to the repo quota instead of being lost.
 func (s *Store) DeleteReservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) error {
-	unlock := s.lock(availabilityID)
-	defer unlock()
+	defer s.unlock(s.lock(availabilityID))
 	r, err := s.reservation(ctx, id, availabilityID)
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -266,12 +274,21 @@ func (s *Store) DeleteReservation(ctx context.Context, id ReservationID, availab
 	if err := s.repo.Commit(ctx, c); err != nil {
 		return fmt.Errorf("delete reservation %s: %w", id, err)
 	}
+	s.cache.deleteReservation(id)
+	if c.Put != nil {
+		s.cache.put([]Availability{a}, nil)
+	}
 	return nil
 }
 
 // Availability returns the availability with id, or ErrNotFound.
 func (s *Store) Availability(ctx context.Context, id AvailabilityID) (Availability, error) {
+	if a, ok := s.cache.availability(id); ok {
+		return a, nil
+	}
+	m := s.lock(id)
 	a, err := s.availability(ctx, id)
+	s.unlock(m)
 	if err != nil {
 		return Availability{}, fmt.Errorf("get availability %s: %w", id, err)
 	}
@@ -281,7 +298,12 @@ func (s *Store) Availability(ctx context.Context, id AvailabilityID) (Availabili
 // Reservation returns the reservation with id under availabilityID, or
 // ErrNotFound.
 func (s *Store) Reservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) (Reservation, error) {
+	if r, ok := s.cache.reservation(id, availabilityID); ok {
+		return r, nil
+	}
+	m := s.lock(availabilityID)
 	r, err := s.reservation(ctx, id, availabilityID)
+	s.unlock(m)
 	if err != nil {
 		return Reservation{}, fmt.Errorf("get reservation %s: %w", id, err)
 	}
@@ -290,6 +312,9 @@ func (s *Store) Reservation(ctx context.Context, id ReservationID, availabilityI
 
 // HasAvailability reports whether an availability with id exists.
 func (s *Store) HasAvailability(ctx context.Context, id AvailabilityID) (bool, error) {
+	if _, ok := s.cache.availability(id); ok {
+		return true, nil
+	}
 	ok, err := s.ds.Has(ctx, availabilityKey(id))
 	if err != nil {
 		return false, fmt.Errorf("has availability %s: %w", id, err)
@@ -300,6 +325,9 @@ func (s *Store) HasAvailability(ctx context.Context, id AvailabilityID) (bool, e
 // HasReservation reports whether a reservation with id exists under
 // availabilityID.
 func (s *Store) HasReservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) (bool, error) {
+	if _, ok := s.cache.reservation(id, availabilityID); ok {
+		return true, nil
+	}
 	ok, err := s.ds.Has(ctx, reservationKey(availabilityID, id))
 	if err != nil {
 		return false, fmt.Errorf("has reservation %s: %w", id, err)
@@ -357,8 +385,12 @@ func (s *Store) Available() uint64 { return s.repo.Available() }
 // HasAvailable reports whether n more bytes fit in the repo quota.
 func (s *Store) HasAvailable(n uint64) bool { return s.repo.HasAvailable(n) }
 
-// availability reads one availability record.
+// availability returns one availability, from the cache or else from the
+// datastore (then caching it). Called with id's lock held.
 func (s *Store) availability(ctx context.Context, id AvailabilityID) (Availability, error) {
+	if a, ok := s.cache.availability(id); ok {
+		return a, nil
+	}
 	key := availabilityKey(id)
 	b, err := s.ds.Get(ctx, key)
 	if errors.Is(err, datastore.ErrNotFound) {
@@ -367,11 +399,20 @@ func (s *Store) availability(ctx context.Context, id AvailabilityID) (Availabili
 	if err != nil {
 		return Availability{}, err
 	}
-	return decodeAvailability(key, b)
+	a, err := decodeAvailability(key, b)
+	if err != nil {
+		return Availability{}, err
+	}
+	s.cache.put([]Availability{a}, nil)
+	return a, nil
 }
 
-// reservation reads one reservation record.
+// reservation returns one reservation, from the cache or else from the
+// datastore (then caching it). Called with availabilityID's lock held.
 func (s *Store) reservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) (Reservation, error) {
+	if r, ok := s.cache.reservation(id, availabilityID); ok {
+		return r, nil
+	}
 	key := reservationKey(availabilityID, id)
 	b, err := s.ds.Get(ctx, key)
 	if errors.Is(err, datastore.ErrNotFound) {
@@ -380,7 +421,12 @@ func (s *Store) reservation(ctx context.Context, id ReservationID, availabilityI
 	if err != nil {
 		return Reservation{}, err
 	}
-	return decodeReservation(key, b)
+	r, err := decodeReservation(key, b)
+	if err != nil {
+		return Reservation{}, err
+	}
+	s.cache.put(nil, []Reservation{r})
+	return r, nil
 }
 
 // countReservations counts the reservation records under an availability.

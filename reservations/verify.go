@@ -11,7 +11,8 @@ import (
 //
 //	repo.Reserved == Σ availability.Size + Σ reservation.Size
 //
-// and that every reservation's availability exists. It looks at all records
+// that every reservation's availability exists, and that the records the
+// Store keeps in memory are those in the datastore. It looks at all records
 // and the counter at one instant (mutations wait while it runs). On a
 // violation it returns an error matching ErrInvariant that reports the
 // figures and their difference; a corrupt record fails it with ErrCorrupt.
@@ -46,6 +47,7 @@ func (s *Store) Verify(ctx context.Context) error {
 		resBytes, c = bits.Add64(resBytes, r.Size, 0)
 		overflow = overflow || c != 0
 	}
+	errs = append(errs, s.checkCache(as, rs)...)
 	sum, c := bits.Add64(availBytes, resBytes, 0)
 	overflow = overflow || c != 0
 	if overflow || sum != reserved {
@@ -54,4 +56,30 @@ func (s *Store) Verify(ctx context.Context) error {
 			ErrInvariant, reserved, availBytes, len(as), resBytes, len(rs), diff))
 	}
 	return errors.Join(errs...)
+}
+
+// checkCache reports cached records that differ from the datastore's, which
+// only writes behind the Store's back can cause.
+func (s *Store) checkCache(as []Availability, rs []Reservation) []error {
+	cachedA, cachedR := s.cache.snapshot()
+	var errs []error
+	for _, a := range as {
+		if c, ok := cachedA[a.ID]; ok && c != a {
+			errs = append(errs, fmt.Errorf("%w: availability %s in memory differs from the datastore", ErrInvariant, a.ID))
+		}
+		delete(cachedA, a.ID)
+	}
+	for _, r := range rs {
+		if c, ok := cachedR[r.ID]; ok && c != r {
+			errs = append(errs, fmt.Errorf("%w: reservation %s in memory differs from the datastore", ErrInvariant, r.ID))
+		}
+		delete(cachedR, r.ID)
+	}
+	for id := range cachedA {
+		errs = append(errs, fmt.Errorf("%w: availability %s in memory is missing from the datastore", ErrInvariant, id))
+	}
+	for id := range cachedR {
+		errs = append(errs, fmt.Errorf("%w: reservation %s in memory is missing from the datastore", ErrInvariant, id))
+	}
+	return errs
 }
