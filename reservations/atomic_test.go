@@ -7,90 +7,15 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/ipfs/go-datastore"
-	"github.com/ipfs/go-datastore/failstore"
-	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/stowage/stowage/repo"
 	"github.com/stowage/stowage/reservations"
 )
 
-var errInjected = errors.New("injected failure")
-
-// isWrite reports whether a failstore operation writes.
-func isWrite(op string) bool {
-	switch op {
-	case "put", "delete", "batch", "batch-put", "batch-delete", "batch-commit":
-		return true
-	}
-	return false
-}
-
-// scenario exercises every mutation of the Store, ignoring errors (some
-// operations fail when an earlier one did).
-func scenario(ctx context.Context, s *reservations.Store) {
-	a, _ := s.CreateAvailability(ctx, 500, 100, u(1), u(1))
-	b, _ := s.CreateAvailability(ctx, 300, 100, u(1), u(1))
-	r1, _ := s.CreateReservation(ctx, a.ID, 100, reqID(1), 0)
-	r2, _ := s.CreateReservation(ctx, a.ID, 150, reqID(1), 1)
-	r3, _ := s.CreateReservation(ctx, b.ID, 200, reqID(2), 0)
-	_ = s.Release(ctx, r1.ID, a.ID, 40)
-	_ = s.Release(ctx, r1.ID, a.ID, 60)
-	_ = s.Release(ctx, r3.ID, b.ID, 10)
-	_ = s.DeleteReservation(ctx, r1.ID, a.ID)
-	a.Size += 50
-	_ = s.UpdateAvailability(ctx, a)
-	_ = s.DeleteReservation(ctx, r2.ID, a.ID)
-	b.Size = 40
-	_ = s.UpdateAvailability(ctx, b)
-	_ = s.DeleteReservation(ctx, r3.ID, b.ID)
-	_ = s.DeleteAvailability(ctx, b.ID)
-}
-
-// Inject a failure at the k-th write of the scenario, for every k. After each
-// run the in-memory quota equals what a fresh repo reads from the same
-// datastore, and the invariant holds there.
-func TestFailureAtEveryWrite_LeavesStateConsistent(t *testing.T) {
-	ctx := t.Context()
-	// Count the writes of a clean run.
-	var writes atomic.Int64
-	{
-		fs := failstore.NewFailstore(dssync.MutexWrap(datastore.NewMapDatastore()), func(op string) error {
-			if isWrite(op) {
-				writes.Add(1)
-			}
-			return nil
-		})
-		r, err := repo.New(ctx, fs, repo.WithQuotaMaxBytes(1000))
-		require.NoError(t, err)
-		scenario(ctx, reservations.New(r))
-	}
-	n := writes.Load()
-	require.Greater(t, n, int64(20))
-
-	for k := int64(1); k <= n; k++ {
-		base := dssync.MutexWrap(datastore.NewMapDatastore())
-		var count atomic.Int64
-		fs := failstore.NewFailstore(base, func(op string) error {
-			if isWrite(op) && count.Add(1) == k {
-				return errInjected
-			}
-			return nil
-		})
-		r, err := repo.New(ctx, fs, repo.WithQuotaMaxBytes(1000))
-		require.NoError(t, err)
-		s := reservations.New(r)
-		scenario(ctx, s)
-
-		fresh, err := repo.New(ctx, base, repo.WithQuotaMaxBytes(1000))
-		require.NoError(t, err)
-		assert.Equal(t, fresh.Quota(), r.Quota(), "failure at write %d: memory and disk disagree", k)
-		assert.NoError(t, reservations.New(fresh).Verify(ctx), "failure at write %d", k)
-		assert.NoError(t, s.Verify(ctx), "failure at write %d", k)
-	}
-}
+// Failure injection at every write of a scripted scenario lives in package
+// stowagetest, which runs it on the in-memory map, a namespaced store and
+// LevelDB.
 
 // Hundreds of goroutines race for one availability: exactly as many
 // reservations succeed as fit, never more.
