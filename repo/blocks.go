@@ -25,11 +25,7 @@ func (r *Repo) blockKey(key datastore.Key) datastore.Key {
 func (r *Repo) PutBlock(ctx context.Context, key datastore.Key, data []byte) error {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
-	if r.closed {
-		return ErrClosed
-	}
-	bk := r.blockKey(key)
-	old, err := r.blockSize(ctx, bk)
+	bk, old, err := r.lockedBlock(ctx, key)
 	if err != nil {
 		return fmt.Errorf("put block %s: %w", key, err)
 	}
@@ -110,11 +106,7 @@ func (r *Repo) HasBlock(ctx context.Context, key datastore.Key) (bool, error) {
 func (r *Repo) DeleteBlock(ctx context.Context, key datastore.Key) error {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
-	if r.closed {
-		return ErrClosed
-	}
-	bk := r.blockKey(key)
-	old, err := r.blockSize(ctx, bk)
+	bk, old, err := r.lockedBlock(ctx, key)
 	if err != nil {
 		return fmt.Errorf("delete block %s: %w", key, err)
 	}
@@ -145,6 +137,17 @@ func (r *Repo) DeleteBlock(ctx context.Context, key datastore.Key) error {
 	}
 	r.setQuota(next)
 	return nil
+}
+
+// lockedBlock returns the block datastore's key for key and the size of the
+// block stored there (zero when missing). Called with writeMu held.
+func (r *Repo) lockedBlock(ctx context.Context, key datastore.Key) (datastore.Key, uint64, error) {
+	if r.closed {
+		return datastore.Key{}, 0, ErrClosed
+	}
+	bk := r.blockKey(key)
+	size, err := r.blockSize(ctx, bk)
+	return bk, size, err
 }
 
 // blockSize returns the stored size of a block, zero when it is missing.

@@ -119,120 +119,102 @@ func resKeyN(rec rawRecords, i int) datastore.Key {
 	return rec.availKey.ChildString(fmt.Sprintf("%036d", i))
 }
 
-func BenchmarkCreateReservation(b *testing.B) {
+// step is one timed iteration; it may stop the timer for untimed setup.
+type step func(b *testing.B, i int) error
+
+// benchPair runs an operation of the Store and its raw baseline on every
+// backend, side by side.
+func benchPair(b *testing.B,
+	store func(b *testing.B, s *reservations.Store, a reservations.Availability) step,
+	raw func(b *testing.B, ds datastore.Batching, rec rawRecords) step,
+) {
+	loop := func(b *testing.B, do step) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if err := do(b, i); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	for _, be := range backends {
 		b.Run(be.name+"/stowage", func(b *testing.B) {
 			s, a := benchStore(b, be.open(b))
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				if _, err := s.CreateReservation(b.Context(), a.ID, 1024, reqID(1), uint64(i)); err != nil {
-					b.Fatal(err)
-				}
-			}
+			loop(b, store(b, s, a))
 		})
 		b.Run(be.name+"/raw", func(b *testing.B) {
 			ds := be.open(b)
 			rec := newRawRecords(b)
 			require.NoError(b, ds.Put(b.Context(), rec.availKey, rec.avail))
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				if err := rawCreate(b.Context(), ds, rec, resKeyN(rec, i)); err != nil {
-					b.Fatal(err)
-				}
-			}
+			require.NoError(b, ds.Put(b.Context(), rec.resKey, rec.res))
+			loop(b, raw(b, ds, rec))
 		})
 	}
+}
+
+func BenchmarkCreateReservation(b *testing.B) {
+	benchPair(b, func(_ *testing.B, s *reservations.Store, a reservations.Availability) step {
+		return func(b *testing.B, i int) error {
+			_, err := s.CreateReservation(b.Context(), a.ID, 1024, reqID(1), uint64(i))
+			return err
+		}
+	}, func(_ *testing.B, ds datastore.Batching, rec rawRecords) step {
+		return func(b *testing.B, i int) error {
+			return rawCreate(b.Context(), ds, rec, resKeyN(rec, i))
+		}
+	})
 }
 
 func BenchmarkRelease(b *testing.B) {
-	for _, be := range backends {
-		b.Run(be.name+"/stowage", func(b *testing.B) {
-			s, a := benchStore(b, be.open(b))
-			res, err := s.CreateReservation(b.Context(), a.ID, huge/4, reqID(1), 0)
-			require.NoError(b, err)
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := s.Release(b.Context(), res.ID, a.ID, 1); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(be.name+"/raw", func(b *testing.B) {
-			ds := be.open(b)
-			rec := newRawRecords(b)
-			require.NoError(b, ds.Put(b.Context(), rec.resKey, rec.res))
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				if err := rawRelease(b.Context(), ds, rec, rec.resKey, uint64(i)); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	benchPair(b, func(b *testing.B, s *reservations.Store, a reservations.Availability) step {
+		res, err := s.CreateReservation(b.Context(), a.ID, huge/4, reqID(1), 0)
+		require.NoError(b, err)
+		return func(b *testing.B, _ int) error {
+			return s.Release(b.Context(), res.ID, a.ID, 1)
+		}
+	}, func(_ *testing.B, ds datastore.Batching, rec rawRecords) step {
+		return func(b *testing.B, i int) error {
+			return rawRelease(b.Context(), ds, rec, rec.resKey, uint64(i))
+		}
+	})
 }
 
 func BenchmarkDeleteReservation(b *testing.B) {
-	for _, be := range backends {
-		b.Run(be.name+"/stowage", func(b *testing.B) {
-			s, a := benchStore(b, be.open(b))
-			b.ReportAllocs()
-			for b.Loop() {
-				b.StopTimer()
-				res, err := s.CreateReservation(b.Context(), a.ID, 1024, reqID(1), 0)
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-				if err := s.DeleteReservation(b.Context(), res.ID, a.ID); err != nil {
-					b.Fatal(err)
-				}
+	benchPair(b, func(_ *testing.B, s *reservations.Store, a reservations.Availability) step {
+		return func(b *testing.B, _ int) error {
+			b.StopTimer()
+			res, err := s.CreateReservation(b.Context(), a.ID, 1024, reqID(1), 0)
+			b.StartTimer()
+			if err != nil {
+				return err
 			}
-		})
-		b.Run(be.name+"/raw", func(b *testing.B) {
-			ds := be.open(b)
-			rec := newRawRecords(b)
-			require.NoError(b, ds.Put(b.Context(), rec.availKey, rec.avail))
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				b.StopTimer()
-				key := resKeyN(rec, i)
-				if err := rawCreate(b.Context(), ds, rec, key); err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-				if err := rawDelete(b.Context(), ds, rec, key); err != nil {
-					b.Fatal(err)
-				}
+			return s.DeleteReservation(b.Context(), res.ID, a.ID)
+		}
+	}, func(_ *testing.B, ds datastore.Batching, rec rawRecords) step {
+		return func(b *testing.B, i int) error {
+			b.StopTimer()
+			key := resKeyN(rec, i)
+			err := rawCreate(b.Context(), ds, rec, key)
+			b.StartTimer()
+			if err != nil {
+				return err
 			}
-		})
-	}
+			return rawDelete(b.Context(), ds, rec, key)
+		}
+	})
 }
 
 // One sale's accounting: create a reservation, release its bytes in two
 // writes, delete it.
 func BenchmarkCycle(b *testing.B) {
-	for _, be := range backends {
-		b.Run(be.name+"/stowage", func(b *testing.B) {
-			s, a := benchStore(b, be.open(b))
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := cycle(b.Context(), s, a.ID, 0); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(be.name+"/raw", func(b *testing.B) {
-			ds := be.open(b)
-			rec := newRawRecords(b)
-			require.NoError(b, ds.Put(b.Context(), rec.availKey, rec.avail))
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				if err := rawCycle(b.Context(), ds, rec, resKeyN(rec, i), uint64(i)); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	benchPair(b, func(_ *testing.B, s *reservations.Store, a reservations.Availability) step {
+		return func(b *testing.B, _ int) error {
+			return cycle(b.Context(), s, a.ID, 0)
+		}
+	}, func(_ *testing.B, ds datastore.Batching, rec rawRecords) step {
+		return func(b *testing.B, i int) error {
+			return rawCycle(b.Context(), ds, rec, resKeyN(rec, i), uint64(i))
+		}
+	})
 }
 
 func cycle(ctx context.Context, s *reservations.Store, id reservations.AvailabilityID, slot uint64) error {
