@@ -139,11 +139,42 @@ func (s *Store) notifyAdded(ctx context.Context, a Availability) {
 // nothing changed, when it does not fit: ErrReserveFailed and
 // repo.ErrQuotaNotEnough); shrinking it releases the difference. An unknown
 // ID fails with ErrNotFound.
+//
+// The new Size replaces whatever the availability has now, including bytes
+// reservations took since a was read. To change an availability relative to
+// its current state (give back n bytes, say), use ModifyAvailability.
 func (s *Store) UpdateAvailability(ctx context.Context, a Availability) error {
-	defer s.unlock(s.lock(a.ID))
-	cur, err := s.availability(ctx, a.ID)
+	_, err := s.ModifyAvailability(ctx, a.ID, func(cur *Availability) error {
+		*cur = a
+		return nil
+	})
+	return err
+}
+
+// ModifyAvailability changes an availability atomically with respect to
+// every other operation on it: fn receives the current availability, edits
+// it in place, and the result is stored as by UpdateAvailability (growing
+// or shrinking the quota by the change in Size). fn runs under the
+// availability's lock, so it must not call the Store. An error from fn
+// aborts the change and is returned wrapped; so does changing the ID.
+//
+//	// Give the bytes of a finished slot back to the offer.
+//	_, err := store.ModifyAvailability(ctx, id, func(a *reservations.Availability) error {
+//		a.Size += freed
+//		return nil
+//	})
+func (s *Store) ModifyAvailability(ctx context.Context, id AvailabilityID, fn func(a *Availability) error) (Availability, error) {
+	defer s.unlock(s.lock(id))
+	cur, err := s.availability(ctx, id)
 	if err != nil {
-		return fmt.Errorf("update availability %s: %w", a.ID, err)
+		return Availability{}, fmt.Errorf("update availability %s: %w", id, err)
+	}
+	a := cur
+	if err := fn(&a); err != nil {
+		return Availability{}, fmt.Errorf("update availability %s: %w", id, err)
+	}
+	if a.ID != id {
+		return Availability{}, fmt.Errorf("update availability %s: %w: the ID cannot change (to %s)", id, ErrInvalidID, a.ID)
 	}
 	c := repo.Change{Put: []repo.Record{{Key: a.Key(), Value: encode(a)}}}
 	if a.Size > cur.Size {
@@ -153,12 +184,12 @@ func (s *Store) UpdateAvailability(ctx context.Context, a Availability) error {
 	}
 	if err := s.repo.Commit(ctx, c); err != nil {
 		if c.Reserve > 0 {
-			return fmt.Errorf("update availability %s: grow by %d bytes: %w: %w", a.ID, c.Reserve, ErrReserveFailed, err)
+			return Availability{}, fmt.Errorf("update availability %s: grow by %d bytes: %w: %w", id, c.Reserve, ErrReserveFailed, err)
 		}
-		return fmt.Errorf("update availability %s: %w", a.ID, err)
+		return Availability{}, fmt.Errorf("update availability %s: %w", id, err)
 	}
 	s.cache.put([]Availability{a}, nil)
-	return nil
+	return a, nil
 }
 
 // DeleteAvailability deletes an availability and returns its free bytes to

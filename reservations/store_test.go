@@ -3,7 +3,9 @@ package reservations_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -401,4 +403,69 @@ func TestKeys_MatchDocumentedLayout(t *testing.T) {
 	assert.Equal(t, "/meta/sales/reservations/"+a.ID.String(), a.Key().String())
 	assert.Equal(t, "/meta/sales/reservations/"+a.ID.String()+"/"+r.ID.String(), r.Key().String())
 	assert.Equal(t, reservations.Prefix, datastore.NewKey("/meta/sales/reservations"))
+}
+
+func TestModifyAvailability_ChangesRelativeToCurrent(t *testing.T) {
+	s, r, _ := newStore(t, 1000)
+	a := mustAvailability(t, s, 100)
+	_, err := s.CreateReservation(t.Context(), a.ID, 30, reqID(1), 0)
+	require.NoError(t, err)
+
+	// a is stale (Size 100); a relative change sees the current 70.
+	got, err := s.ModifyAvailability(t.Context(), a.ID, func(cur *reservations.Availability) error {
+		assert.Equal(t, uint64(70), cur.Size)
+		cur.Size += 25
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(95), got.Size)
+	assert.Equal(t, uint64(125), r.Quota().Reserved)
+	requireInvariant(t, s)
+}
+
+func TestModifyAvailability_AbortsOnError(t *testing.T) {
+	s, r, _ := newStore(t, 1000)
+	a := mustAvailability(t, s, 100)
+	boom := errors.New("boom")
+	_, err := s.ModifyAvailability(t.Context(), a.ID, func(cur *reservations.Availability) error {
+		cur.Size = 1
+		return boom
+	})
+	require.ErrorIs(t, err, boom)
+	_, err = s.ModifyAvailability(t.Context(), a.ID, func(cur *reservations.Availability) error {
+		cur.ID = reservations.AvailabilityID(uuid.New())
+		return nil
+	})
+	require.ErrorIs(t, err, reservations.ErrInvalidID)
+	got, err := s.Availability(t.Context(), a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, a, got)
+	assert.Equal(t, uint64(100), r.Quota().Reserved)
+}
+
+// Giving bytes back while reservations are being carved out never loses or
+// duplicates a byte.
+func TestModifyAvailability_ConcurrentWithReservations(t *testing.T) {
+	s, r, _ := newStore(t, 1<<20)
+	a := mustAvailability(t, s, 10_000)
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			_, err := s.CreateReservation(context.Background(), a.ID, 100, reqID(1), uint64(i))
+			assert.NoError(t, err)
+		})
+		wg.Go(func() {
+			_, err := s.ModifyAvailability(context.Background(), a.ID, func(cur *reservations.Availability) error {
+				cur.Size += 10
+				return nil
+			})
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	got, err := s.Availability(t.Context(), a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(10_000-50*100+50*10), got.Size)
+	assert.Equal(t, uint64(10_000+50*10), r.Quota().Reserved)
+	requireInvariant(t, s)
 }
