@@ -12,6 +12,9 @@ type cache struct {
 	mu    sync.RWMutex
 	avail map[AvailabilityID]Availability
 	res   map[ReservationID]Reservation
+	// allAvail is set once avail holds every availability in the datastore
+	// (see Store.Availabilities); writes keep it so.
+	allAvail bool
 }
 
 func newCache() *cache {
@@ -72,4 +75,32 @@ func (c *cache) snapshot() (map[AvailabilityID]Availability, map[ReservationID]R
 		rs[k] = v
 	}
 	return as, rs
+}
+
+// availabilities returns every availability, oldest first, if the cache
+// holds them all.
+func (c *cache) availabilities() ([]Availability, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if !c.allAvail {
+		return nil, false
+	}
+	as := make([]Availability, 0, len(c.avail))
+	for _, a := range c.avail {
+		as = append(as, a)
+	}
+	sortAvailabilities(as)
+	return as, true
+}
+
+// setAvailabilities replaces the cached availabilities with all those in
+// the datastore. Called with no mutation in flight.
+func (c *cache) setAvailabilities(as []Availability) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.avail)
+	for _, a := range as {
+		c.avail[a.ID] = a
+	}
+	c.allAvail = true
 }

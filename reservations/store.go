@@ -1,6 +1,7 @@
 package reservations
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -366,10 +367,26 @@ func (s *Store) HasReservation(ctx context.Context, id ReservationID, availabili
 	return ok, nil
 }
 
-// Availabilities returns every availability, oldest first.
+// Availabilities returns every availability, oldest first. The first call
+// reads them all from the datastore (reporting a corrupt record with
+// ErrCorrupt); later calls are served from memory.
 func (s *Store) Availabilities(ctx context.Context) ([]Availability, error) {
+	if as, ok := s.cache.availabilities(); ok {
+		return as, nil
+	}
+	// Load with every mutation held off, so none can slip between the scan
+	// and the cache.
+	s.changes.Lock()
+	defer s.changes.Unlock()
+	if as, ok := s.cache.availabilities(); ok {
+		return as, nil
+	}
 	as, _, err := s.scan(ctx, Prefix, true, false)
-	return as, err
+	if err != nil {
+		return nil, err
+	}
+	s.cache.setAvailabilities(as)
+	return as, nil
 }
 
 // Reservations returns every reservation, oldest first.
@@ -510,9 +527,12 @@ func (s *Store) scan(ctx context.Context, prefix datastore.Key, wantAvail, wantR
 			return nil, nil, fmt.Errorf("%w: unexpected key %s", ErrCorrupt, key)
 		}
 	}
-	slices.SortFunc(as, func(x, y Availability) int { return compareIDs(x.ID[:], y.ID[:]) })
-	slices.SortFunc(rs, func(x, y Reservation) int { return compareIDs(x.ID[:], y.ID[:]) })
+	sortAvailabilities(as)
+	slices.SortFunc(rs, func(x, y Reservation) int { return bytes.Compare(x.ID[:], y.ID[:]) })
 	return as, rs, nil
 }
 
-func compareIDs(a, b []byte) int { return strings.Compare(string(a), string(b)) }
+// sortAvailabilities sorts by ID: creation order, as IDs are UUIDv7.
+func sortAvailabilities(as []Availability) {
+	slices.SortFunc(as, func(x, y Availability) int { return bytes.Compare(x.ID[:], y.ID[:]) })
+}

@@ -469,3 +469,30 @@ func TestModifyAvailability_ConcurrentWithReservations(t *testing.T) {
 	assert.Equal(t, uint64(10_000+50*10), r.Quota().Reserved)
 	requireInvariant(t, s)
 }
+
+// Once loaded, the list of availabilities is kept in memory; every change
+// shows in it, and a fresh Store reading the datastore sees the same.
+func TestAvailabilities_FollowChangesAfterFirstLoad(t *testing.T) {
+	s, r, _ := newStore(t, 10_000)
+	a := mustAvailability(t, s, 100)
+	as, err := s.Availabilities(t.Context())
+	require.NoError(t, err)
+	require.Len(t, as, 1)
+
+	b := mustAvailability(t, s, 200)
+	_, err = s.CreateReservation(t.Context(), a.ID, 40, reqID(1), 0)
+	require.NoError(t, err)
+	require.NoError(t, s.DeleteAvailability(t.Context(), b.ID))
+	c := mustAvailability(t, s, 300)
+
+	as, err = s.Availabilities(t.Context())
+	require.NoError(t, err)
+	fresh, err := reservations.New(r).Availabilities(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, fresh, as)
+	require.Len(t, as, 2)
+	assert.Equal(t, a.ID, as[0].ID)
+	assert.Equal(t, uint64(60), as[0].Size)
+	assert.Equal(t, c.ID, as[1].ID)
+	requireInvariant(t, s)
+}
