@@ -1,0 +1,60 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestSimClock_StepJumpsToTheNextCallback(t *testing.T) {
+	c := NewSimClock(100)
+	var got []string
+	c.AfterFunc(130, func() { got = append(got, "130") })
+	c.AfterFunc(110, func() { got = append(got, "110a") })
+	c.AfterFunc(110, func() { got = append(got, "110b") })
+
+	next, ok := c.Next()
+	require.True(t, ok)
+	assert.Equal(t, uint64(110), next)
+	assert.Equal(t, uint64(100), c.Now(), "Next does not move the clock")
+
+	require.True(t, c.Step())
+	assert.Equal(t, uint64(110), c.Now())
+	assert.Equal(t, []string{"110a", "110b"}, got, "same time: registration order")
+
+	require.True(t, c.Step())
+	assert.Equal(t, uint64(130), c.Now())
+	assert.False(t, c.Step(), "nothing left")
+	assert.Equal(t, uint64(130), c.Now())
+}
+
+func TestSimClock_CallbacksMayRegisterForTheSameTime(t *testing.T) {
+	c := NewSimClock(0)
+	var got []int
+	c.AfterFunc(5, func() {
+		got = append(got, 1)
+		c.AfterFunc(5, func() { got = append(got, 2) }) // now: same step
+		c.AfterFunc(1, func() { got = append(got, 3) }) // past: same step, clock stays
+		c.AfterFunc(9, func() { got = append(got, 4) }) // later step
+	})
+	require.True(t, c.Step())
+	assert.Equal(t, []int{1, 3, 2}, got, "earliest time first")
+	assert.Equal(t, uint64(5), c.Now())
+	require.True(t, c.Step())
+	assert.Equal(t, []int{1, 3, 2, 4}, got)
+}
+
+func TestSimClock_StopCancels(t *testing.T) {
+	c := NewSimClock(0)
+	ran := false
+	stop := c.AfterFunc(10, func() { ran = true })
+	keep := c.AfterFunc(20, func() {})
+	assert.True(t, stop())
+	assert.False(t, stop(), "second stop")
+	assert.Equal(t, 1, c.Pending())
+	require.True(t, c.Step())
+	assert.False(t, ran)
+	assert.Equal(t, uint64(20), c.Now())
+	assert.False(t, keep(), "already ran")
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/holiman/uint256"
+
+	"github.com/stowage/stowage"
+)
+
+// Errors a Market returns, checked with errors.Is.
+var (
+	// ErrUnknownRequest: the market has no such request.
+	ErrUnknownRequest = errors.New("market: unknown request")
+	// ErrSlotNotFree: another host filled the slot first, or the slot index
+	// is out of range.
+	ErrSlotNotFree = errors.New("market: slot not free")
+	// ErrRequestNotOpen: the request no longer takes hosts (it was
+	// cancelled, failed or finished).
+	ErrRequestNotOpen = errors.New("market: request not open")
+	// ErrNotSlotHost: this host does not hold the slot.
+	ErrNotSlotHost = errors.New("market: not the slot's host")
+	// ErrRequestRunning: the request has not ended, so there is nothing to
+	// collect yet.
+	ErrRequestRunning = errors.New("market: request still running")
+	// ErrRequestFailed: the request failed; the host's collateral is gone.
+	ErrRequestFailed = errors.New("market: request failed")
+	// ErrAlreadyPaid: the slot's payout was collected already.
+	ErrAlreadyPaid = errors.New("market: already paid")
+)
+
+// Market is the host's view of the marketplace: what a chain client offers a
+// storage host. It is all the host needs; the simulation implements it with
+// SimMarket, a real node with a client of its chain.
+type Market interface {
+	// Subscribe calls fn with every market event, one at a time, in the
+	// order they happen, until unsubscribe is called. fn must not block.
+	Subscribe(fn func(Event)) (unsubscribe func())
+	// SlotStatus reports where a slot and its request stand.
+	SlotStatus(ctx context.Context, id stowage.RequestID, slot uint64) (SlotStatus, error)
+	// MySlots lists the slots this host holds and has not been paid for:
+	// what a restarted host must resume.
+	MySlots(ctx context.Context) ([]SlotRef, error)
+	// FillSlot submits the proof that the host stores the slot and locks the
+	// request's collateral. ErrSlotNotFree when another host was first,
+	// ErrRequestNotOpen when the request no longer takes hosts.
+	FillSlot(ctx context.Context, id stowage.RequestID, slot uint64, proof []byte) error
+	// FreeSlot collects what the slot earned: reward and collateral for a
+	// finished request, the collateral alone for a cancelled one.
+	FreeSlot(ctx context.Context, id stowage.RequestID, slot uint64) (paid uint256.Int, err error)
+}
+
+// SlotRef names one slot of one request.
+type SlotRef struct {
+	Request stowage.RequestID
+	Slot    uint64
+}
+
+// String returns the request ID and the slot index, as "0x…/3".
+func (s SlotRef) String() string { return fmt.Sprintf("%s/%d", s.Request, s.Slot) }
+
+// RequestState is where a storage request stands on the market.
+type RequestState uint8
+
+// The states of a request. New requests wait for hosts until every slot is
+// filled (Started) or the expiry passes (Cancelled); a started request runs
+// for its duration (Finished) unless too many hosts drop out (Failed).
+const (
+	RequestNew RequestState = iota
+	RequestStarted
+	RequestCancelled
+	RequestFailed
+	RequestFinished
+)
+
+// String returns the state's name.
+func (s RequestState) String() string {
+	switch s {
+	case RequestNew:
+		return "new"
+	case RequestStarted:
+		return "started"
+	case RequestCancelled:
+		return "cancelled"
+	case RequestFailed:
+		return "failed"
+	case RequestFinished:
+		return "finished"
+	}
+	return fmt.Sprintf("RequestState(%d)", uint8(s))
+}
+
+// SlotStatus is what SlotStatus reports about one slot.
+type SlotStatus struct {
+	Request RequestState
+	Ask     stowage.StorageAsk
+	Expiry  uint64 // market time after which a request that has not started is cancelled
+	Mine    bool   // this host holds the slot
+	Paid    bool   // this host collected the slot's payout
+}
+
+// EventKind says what happened on the market.
+type EventKind uint8
+
+// The market events a host reacts to.
+const (
+	// EventRequested: a client posted a storage request (Ask and Expiry set).
+	EventRequested EventKind = iota + 1
+	// EventSlotFilled: a host filled a slot (Mine when it was this one).
+	EventSlotFilled
+	// EventRequestStarted: every slot is filled; the request runs.
+	EventRequestStarted
+	// EventRequestCancelled: the expiry passed before every slot was filled.
+	EventRequestCancelled
+	// EventRequestFailed: the request failed; its hosts lose their
+	// collateral.
+	EventRequestFailed
+	// EventRequestFinished: the request ran its duration; hosts may collect.
+	EventRequestFinished
+	// EventSlotFreed: the slot's host lost it (Mine when it was this one).
+	// The slot is open to be filled again; Ask and Expiry are set.
+	EventSlotFreed
+)
+
+// String returns the kind's name.
+func (k EventKind) String() string {
+	switch k {
+	case EventRequested:
+		return "requested"
+	case EventSlotFilled:
+		return "slot-filled"
+	case EventRequestStarted:
+		return "started"
+	case EventRequestCancelled:
+		return "cancelled"
+	case EventRequestFailed:
+		return "failed"
+	case EventRequestFinished:
+		return "finished"
+	case EventSlotFreed:
+		return "slot-freed"
+	}
+	return fmt.Sprintf("EventKind(%d)", uint8(k))
+}
+
+// Event is one thing that happened on the market. Slot is set for the slot
+// events, Ask and Expiry for EventRequested and EventSlotFreed.
+type Event struct {
+	Kind    EventKind
+	Request stowage.RequestID
+	Slot    uint64
+	Mine    bool
+	Ask     stowage.StorageAsk
+	Expiry  uint64
+}
+
+// Network fetches a slot's data from the client that posted it.
+type Network interface {
+	// Fetch asks for n bytes of a slot's data starting at offset and returns
+	// at once. deliver is called at most once, later and on any goroutine,
+	// with the bytes or an error; it must not block. Once ctx is cancelled
+	// the download is abandoned and deliver may never be called. The bytes
+	// handed to deliver must not be modified.
+	Fetch(ctx context.Context, id stowage.RequestID, slot, offset, n uint64, deliver func([]byte, error))
+}
