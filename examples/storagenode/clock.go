@@ -106,22 +106,27 @@ type timerHeap []*simTimer
 
 // The heap.Interface methods.
 
+// Len implements heap.Interface.
 func (h timerHeap) Len() int { return len(h) }
+// Less implements heap.Interface.
 func (h timerHeap) Less(i, j int) bool {
 	if h[i].at != h[j].at {
 		return h[i].at < h[j].at
 	}
 	return h[i].seq < h[j].seq
 }
+// Swap implements heap.Interface.
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].index, h[j].index = i, j
 }
+// Push implements heap.Interface.
 func (h *timerHeap) Push(x any) {
 	t := x.(*simTimer)
 	t.index = len(*h)
 	*h = append(*h, t)
 }
+// Pop implements heap.Interface.
 func (h *timerHeap) Pop() any {
 	old := *h
 	t := old[len(old)-1]

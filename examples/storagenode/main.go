@@ -276,6 +276,7 @@ func drive(ctx context.Context, clock *SimClock, host *Host, stopAt uint64, step
 // 4096, 64KiB, 32MiB, 1GiB (K, M, G and T alone mean the same).
 type byteSize uint64
 
+// String implements flag.Value.
 func (b *byteSize) String() string {
 	n := uint64(*b)
 	for i, unit := range []string{"TiB", "GiB", "MiB", "KiB"} {
@@ -286,6 +287,7 @@ func (b *byteSize) String() string {
 	return strconv.FormatUint(n, 10)
 }
 
+// Set implements flag.Value.
 func (b *byteSize) Set(s string) error {
 	n, err := parseBytes(s)
 	if err != nil {
@@ -315,8 +317,10 @@ func parseBytes(s string) (uint64, error) {
 // amountFlag is a flag.Value for a token amount in decimal.
 type amountFlag uint256.Int
 
+// String implements flag.Value.
 func (a *amountFlag) String() string { return (*uint256.Int)(a).Dec() }
 
+// Set implements flag.Value.
 func (a *amountFlag) Set(s string) error {
 	var x uint256.Int
 	if err := x.SetFromDecimal(s); err != nil {
