@@ -104,10 +104,9 @@ type simTimer struct {
 // timerHeap orders timers by time, then registration order.
 type timerHeap []*simTimer
 
-// The heap.Interface methods.
-
 // Len implements heap.Interface.
 func (h timerHeap) Len() int { return len(h) }
+
 // Less implements heap.Interface.
 func (h timerHeap) Less(i, j int) bool {
 	if h[i].at != h[j].at {
@@ -115,17 +114,20 @@ func (h timerHeap) Less(i, j int) bool {
 	}
 	return h[i].seq < h[j].seq
 }
+
 // Swap implements heap.Interface.
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].index, h[j].index = i, j
 }
+
 // Push implements heap.Interface.
 func (h *timerHeap) Push(x any) {
 	t := x.(*simTimer)
 	t.index = len(*h)
 	*h = append(*h, t)
 }
+
 // Pop implements heap.Interface.
 func (h *timerHeap) Pop() any {
 	old := *h

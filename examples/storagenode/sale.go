@@ -191,6 +191,7 @@ func (s *Sale) enter(ctx context.Context, st saleState, body func(ctx context.Co
 // where the slot stands.
 type unknown struct{}
 
+// String names the state, for logs and reports.
 func (*unknown) String() string { return "unknown" }
 
 // OnError implements statemachine.ErrorHandler.
@@ -230,6 +231,7 @@ func (st *unknown) Run(ctx context.Context, m *saleMachine) (saleState, error) {
 // bytes in it. No availability fits: the sale is ignored.
 type preparing struct{}
 
+// String names the state, for logs and reports.
 func (*preparing) String() string { return "preparing" }
 
 // OnError implements statemachine.ErrorHandler.
@@ -275,6 +277,7 @@ type downloading struct {
 	data   []byte
 }
 
+// String names the state, for logs and reports.
 func (*downloading) String() string { return "downloading" }
 
 // OnError implements statemachine.ErrorHandler.
@@ -319,6 +322,7 @@ func (st *downloading) Run(ctx context.Context, m *saleMachine) (saleState, erro
 // that matters here is that every byte of the slot is stored.
 type initialProving struct{}
 
+// String names the state, for logs and reports.
 func (*initialProving) String() string { return "initial-proving" }
 
 // OnError implements statemachine.ErrorHandler.
@@ -348,6 +352,7 @@ type filling struct {
 	proof []byte
 }
 
+// String names the state, for logs and reports.
 func (*filling) String() string { return "filling" }
 
 // OnError implements statemachine.ErrorHandler.
@@ -379,6 +384,7 @@ func (st *filling) Run(ctx context.Context, m *saleMachine) (saleState, error) {
 // next slot can start downloading while this one is proven.
 type filled struct{}
 
+// String names the state, for logs and reports.
 func (*filled) String() string { return "filled" }
 
 // OnError implements statemachine.ErrorHandler.
@@ -398,6 +404,7 @@ func (st *filled) Run(ctx context.Context, m *saleMachine) (saleState, error) {
 // and frees a slot instead to model a host that missed them.
 type proving struct{}
 
+// String names the state, for logs and reports.
 func (*proving) String() string { return "proving" }
 
 // OnError implements statemachine.ErrorHandler.
@@ -413,6 +420,7 @@ func (st *proving) Run(ctx context.Context, m *saleMachine) (saleState, error) {
 // payout collects the reward and the collateral of a finished request.
 type payout struct{}
 
+// String names the state, for logs and reports.
 func (*payout) String() string { return "payout" }
 
 // OnError implements statemachine.ErrorHandler.
@@ -442,6 +450,7 @@ func (st *payout) Run(ctx context.Context, m *saleMachine) (saleState, error) {
 
 type finished struct{}
 
+// String names the state, for logs and reports.
 func (*finished) String() string { return "finished" }
 
 // Run implements statemachine.State.
@@ -454,6 +463,7 @@ func (st *finished) Run(ctx context.Context, m *saleMachine) (saleState, error) 
 
 type cancelled struct{}
 
+// String names the state, for logs and reports.
 func (*cancelled) String() string { return "cancelled" }
 
 // Run implements statemachine.State: a slot the host filled gets its
@@ -483,6 +493,7 @@ func (st *cancelled) Run(ctx context.Context, m *saleMachine) (saleState, error)
 
 type failed struct{}
 
+// String names the state, for logs and reports.
 func (*failed) String() string { return "failed" }
 
 // Run implements statemachine.State.
@@ -500,6 +511,7 @@ type errored struct {
 	from saleState
 }
 
+// String names the state, for logs and reports.
 func (*errored) String() string { return "errored" }
 
 // Run implements statemachine.State.
@@ -516,6 +528,7 @@ func (st *errored) Run(ctx context.Context, m *saleMachine) (saleState, error) {
 
 type ignored struct{ reason string }
 
+// String names the state, for logs and reports.
 func (*ignored) String() string { return "ignored" }
 
 // Run implements statemachine.State.
