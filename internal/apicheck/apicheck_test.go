@@ -1,0 +1,117 @@
+// The public API contract: each line fails to compile if a name or a
+// signature of shared/API.md changes.
+
+package apicheck
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/google/uuid"
+	"github.com/holiman/uint256"
+	"github.com/ipfs/go-datastore"
+
+	"github.com/stowage/stowage"
+	"github.com/stowage/stowage/repo"
+	"github.com/stowage/stowage/reservations"
+	"github.com/stowage/stowage/slotqueue"
+	"github.com/stowage/stowage/statemachine"
+)
+
+type ctx = context.Context
+
+var (
+	_ func() string                                                     = stowage.RequestID{}.String
+	_ func() ([]byte, error)                                            = stowage.RequestID{}.MarshalText
+	_ func([]byte) error                                                = (&stowage.RequestID{}).UnmarshalText
+	_ func() uint256.Int                                                = stowage.StorageAsk{}.PricePerSlot
+	_ uint64                                                            = repo.DefaultQuotaMaxBytes
+	_ error                                                             = repo.ErrQuotaNotEnough
+	_ error                                                             = repo.ErrReleaseExceedsReserved
+	_ func() uint64                                                     = repo.Quota{}.Available
+	_ func(uint64) repo.Option                                          = repo.WithQuotaMaxBytes
+	_ func(ctx, datastore.Batching, ...repo.Option) (*repo.Repo, error) = repo.New
+	_ func(ctx, string, ...repo.Option) (*repo.Repo, error)             = repo.Open
+	_ func(*repo.Repo) error                                            = (*repo.Repo).Close
+	_ func(*repo.Repo) datastore.Batching                               = (*repo.Repo).Datastore
+	_ func(*repo.Repo) repo.Quota                                       = (*repo.Repo).Quota
+	_ func(*repo.Repo) uint64                                           = (*repo.Repo).Available
+	_ func(*repo.Repo, uint64) bool                                     = (*repo.Repo).HasAvailable
+	_ func(*repo.Repo, ctx, uint64) error                               = (*repo.Repo).Reserve
+	_ func(*repo.Repo, ctx, uint64) error                               = (*repo.Repo).Release
+	_ func(*repo.Repo, ctx, datastore.Key, []byte) error                = (*repo.Repo).PutBlock
+	_ func(*repo.Repo, ctx, datastore.Key) ([]byte, error)              = (*repo.Repo).GetBlock
+	_ func(*repo.Repo, ctx, datastore.Key) (bool, error)                = (*repo.Repo).HasBlock
+	_ func(*repo.Repo, ctx, datastore.Key) error                        = (*repo.Repo).DeleteBlock
+
+	_                                                                                                                                  = reservations.AvailabilityID(uuid.UUID{})
+	_                                                                                                                                  = reservations.ReservationID(uuid.UUID{})
+	_ error                                                                                                                            = reservations.ErrNotFound
+	_ error                                                                                                                            = reservations.ErrBytesOutOfBounds
+	_ error                                                                                                                            = reservations.ErrReserveFailed
+	_ error                                                                                                                            = reservations.ErrHasReservations
+	_                                                                                                                                  = reservations.Availability{ID: reservations.AvailabilityID{}, Size: 1, Duration: 1, MinPrice: uint256.Int{}, MaxCollateral: uint256.Int{}}
+	_                                                                                                                                  = reservations.Reservation{ID: reservations.ReservationID{}, AvailabilityID: reservations.AvailabilityID{}, Size: 1, RequestID: stowage.RequestID{}, SlotIndex: uint64(1)}
+	_ func(func(ctx, reservations.Availability)) reservations.Option                                                                   = reservations.WithOnAvailabilityAdded
+	_ func(*slog.Logger) reservations.Option                                                                                           = reservations.WithLogger
+	_ func(*repo.Repo, ...reservations.Option) *reservations.Store                                                                     = reservations.New
+	_ func(*reservations.Store, ctx, uint64, uint64, uint256.Int, uint256.Int) (reservations.Availability, error)                      = (*reservations.Store).CreateAvailability
+	_ func(*reservations.Store, ctx, reservations.Availability) error                                                                  = (*reservations.Store).UpdateAvailability
+	_ func(*reservations.Store, ctx, reservations.AvailabilityID) error                                                                = (*reservations.Store).DeleteAvailability
+	_ func(*reservations.Store, ctx, reservations.AvailabilityID, uint64, stowage.RequestID, uint64) (reservations.Reservation, error) = (*reservations.Store).CreateReservation
+	_ func(*reservations.Store, ctx, reservations.ReservationID, reservations.AvailabilityID, uint64) error                            = (*reservations.Store).Release
+	_ func(*reservations.Store, ctx, reservations.ReservationID, reservations.AvailabilityID) error                                    = (*reservations.Store).DeleteReservation
+	_ func(*reservations.Store, ctx, reservations.AvailabilityID) (reservations.Availability, error)                                   = (*reservations.Store).Availability
+	_ func(*reservations.Store, ctx, reservations.ReservationID, reservations.AvailabilityID) (reservations.Reservation, error)        = (*reservations.Store).Reservation
+	_ func(*reservations.Store, ctx) ([]reservations.Availability, error)                                                              = (*reservations.Store).Availabilities
+	_ func(*reservations.Store, ctx) ([]reservations.Reservation, error)                                                               = (*reservations.Store).Reservations
+	_ func(*reservations.Store, ctx, uint64, uint64, uint256.Int, uint256.Int) (reservations.Availability, bool, error)                = (*reservations.Store).FindAvailability
+	_ func(*reservations.Store) uint64                                                                                                 = (*reservations.Store).Available
+	_ func(*reservations.Store, uint64) bool                                                                                           = (*reservations.Store).HasAvailable
+
+	_                                                                               = slotqueue.DefaultMaxWorkers + slotqueue.DefaultMaxSize
+	_ error                                                                         = slotqueue.ErrNotRunning
+	_ error                                                                         = slotqueue.ErrItemExists
+	_ error                                                                         = slotqueue.ErrSlotsOutOfRange
+	_                                                                               = slotqueue.Item{RequestID: stowage.RequestID{}, SlotIndex: uint16(1), SlotSize: 1, Duration: 1, Reward: uint256.Int{}, Collateral: uint256.Int{}, Expiry: uint64(1)}
+	_ func(stowage.RequestID, uint16, stowage.StorageAsk, uint64) slotqueue.Item    = slotqueue.NewItem
+	_ func(stowage.RequestID, stowage.StorageAsk, uint64) ([]slotqueue.Item, error) = slotqueue.ItemsForRequest
+	_ func(slotqueue.Item) uint256.Int                                              = slotqueue.Item.Profitability
+	_ func(slotqueue.Item, slotqueue.Item) bool                                     = slotqueue.Item.Less
+	_ slotqueue.ProcessFunc                                                         = func(ctx, slotqueue.Item) error { return nil }
+	_ func(int) slotqueue.Option                                                    = slotqueue.WithMaxWorkers
+	_ func(int) slotqueue.Option                                                    = slotqueue.WithMaxSize
+	_ func(slotqueue.ProcessFunc, ...slotqueue.Option) (*slotqueue.Queue, error)    = slotqueue.New
+	_ func(*slotqueue.Queue)                                                        = (*slotqueue.Queue).Start
+	_ func(*slotqueue.Queue)                                                        = (*slotqueue.Queue).Stop
+	_ func(*slotqueue.Queue) bool                                                   = (*slotqueue.Queue).Running
+	_ func(*slotqueue.Queue, ...slotqueue.Item) error                               = (*slotqueue.Queue).Push
+	_ func(*slotqueue.Queue, stowage.RequestID, uint16)                             = (*slotqueue.Queue).Delete
+	_ func(*slotqueue.Queue, stowage.RequestID)                                     = (*slotqueue.Queue).DeleteRequest
+	_ func(*slotqueue.Queue, stowage.RequestID, uint16) bool                        = (*slotqueue.Queue).Contains
+	_ func(*slotqueue.Queue, stowage.RequestID, uint16) (slotqueue.Item, bool)      = (*slotqueue.Queue).Populate
+	_ func(*slotqueue.Queue) int                                                    = (*slotqueue.Queue).Len
+	_ func(*slotqueue.Queue) int                                                    = (*slotqueue.Queue).Size
+	_ func(*slotqueue.Queue) int                                                    = (*slotqueue.Queue).ActiveWorkers
+	_ func(*slotqueue.Queue) []slotqueue.Item                                       = (*slotqueue.Queue).Items
+
+	_ func(*slog.Logger) statemachine.Option                                                = statemachine.WithLogger
+	_ func(int, ...statemachine.Option) *statemachine.Machine[int]                          = statemachine.New[int]
+	_ func(*statemachine.Machine[int]) int                                                  = (*statemachine.Machine[int]).Subject
+	_ func(*statemachine.Machine[int], statemachine.State[int])                             = (*statemachine.Machine[int]).Start
+	_ func(*statemachine.Machine[int], statemachine.Event[int])                             = (*statemachine.Machine[int]).Schedule
+	_ func(*statemachine.Machine[int])                                                      = (*statemachine.Machine[int]).Stop
+	_ func(*statemachine.Machine[int]) statemachine.State[int]                              = (*statemachine.Machine[int]).State
+	_ func(*statemachine.Machine[int]) <-chan struct{}                                      = (*statemachine.Machine[int]).Done
+	_ func(*statemachine.Machine[int]) error                                                = (*statemachine.Machine[int]).Err
+	_ func(*statemachine.Machine[int], func(statemachine.State[int]) string) (string, bool) = statemachine.Query[int, string]
+	_ statemachine.Event[int]                                                               = func(statemachine.State[int]) statemachine.State[int] { return nil }
+)
+
+type st struct{}
+
+func (st) Run(ctx, *statemachine.Machine[int]) (statemachine.State[int], error) { return nil, nil }
+func (st) OnError(error) statemachine.State[int]                                { return nil }
+
+var _ statemachine.State[int] = st{}
+var _ statemachine.ErrorHandler[int] = st{}
