@@ -207,7 +207,19 @@ func (c *core) pop() (Item, bool) {
 	}
 	h := c.heap[0].handle()
 	it := c.entries[h].item
-	c.remove(h)
+	c.unindex(h)
+	// Delete-min of a min-max heap: the last node takes the root's place and
+	// only ever sinks, so there is no need for remove's general fix.
+	if last := len(c.heap) - 1; last > 0 {
+		moved := c.heap[last]
+		c.heap[0] = moved
+		c.heap = c.heap[:last]
+		c.pos[moved.handle()] = 0
+		c.downFirst(0)
+	} else {
+		c.heap = c.heap[:0]
+	}
+	c.free = append(c.free, uint16(h))
 	return it, true
 }
 
