@@ -456,14 +456,16 @@ func (c *core) down(i int) {
 }
 
 // downFirst sinks position i, on an even level, until it precedes all its
-// descendants.
+// descendants. The sinking node is held aside and written once where it comes
+// to rest; the nodes it passes move up into the hole it leaves.
 func (c *core) downFirst(i int) {
 	h := c.heap
 	n := len(h)
+	x := h[i]
 	for {
 		l := 2*i + 1
 		if l >= n {
-			return
+			break
 		}
 		m, mn := l, h[l] // the first of children and grandchildren
 		if l+1 < n && c.nodeLess(h[l+1], mn) {
@@ -475,18 +477,24 @@ func (c *core) downFirst(i int) {
 				m, mn = k, h[k]
 			}
 		}
-		if !c.nodeLess(mn, h[i]) {
-			return
+		if !c.nodeLess(mn, x) {
+			break
 		}
-		c.swap(m, i)
-		if m < g {
-			return // a child: it has no children, or a grandchild would precede it
-		}
-		if p := (m - 1) / 2; c.nodeLess(h[p], h[m]) {
-			c.swap(m, p)
-		}
+		h[i] = mn
+		c.pos[mn.handle()] = uint16(i)
 		i = m
+		if m < g {
+			break // a child: it has no children, or a grandchild would precede it
+		}
+		// x lands below m's parent, on an odd level: if the parent precedes
+		// x, x belongs in the parent's place and the parent sinks on.
+		if p := (m - 1) / 2; c.nodeLess(h[p], x) {
+			h[p], x = x, h[p]
+			c.pos[h[p].handle()] = uint16(p)
+		}
 	}
+	h[i] = x
+	c.pos[x.handle()] = uint16(i)
 }
 
 // downLast sinks position i, on an odd level, until it follows all its
