@@ -533,9 +533,10 @@ func (c *core) downLast(i int) {
 
 // table is an open-addressing hash table of entry handles, with linear
 // probing and backward-shift deletion (so no tombstones build up under
-// churn). It is kept at most half full. Each cell holds the top 32 bits of
-// its key's hash (which also give its home cell) and handle+1; 0 is empty.
-// Keys live in the entries: the core compares them.
+// churn). It is kept at most half full (a quarter full for small queues).
+// Each cell holds the top 32 bits of its key's hash (which also give its home
+// cell) and handle+1; 0 is empty. Keys live in the entries: the core
+// compares them.
 type table struct {
 	cells []uint64
 	mask  int
@@ -543,7 +544,14 @@ type table struct {
 }
 
 func newTable(maxItems int) table {
-	n := max(8, 1<<bits.Len(uint(2*maxItems-1))) // a power of two ≥ 2×maxItems
+	// A sparser table has shorter probe runs. Small queues afford a quarter
+	// full (still a few KiB, in cache); large ones stay at half full, as
+	// bigger tables would cost more in cache misses than they save.
+	spread := 2
+	if maxItems <= 1<<12 {
+		spread = 4
+	}
+	n := max(8, 1<<bits.Len(uint(spread*maxItems-1))) // a power of two ≥ spread×maxItems
 	return table{
 		cells: make([]uint64, n),
 		mask:  n - 1,
