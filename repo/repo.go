@@ -198,100 +198,111 @@ func (r *Repo) Commit(ctx context.Context, c Change) error {
 		idle := len(r.queue) == 0
 		r.queueMu.Unlock()
 		if idle {
-			err := r.commitOne(ctx, c)
+			p := pendingChange{change: c}
+			r.commitGroup(ctx, []*pendingChange{&p})
 			r.writeMu.Unlock()
-			return err
+			return p.err
 		}
 		r.writeMu.Unlock()
 	}
 
-	p := &pendingChange{change: c, done: make(chan error, 1)}
+	p := &pendingChange{change: c, done: make(chan struct{})}
 	r.queueMu.Lock()
 	r.queue = append(r.queue, p)
 	r.queueMu.Unlock()
 
 	r.writeMu.Lock()
 	select {
-	case err := <-p.done: // an earlier writer committed our change
-		r.writeMu.Unlock()
-		return err
+	case <-p.done: // an earlier writer committed our change
 	default:
+		r.queueMu.Lock()
+		group := r.queue
+		r.queue = nil
+		r.queueMu.Unlock()
+		r.commitGroup(ctx, group)
 	}
-	r.queueMu.Lock()
-	group := r.queue
-	r.queue = nil
-	r.queueMu.Unlock()
-	r.commitGroup(ctx, group)
 	r.writeMu.Unlock()
-	return <-p.done
+	return p.err
 }
 
-// commitOne validates and writes a single change. Called with writeMu held.
-func (r *Repo) commitOne(ctx context.Context, c Change) error {
-	if r.closed {
-		return ErrClosed
-	}
-	cur := r.Quota()
-	next, err := cur.apply(c.Reserve, c.Release)
-	if err != nil {
-		return err
-	}
-	puts := c.Put
-	if next.Reserved != cur.Reserved {
-		puts = append(puts[:len(puts):len(puts)], Record{ReservedKey, encodeCounter(next.Reserved)})
-	}
-	if err := r.write(ctx, puts, c.Delete); err != nil {
-		return err
-	}
-	r.setQuota(next)
-	return nil
-}
-
-// pendingChange is a Change waiting for a writer.
+// pendingChange is a Change waiting for a writer, and then its outcome.
 type pendingChange struct {
-	change Change
-	done   chan error // buffered; receives the outcome exactly once
+	change   Change
+	accepted bool          // it fits the quota: it is in the group's batch
+	err      error         // the outcome, set before done is closed
+	done     chan struct{} // closed once err is set; nil when nobody waits
 }
 
-// commitGroup validates and writes a group of changes. Called with writeMu
-// held.
+// commitGroup validates a group of changes in order and writes those that
+// fit in one batch, setting each change's outcome. Called with writeMu held.
 func (r *Repo) commitGroup(ctx context.Context, group []*pendingChange) {
+	r.decide(ctx, group)
+	for _, p := range group {
+		if p.done != nil {
+			close(p.done)
+		}
+	}
+}
+
+// decide sets the outcome of every change of a group; see commitGroup.
+func (r *Repo) decide(ctx context.Context, group []*pendingChange) {
 	if r.closed {
 		for _, p := range group {
-			p.done <- ErrClosed
+			p.err = ErrClosed
 		}
 		return
 	}
 	start := r.Quota()
 	q := start
-	accepted := group[:0:0]
-	var puts []Record
-	var deletes []datastore.Key
+	accepted := 0
 	for _, p := range group {
 		next, err := q.apply(p.change.Reserve, p.change.Release)
 		if err != nil {
-			p.done <- err
+			p.err = err
 			continue
 		}
-		q = next
-		accepted = append(accepted, p)
-		puts = append(puts, p.change.Put...)
-		deletes = append(deletes, p.change.Delete...)
+		q, p.accepted = next, true
+		accepted++
 	}
-	if len(accepted) == 0 {
+	if accepted == 0 {
 		return
 	}
+	puts, deletes := merge(group)
 	if q.Reserved != start.Reserved {
 		puts = append(puts, Record{ReservedKey, encodeCounter(q.Reserved)})
 	}
-	// One caller's cancelled context must not fail the others' changes.
-	err := r.write(context.WithoutCancel(ctx), puts, deletes)
+	if len(group) > 1 {
+		// One caller's cancelled context must not fail the others' changes.
+		ctx = context.WithoutCancel(ctx)
+	}
+	err := r.write(ctx, puts, deletes)
 	if err == nil {
 		r.setQuota(q)
 	}
-	for _, p := range accepted {
-		p.done <- err
+	for _, p := range group {
+		if p.accepted {
+			p.err = err
+		}
 	}
+}
+
+// merge returns the records of the accepted changes of a group. The result's
+// capacity is exactly its length, so appending to it never writes into a
+// caller's slice.
+func merge(group []*pendingChange) ([]Record, []datastore.Key) {
+	if len(group) == 1 {
+		c := group[0].change
+		return c.Put[:len(c.Put):len(c.Put)], c.Delete
+	}
+	var puts []Record
+	var deletes []datastore.Key
+	for _, p := range group {
+		if p.accepted {
+			puts = append(puts, p.change.Put...)
+			deletes = append(deletes, p.change.Delete...)
+		}
+	}
+	return puts[:len(puts):len(puts)], deletes
 }
 
 func (r *Repo) setQuota(q Quota) {
