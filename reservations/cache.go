@@ -1,6 +1,9 @@
 package reservations
 
-import "sync"
+import (
+	"bytes"
+	"sync"
+)
 
 // cache holds the records the Store has read or written, so that the
 // operations on a sale's hot path (Release, DeleteReservation,
@@ -77,20 +80,42 @@ func (c *cache) snapshot() (map[AvailabilityID]Availability, map[ReservationID]R
 	return as, rs
 }
 
-// availabilities returns every availability, oldest first, if the cache
-// holds them all.
-func (c *cache) availabilities() ([]Availability, bool) {
+// availabilities returns every availability, oldest first. The cache must
+// be complete.
+func (c *cache) availabilities() []Availability {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if !c.allAvail {
-		return nil, false
-	}
 	as := make([]Availability, 0, len(c.avail))
 	for _, a := range c.avail {
 		as = append(as, a)
 	}
 	sortAvailabilities(as)
-	return as, true
+	return as
+}
+
+// complete reports whether the cache holds every availability.
+func (c *cache) complete() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.allAvail
+}
+
+// bestFit returns, among the availabilities that match, the one with the
+// least free bytes, the oldest on a tie. The cache must be complete.
+func (c *cache) bestFit(match func(*Availability) bool) (Availability, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var best Availability
+	found := false
+	for _, a := range c.avail {
+		if !match(&a) {
+			continue
+		}
+		if !found || a.Size < best.Size || a.Size == best.Size && bytes.Compare(a.ID[:], best.ID[:]) < 0 {
+			best, found = a, true
+		}
+	}
+	return best, found
 }
 
 // setAvailabilities replaces the cached availabilities with all those in

@@ -371,22 +371,31 @@ func (s *Store) HasReservation(ctx context.Context, id ReservationID, availabili
 // reads them all from the datastore (reporting a corrupt record with
 // ErrCorrupt); later calls are served from memory.
 func (s *Store) Availabilities(ctx context.Context) ([]Availability, error) {
-	if as, ok := s.cache.availabilities(); ok {
-		return as, nil
+	if err := s.loadAvailabilities(ctx); err != nil {
+		return nil, err
+	}
+	return s.cache.availabilities(), nil
+}
+
+// loadAvailabilities makes the cache hold every availability, reading them
+// from the datastore the first time.
+func (s *Store) loadAvailabilities(ctx context.Context) error {
+	if s.cache.complete() {
+		return nil
 	}
 	// Load with every mutation held off, so none can slip between the scan
 	// and the cache.
 	s.changes.Lock()
 	defer s.changes.Unlock()
-	if as, ok := s.cache.availabilities(); ok {
-		return as, nil
+	if s.cache.complete() {
+		return nil
 	}
 	as, _, err := s.scan(ctx, Prefix, true, false)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.cache.setAvailabilities(as)
-	return as, nil
+	return nil
 }
 
 // Reservations returns every reservation, oldest first.
@@ -410,20 +419,12 @@ func (s *Store) ReservationsOf(ctx context.Context, id AvailabilityID) ([]Reserv
 // whole for large slots; ties go to the oldest. The bool is false when none
 // matches.
 func (s *Store) FindAvailability(ctx context.Context, size, duration uint64, minPrice, collateral uint256.Int) (Availability, bool, error) {
-	as, err := s.Availabilities(ctx)
-	if err != nil {
+	if err := s.loadAvailabilities(ctx); err != nil {
 		return Availability{}, false, err
 	}
-	var best Availability
-	found := false
-	for _, a := range as {
-		if size > a.Size || duration > a.Duration || collateral.Gt(&a.MaxCollateral) || minPrice.Lt(&a.MinPrice) {
-			continue
-		}
-		if !found || a.Size < best.Size { // oldest first, so ties keep the oldest
-			best, found = a, true
-		}
-	}
+	best, found := s.cache.bestFit(func(a *Availability) bool {
+		return size <= a.Size && duration <= a.Duration && !collateral.Gt(&a.MaxCollateral) && !minPrice.Lt(&a.MinPrice)
+	})
 	return best, found, nil
 }
 
