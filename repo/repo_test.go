@@ -1,10 +1,12 @@
 package repo_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -131,8 +133,10 @@ func TestNew_CorruptCounterIsReported(t *testing.T) {
 func TestNew_MaxBelowHoldingsLeavesNothingAvailable(t *testing.T) {
 	r, ds := newRepo(t, 100)
 	require.NoError(t, r.Reserve(t.Context(), 80))
-	small, err := repo.New(t.Context(), ds, repo.WithQuotaMaxBytes(50))
+	var logs bytes.Buffer
+	small, err := repo.New(t.Context(), ds, repo.WithQuotaMaxBytes(50), repo.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	require.NoError(t, err)
+	assert.Contains(t, logs.String(), "more than its quota")
 	assert.Equal(t, uint64(0), small.Available())
 	assert.ErrorIs(t, small.Reserve(t.Context(), 1), repo.ErrQuotaNotEnough)
 	require.NoError(t, small.Release(t.Context(), 80))

@@ -1,9 +1,11 @@
 package reservations_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -133,15 +135,17 @@ func TestCreateAvailability_CallsHook(t *testing.T) {
 }
 
 func TestCreateAvailability_HookPanicDoesNotCorruptState(t *testing.T) {
+	var logs bytes.Buffer
 	s, _, _ := newStore(t, 1000, reservations.WithOnAvailabilityAdded(func(context.Context, reservations.Availability) {
 		panic("hook exploded")
-	}))
+	}), reservations.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	a, err := s.CreateAvailability(t.Context(), 10, 1, u(1), u(1))
 	require.NoError(t, err)
 	stored, err := s.Availability(t.Context(), a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, a, stored)
 	requireInvariant(t, s)
+	assert.Contains(t, logs.String(), "hook exploded", "the panic is logged")
 }
 
 func TestUpdateAvailability_ChangesTermsAndSize(t *testing.T) {
