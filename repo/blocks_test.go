@@ -96,12 +96,13 @@ func TestWithBlockstore_KeepsBlocksApart(t *testing.T) {
 }
 
 // With blocks in a separate store a failure between the two writes may only
-// over-count Used, never under-count it.
+// over-count Used, never under-count it, and the repo writes nothing more
+// until it is reopened.
 func TestWithBlockstore_FailureOverCounts(t *testing.T) {
 	meta := newMem()
 	var fail atomic.Bool
 	blocks := failstore.NewFailstore(newMem(), func(op string) error {
-		if fail.Load() && (op == "put" || op == "delete") {
+		if fail.Load() && op == "batch-commit" {
 			return errInjected
 		}
 		return nil
@@ -109,16 +110,30 @@ func TestWithBlockstore_FailureOverCounts(t *testing.T) {
 	r, err := repo.New(t.Context(), meta, repo.WithQuotaMaxBytes(100), repo.WithBlockstore(blocks))
 	require.NoError(t, err)
 	fail.Store(true)
-	require.ErrorIs(t, r.PutBlock(t.Context(), datastore.NewKey("b"), make([]byte, 5)), errInjected)
-	assert.Equal(t, uint64(0), r.Quota().Used)
-	assert.Equal(t, uint64(0), counter(t, meta, repo.UsedKey), "counter restored after the failed block write")
-
+	err = r.PutBlock(t.Context(), datastore.NewKey("b"), make([]byte, 5))
+	require.ErrorIs(t, err, errInjected)
+	require.ErrorIs(t, err, repo.ErrWriteFailed)
+	assert.Equal(t, uint64(0), r.Quota().Used, "nothing acknowledged")
 	fail.Store(false)
+	require.ErrorIs(t, r.Reserve(t.Context(), 1), repo.ErrWriteFailed, "no write after a failed one")
+
+	r, err = repo.New(t.Context(), meta, repo.WithQuotaMaxBytes(100), repo.WithBlockstore(blocks))
+	require.NoError(t, err)
+	assert.Equal(t, uint64(5), r.Quota().Used, "the counter was written before the block: an over-count")
+	require.ErrorIs(t, r.Verify(t.Context()), repo.ErrInvariant)
+
+	// Deleting: the block goes first, so a failure leaves it counted.
+	meta = newMem()
+	r, err = repo.New(t.Context(), meta, repo.WithQuotaMaxBytes(100), repo.WithBlockstore(blocks))
+	require.NoError(t, err)
 	require.NoError(t, r.PutBlock(t.Context(), datastore.NewKey("b"), make([]byte, 5)))
 	fail.Store(true)
-	require.ErrorIs(t, r.DeleteBlock(t.Context(), datastore.NewKey("b")), errInjected)
+	require.ErrorIs(t, r.DeleteBlock(t.Context(), datastore.NewKey("b")), repo.ErrWriteFailed)
+	fail.Store(false)
+	r, err = repo.New(t.Context(), meta, repo.WithQuotaMaxBytes(100), repo.WithBlockstore(blocks))
+	require.NoError(t, err)
 	assert.Equal(t, uint64(5), r.Quota().Used)
-	assert.Equal(t, uint64(5), counter(t, meta, repo.UsedKey))
+	require.NoError(t, r.Verify(t.Context()), "the failed delete reached neither store")
 }
 
 func TestGetBlock_Missing(t *testing.T) {

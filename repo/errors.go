@@ -1,20 +1,28 @@
 package repo
 
-import "errors"
+import "github.com/stowage/stowage/internal/engine"
 
 // Errors returned by the repo. Each is checked with errors.Is; the returned
 // error wraps it with the figures that explain the failure.
 var (
 	// ErrQuotaNotEnough means the bytes asked for do not fit under Max.
-	ErrQuotaNotEnough = errors.New("repo: not enough quota")
+	ErrQuotaNotEnough = engine.ErrQuotaNotEnough
 	// ErrReleaseExceedsReserved means more bytes were released than are reserved.
-	ErrReleaseExceedsReserved = errors.New("repo: release exceeds reserved bytes")
-	// ErrClosed is returned by every operation on a closed Repo.
-	ErrClosed = errors.New("repo: closed")
+	ErrReleaseExceedsReserved = engine.ErrReleaseExceedsReserved
+	// ErrClosed is returned by every call on a closed Repo, reads included.
+	ErrClosed = engine.ErrClosed
+	// ErrWriteFailed means a commit failed in a way that may or may not have
+	// reached the disk (an fsync error, a lost connection). The repo then
+	// refuses every write until it is reopened, or until it has reopened its
+	// own embedded database; see the package doc for why.
+	ErrWriteFailed = engine.ErrWriteFailed
 	// ErrCorrupt means a quota counter in the datastore is not a valid
 	// 8-byte big-endian number.
-	ErrCorrupt = errors.New("repo: corrupt quota record")
-	// ErrInvalidOption reports an option that cannot be honoured, such as a
-	// transactional write path on a datastore that has no transactions.
-	ErrInvalidOption = errors.New("repo: invalid option")
+	ErrCorrupt = engine.ErrCorrupt
+	// ErrInvalidOption reports an option that cannot be honoured, such as
+	// transactions on a datastore whose transactions do not work.
+	ErrInvalidOption = engine.ErrInvalid
+	// ErrInvariant means Verify found the counters and the datastore
+	// disagreeing; the error reports the figures.
+	ErrInvariant = engine.ErrInvariant
 )

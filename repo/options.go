@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/ipfs/go-datastore"
+	"github.com/syndtr/goleveldb/leveldb/storage"
 )
 
 type options struct {
@@ -12,6 +13,7 @@ type options struct {
 	noSync       bool
 	transactions bool
 	logger       *slog.Logger
+	wrapStorage  func(storage.Storage) storage.Storage // tests: fault injection
 }
 
 func defaultOptions() options {
@@ -33,34 +35,35 @@ func WithQuotaMaxBytes(n uint64) Option {
 }
 
 // WithBlockstore keeps blocks in ds instead of the metadata datastore (for
-// example a flatfs directory). The repo does not close ds.
+// example a flatfs directory, with keys flatfs accepts). The repo does not
+// close ds.
 //
 // Blocks and the Used counter then live in two stores that cannot be written
-// atomically together. The repo orders the two writes so that a crash between
-// them can only over-count Used (the quota errs on the side of refusing
-// bytes, never of overcommitting the disk).
+// atomically together. The repo deletes blocks before and writes them after
+// the metadata that counts them, so a crash in between can only over-count
+// Used (the quota errs on the side of refusing bytes, never of
+// overcommitting the disk); Verify reports such an over-count.
 func WithBlockstore(ds datastore.Batching) Option {
 	return func(o *options) { o.blocks = ds }
 }
 
 // WithNoSync turns off fsync in the embedded LevelDB opened by Open. Writes
-// become several times faster, and a crash of the process still loses
-// nothing, but a crash of the machine (power loss, kernel panic) may lose
-// the most recent writes or, in the worst case, leave the quota out of step
-// with the records. Use it for tests, simulations and caches; leave it off
-// for a host that has promised bytes to paying clients. New ignores it: the
+// become many times faster, and a crash of the process still loses nothing,
+// but a crash of the machine (power loss, kernel panic) may lose the most
+// recent writes. Use it for tests, simulations and caches; leave it off for
+// a host that has promised bytes to paying clients. New ignores it: the
 // caller's datastore decides its own durability.
 func WithNoSync() Option {
 	return func(o *options) { o.noSync = true }
 }
 
-// WithTransactions makes every multi-record write a datastore transaction
-// instead of a batch. Use it when the metadata datastore implements
+// WithTransactions makes every group of changes one datastore transaction
+// instead of one batch. Use it when the metadata datastore implements
 // datastore.TxnDatastore and its batches are not atomic. LevelDB, Badger,
 // Pebble and the in-memory map commit batches atomically and need no
-// transactions (goleveldb documents its transactions as expensive for small
-// writes). New fails with ErrInvalidOption when the datastore has no
-// transactions.
+// transactions. New checks that transactions really work (wrappers such as
+// keytransform have the method and fail at first use) and fails with
+// ErrInvalidOption otherwise.
 func WithTransactions() Option {
 	return func(o *options) { o.transactions = true }
 }

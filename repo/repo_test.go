@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/failstore"
-	"github.com/ipfs/go-datastore/query"
 	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -181,32 +179,6 @@ func TestReserveRelease_FailedWriteChangesNothing(t *testing.T) {
 	assert.Equal(t, r.Quota(), fresh.Quota())
 }
 
-func TestCommit_WritesRecordsAndCounterTogether(t *testing.T) {
-	r, ds := newRepo(t, 100)
-	key := datastore.NewKey("/meta/thing")
-	require.NoError(t, r.Commit(t.Context(), repo.Change{Reserve: 10, Put: []repo.Record{{Key: key, Value: []byte("v")}}}))
-	v, err := ds.Get(t.Context(), key)
-	require.NoError(t, err)
-	assert.Equal(t, []byte("v"), v)
-	assert.Equal(t, uint64(10), counter(t, ds, repo.ReservedKey))
-
-	// A refused change writes none of its records.
-	other := datastore.NewKey("/meta/other")
-	err = r.Commit(t.Context(), repo.Change{Reserve: 1000, Put: []repo.Record{{Key: other, Value: []byte("v")}}, Delete: []datastore.Key{key}})
-	require.ErrorIs(t, err, repo.ErrQuotaNotEnough)
-	has, err := ds.Has(t.Context(), other)
-	require.NoError(t, err)
-	assert.False(t, has)
-	has, err = ds.Has(t.Context(), key)
-	require.NoError(t, err)
-	assert.True(t, has)
-
-	// Release and reserve in one change: the net effect is what must fit.
-	require.NoError(t, r.Reserve(t.Context(), 90))
-	require.NoError(t, r.Commit(t.Context(), repo.Change{Release: 30, Reserve: 30}))
-	assert.Equal(t, uint64(100), r.Quota().Reserved)
-}
-
 func TestConcurrentReserve_NeverOvercommits(t *testing.T) {
 	r, ds := newRepo(t, 1000)
 	var wg sync.WaitGroup
@@ -238,45 +210,3 @@ func TestClose_LaterOperationsFail(t *testing.T) {
 
 // Concurrent commits are written in groups; when a group's write fails,
 // none of its changes is applied, so memory always matches the disk.
-func TestCommit_ConcurrentWithFailuresKeepsMemoryAndDiskEqual(t *testing.T) {
-	base := newMem()
-	var commits atomic.Int64
-	fs := failstore.NewFailstore(base, func(op string) error {
-		if op == "batch-commit" && commits.Add(1)%3 == 0 {
-			return errInjected
-		}
-		return nil
-	})
-	r, err := repo.New(t.Context(), fs, repo.WithQuotaMaxBytes(1<<20))
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	var reserved, released atomic.Int64
-	for g := range 32 {
-		wg.Go(func() {
-			for i := range 20 {
-				key := datastore.NewKey(fmt.Sprintf("/rec/%d/%d", g, i))
-				err := r.Commit(context.Background(), repo.Change{Reserve: 3, Put: []repo.Record{{Key: key, Value: []byte{1}}}})
-				if err == nil {
-					reserved.Add(3)
-				} else {
-					assert.ErrorIs(t, err, errInjected)
-				}
-				if err := r.Release(context.Background(), 1); err == nil {
-					released.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	fresh, err := repo.New(t.Context(), base, repo.WithQuotaMaxBytes(1<<20))
-	require.NoError(t, err)
-	assert.Equal(t, fresh.Quota(), r.Quota())
-	assert.Equal(t, uint64(reserved.Load()-released.Load()), r.Quota().Reserved)
-
-	// Every record on disk belongs to a change that was reported successful.
-	res, err := base.Query(t.Context(), query.Query{Prefix: "/rec", KeysOnly: true})
-	require.NoError(t, err)
-	entries, err := res.Rest()
-	require.NoError(t, err)
-	assert.Equal(t, reserved.Load()/3, int64(len(entries)))
-}

@@ -1,10 +1,10 @@
 package reservations_test
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -14,9 +14,8 @@ import (
 
 func queryAll() query.Query { return query.Query{} }
 
-// A corrupt record is reported by the operations that read it: here found
-// by a Store opened after the damage (a restart), since a running Store
-// serves the records it wrote from memory.
+// A corrupt record is reported by every operation that reads it, by the
+// Store that wrote it as by a new one.
 func TestCorruptAvailabilityRecord_IsReported(t *testing.T) {
 	s0, r, ds := newStore(t, 1000)
 	a := mustAvailability(t, s0, 100)
@@ -58,24 +57,26 @@ func TestRecordUnderWrongKey_IsReported(t *testing.T) {
 	b, err := ds.Get(t.Context(), a.Key())
 	require.NoError(t, err)
 	other := reservations.AvailabilityID(uuid.New())
-	require.NoError(t, ds.Put(t.Context(), datastore.NewKey("/meta/sales/reservations/"+other.String()), b))
+	require.NoError(t, ds.Put(t.Context(), reservations.Prefix.ChildString(other.String()), b))
 	_, err = s.Availability(t.Context(), other)
 	assert.ErrorIs(t, err, reservations.ErrCorrupt)
 }
 
-// Records written behind a running Store's back make its memory disagree
-// with the datastore; Verify says so.
+// A record changed behind the Store's back unbalances the books; Verify
+// says by how much, and the next change works from the record as it is.
 func TestVerify_ReportsRecordsChangedBehindItsBack(t *testing.T) {
 	s, _, ds := newStore(t, 1000)
 	a := mustAvailability(t, s, 100)
 	changed := a
-	changed.Duration++
-	b, err := changed.MarshalJSON()
+	changed.Size, changed.TotalSize = 90, 90
+	b, err := json.Marshal(&changed)
 	require.NoError(t, err)
 	require.NoError(t, ds.Put(t.Context(), a.Key(), b))
 	err = s.Verify(t.Context())
 	require.ErrorIs(t, err, reservations.ErrInvariant)
-	assert.Contains(t, err.Error(), "differs from the datastore")
+	assert.Contains(t, err.Error(), "difference +10")
+	_, err = s.CreateReservation(t.Context(), a.ID, 95, reqID(1), 0)
+	assert.ErrorIs(t, err, reservations.ErrBytesOutOfBounds, "the change re-read the record")
 }
 
 func TestVerify_ReportsDifference(t *testing.T) {

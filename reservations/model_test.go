@@ -64,7 +64,7 @@ func TestStore_MatchesModel(t *testing.T) {
 				break
 			}
 			size := rng.Uint64N(800) + 1
-			res, err := s.CreateReservation(ctx, id, size, reqID(1), 0)
+			res, err := s.CreateReservation(ctx, id, size, reqID(1), uint64(step))
 			if size > m.avail[id] {
 				require.ErrorIs(t, err, reservations.ErrBytesOutOfBounds, "step %d", step)
 				break

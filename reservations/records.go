@@ -1,47 +1,91 @@
 package reservations
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
-	"github.com/google/uuid"
 	"github.com/holiman/uint256"
 	"github.com/ipfs/go-datastore"
 
 	"github.com/stowage/stowage"
 )
 
-// Prefix is the datastore key under which every availability and
-// reservation record lives:
+// Keys of the records, all in the repo's metadata datastore:
 //
-//	/meta/sales/reservations/<availabilityID>                  Availability
-//	/meta/sales/reservations/<availabilityID>/<reservationID>  Reservation
-var Prefix = datastore.NewKey(prefixString)
+//	/meta/sales/reservations/<availabilityID>                 Availability
+//	/meta/sales/reservations/<availabilityID>/<reservationID> Reservation
+//	/meta/sales/availabilities/<availabilityID>               (empty) index of availabilities
+//	/meta/sales/byid/<reservationID>                          the reservation's availability ID
+//	/meta/sales/slots/<requestID>/<slotIndex>                 "<availabilityID>/<reservationID>"
+//	/meta/sales/blocks/<reservationID><blockKey>              size of a block it wrote
+//	/meta/sales/layout                                        the layout's version
+//
+// The index of availabilities lets a listing read the availabilities
+// without walking the reservations nested under them. A datastore written
+// by the first release (no indexes, no TotalSize) is brought to this layout
+// by the first call, in one atomic change.
+var (
+	// Prefix holds every availability and, under it, its reservations.
+	Prefix = datastore.NewKey("/meta/sales/reservations")
+
+	availIndexPrefix = datastore.NewKey("/meta/sales/availabilities")
+	byIDPrefix       = datastore.NewKey("/meta/sales/byid")
+	slotPrefix       = datastore.NewKey("/meta/sales/slots")
+	blocksPrefix     = datastore.NewKey("/meta/sales/blocks")
+	layoutKey        = datastore.NewKey("/meta/sales/layout")
+)
+
+const layoutVersion = "2"
 
 // Availability is bytes the host offers to sell, and on what terms.
 //
-// Size is the free bytes left to reserve: it shrinks as reservations are
-// carved out of it and grows back as they are deleted. The terms bound the
-// requests it serves: at most Duration seconds, paying at least MinPrice per
-// slot, asking at most MaxCollateral.
+// TotalSize is the whole offer; Size is the part no reservation holds. A
+// reservation moves bytes from Size into itself; when it is deleted they come
+// back (see Store.DeleteReservation), so the offer is whole again. The terms
+// bound the slots it takes: lasting at most Duration seconds, paying at least
+// MinPrice per slot, asking at most MaxCollateral, and, when Until is set,
+// with contracts over by Until. With a collateral budget (TotalCollateral
+// non-zero) each slot's collateral is taken from FreeCollateral while its
+// reservation lives.
 type Availability struct {
 	ID            AvailabilityID `json:"id"`
 	Size          uint64         `json:"size"`     // free bytes left to reserve
-	Duration      uint64         `json:"duration"` // longest request served, seconds
+	Duration      uint64         `json:"duration"` // longest slot taken, seconds
 	MinPrice      uint256.Int    `json:"minPrice"` // least a slot must pay over its duration
 	MaxCollateral uint256.Int    `json:"maxCollateral"`
+
+	TotalSize       uint64      `json:"totalSize"`          // bytes offered in all; Size is the part no reservation holds
+	Disabled        bool        `json:"disabled,omitempty"` // takes no new slots; slots it already holds go on
+	Until           time.Time   `json:"until,omitzero"`     // takes no slot whose ValidUntil is later; zero: no limit
+	TotalCollateral uint256.Int `json:"totalCollateral"`    // collateral budget over all its reservations; zero: no budget
+	FreeCollateral  uint256.Int `json:"freeCollateral"`     // what is left of TotalCollateral
 }
 
 // Reservation is bytes carved out of an Availability for one slot of one
-// request. Size shrinks as the slot's data is written (Store.Release).
+// request. Size is what it still holds for blocks not yet written; Used is
+// what the blocks written with Store.PutBlock take.
 type Reservation struct {
 	ID             ReservationID     `json:"id"`
 	AvailabilityID AvailabilityID    `json:"availabilityId"`
 	Size           uint64            `json:"size"` // bytes still reserved, not yet written
 	RequestID      stowage.RequestID `json:"requestId"`
 	SlotIndex      uint64            `json:"slotIndex"`
+
+	SlotSize   uint64      `json:"slotSize"`            // bytes the slot was reserved with
+	Used       uint64      `json:"used"`                // bytes of the blocks written with Store.PutBlock
+	Collateral uint256.Int `json:"collateral"`          // taken from the availability's collateral budget
+	ValidUntil time.Time   `json:"validUntil,omitzero"` // the slot's contract is over by then; zero: no expiry
+}
+
+// Slot is a slot a host wants to serve.
+type Slot struct {
+	RequestID  stowage.RequestID
+	Index      uint64
+	Ask        stowage.StorageAsk // SlotSize, Duration, Reward (per second), Collateral (per slot)
+	ValidUntil time.Time          // when its contract ends at the latest; zero: no expiry
 }
 
 // Key returns the datastore key of the availability's record.
@@ -50,88 +94,74 @@ func (a Availability) Key() datastore.Key { return availabilityKey(a.ID) }
 // Key returns the datastore key of the reservation's record.
 func (r Reservation) Key() datastore.Key { return reservationKey(r.AvailabilityID, r.ID) }
 
-// prefixString is Prefix as a string, the start of every record key.
-const prefixString = "/meta/sales/reservations"
-
-func availabilityKey(id AvailabilityID) datastore.Key {
-	var buf [len(prefixString) + 1 + 36]byte
-	b := append(buf[:0], prefixString+"/"...)
-	b = appendUUID(b, uuid.UUID(id))
-	return datastore.RawKey(string(b))
-}
-
-func reservationKey(availabilityID AvailabilityID, id ReservationID) datastore.Key {
-	var buf [len(prefixString) + 2 + 2*36]byte
-	b := append(buf[:0], prefixString+"/"...)
-	b = appendUUID(b, uuid.UUID(availabilityID))
-	b = append(b, '/')
-	b = appendUUID(b, uuid.UUID(id))
-	return datastore.RawKey(string(b))
-}
-
-// MarshalJSON encodes the record with amounts as decimal strings. It writes
-// the bytes directly: records are encoded on every change, and this is several
-// times cheaper than reflection.
+// MarshalJSON encodes the record with amounts as decimal strings (a plain
+// json.Marshal of the value would not reach uint256.Int's marshaller, which
+// has a pointer receiver).
 func (a Availability) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 160)
-	b = append(b, `{"id":"`...)
-	b = appendUUID(b, uuid.UUID(a.ID))
-	b = append(b, `","size":`...)
-	b = strconv.AppendUint(b, a.Size, 10)
-	b = append(b, `,"duration":`...)
-	b = strconv.AppendUint(b, a.Duration, 10)
-	b = append(b, `,"minPrice":"`...)
-	b = append(b, a.MinPrice.Dec()...)
-	b = append(b, `","maxCollateral":"`...)
-	b = append(b, a.MaxCollateral.Dec()...)
-	b = append(b, `"}`...)
-	return b, nil
+	type plain Availability
+	return json.Marshal((*plain)(&a))
 }
 
 // MarshalJSON encodes the record; see Availability.MarshalJSON.
 func (r Reservation) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 200)
-	b = append(b, `{"id":"`...)
-	b = appendUUID(b, uuid.UUID(r.ID))
-	b = append(b, `","availabilityId":"`...)
-	b = appendUUID(b, uuid.UUID(r.AvailabilityID))
-	b = append(b, `","size":`...)
-	b = strconv.AppendUint(b, r.Size, 10)
-	b = append(b, `,"requestId":"`...)
-	b = append(b, "0x"...)
-	b = hex.AppendEncode(b, r.RequestID[:])
-	b = append(b, `","slotIndex":`...)
-	b = strconv.AppendUint(b, r.SlotIndex, 10)
-	b = append(b, '}')
-	return b, nil
+	type plain Reservation
+	return json.Marshal((*plain)(&r))
 }
 
-// appendUUID appends the canonical 8-4-4-4-12 form of id without
-// allocating.
-func appendUUID(b []byte, id uuid.UUID) []byte {
-	b = hex.AppendEncode(b, id[0:4])
-	b = append(b, '-')
-	b = hex.AppendEncode(b, id[4:6])
-	b = append(b, '-')
-	b = hex.AppendEncode(b, id[6:8])
-	b = append(b, '-')
-	b = hex.AppendEncode(b, id[8:10])
-	b = append(b, '-')
-	return hex.AppendEncode(b, id[10:16])
+// held is what the availability's reservations hold: TotalSize - Size.
+func (a Availability) held() uint64 { return a.TotalSize - a.Size }
+
+func (a Availability) hasBudget() bool { return !a.TotalCollateral.IsZero() }
+
+func availabilityKey(id AvailabilityID) datastore.Key {
+	return datastore.RawKey(Prefix.String() + "/" + id.String())
+}
+
+func availabilityIndexKey(id AvailabilityID) datastore.Key {
+	return datastore.RawKey(availIndexPrefix.String() + "/" + id.String())
+}
+
+func reservationKey(availabilityID AvailabilityID, id ReservationID) datastore.Key {
+	return datastore.RawKey(Prefix.String() + "/" + availabilityID.String() + "/" + id.String())
+}
+
+func byIDKey(id ReservationID) datastore.Key {
+	return datastore.RawKey(byIDPrefix.String() + "/" + id.String())
+}
+
+func slotKey(requestID stowage.RequestID, index uint64) datastore.Key {
+	return datastore.RawKey(slotPrefix.String() + "/" + requestID.String() + "/" + strconv.FormatUint(index, 10))
+}
+
+func reservationBlocksPrefix(id ReservationID) datastore.Key {
+	return datastore.RawKey(blocksPrefix.String() + "/" + id.String())
+}
+
+// blockIndexKey remembers, under the reservation, a block it wrote.
+func blockIndexKey(id ReservationID, block datastore.Key) datastore.Key {
+	return datastore.RawKey(reservationBlocksPrefix(id).String() + block.String())
+}
+
+func encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("reservations: encode %T: %v", v, err)) // only plain fields: cannot fail
+	}
+	return b
 }
 
 // decodeAvailability decodes the record stored under key, checking that it
 // belongs there.
 func decodeAvailability(key datastore.Key, data []byte) (Availability, error) {
-	a, ok := parseAvailability(data)
-	if !ok {
-		a = Availability{}
-		if err := json.Unmarshal(data, &a); err != nil {
-			return Availability{}, fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
-		}
+	var a Availability
+	if err := json.Unmarshal(data, &a); err != nil {
+		return Availability{}, fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
 	}
 	if availabilityKey(a.ID) != key {
 		return Availability{}, fmt.Errorf("%w: %s holds availability %s", ErrCorrupt, key, a.ID)
+	}
+	if a.Size > a.TotalSize {
+		return Availability{}, fmt.Errorf("%w: %s: size %d above totalSize %d", ErrCorrupt, key, a.Size, a.TotalSize)
 	}
 	return a, nil
 }
@@ -139,12 +169,9 @@ func decodeAvailability(key datastore.Key, data []byte) (Availability, error) {
 // decodeReservation decodes the record stored under key, checking that it
 // belongs there.
 func decodeReservation(key datastore.Key, data []byte) (Reservation, error) {
-	r, ok := parseReservation(data)
-	if !ok {
-		r = Reservation{}
-		if err := json.Unmarshal(data, &r); err != nil {
-			return Reservation{}, fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
-		}
+	var r Reservation
+	if err := json.Unmarshal(data, &r); err != nil {
+		return Reservation{}, fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
 	}
 	if reservationKey(r.AvailabilityID, r.ID) != key {
 		return Reservation{}, fmt.Errorf("%w: %s holds reservation %s of availability %s", ErrCorrupt, key, r.ID, r.AvailabilityID)
@@ -152,7 +179,46 @@ func decodeReservation(key datastore.Key, data []byte) (Reservation, error) {
 	return r, nil
 }
 
-func encode(v json.Marshaler) []byte {
-	b, _ := v.MarshalJSON() // our encoders never fail
-	return b
+func decodeSize(key datastore.Key, b []byte) (uint64, error) {
+	n, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
+	}
+	return n, nil
+}
+
+func encodeSize(n uint64) []byte { return strconv.AppendUint(nil, n, 10) }
+
+// decodeSlot decodes a slot index record: "<availabilityID>/<reservationID>".
+func decodeSlot(key datastore.Key, b []byte) (AvailabilityID, ReservationID, error) {
+	a, r, ok := strings.Cut(string(b), "/")
+	if ok {
+		aid, err1 := ParseAvailabilityID(a)
+		rid, err2 := ParseReservationID(r)
+		if err1 == nil && err2 == nil {
+			return aid, rid, nil
+		}
+	}
+	return AvailabilityID{}, ReservationID{}, fmt.Errorf("%w: %s holds %q", ErrCorrupt, key, b)
+}
+
+func encodeSlot(r Reservation) []byte {
+	return []byte(r.AvailabilityID.String() + "/" + r.ID.String())
+}
+
+// formatBytes writes n in binary units, for messages an operator reads.
+func formatBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatUint(n, 10) + " B"
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	v := float64(n) / float64(div)
+	s := strconv.FormatFloat(v, 'f', 1, 64)
+	s = strings.TrimSuffix(s, ".0")
+	return s + " " + string("KMGTPE"[exp]) + "iB"
 }

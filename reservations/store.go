@@ -3,18 +3,20 @@ package reservations
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/holiman/uint256"
 	"github.com/ipfs/go-datastore"
-	"github.com/ipfs/go-datastore/query"
 
 	"github.com/stowage/stowage"
+	"github.com/stowage/stowage/internal/engine"
 	"github.com/stowage/stowage/repo"
 )
 
@@ -27,7 +29,7 @@ type options struct {
 type Option func(*options)
 
 // WithOnAvailabilityAdded sets a hook called after each availability is
-// created, with the stored availability. It runs on the caller's goroutine
+// added, with the stored availability. It runs on the caller's goroutine
 // once the availability is durable and no lock is held, so it may call back
 // into the Store. A panic in it is recovered and logged; it cannot undo or
 // corrupt the availability.
@@ -47,80 +49,259 @@ func WithLogger(l *slog.Logger) Option {
 // Store keeps Availabilities and Reservations in the repo's metadata
 // datastore and their bytes in the repo's quota.
 //
-// Every change that touches more than one record (an availability, a
-// reservation, the Reserved counter) is one atomic repo.Commit, made under a
-// per-availability lock, so concurrent callers can never overcommit an
-// availability and a crash can never leave the records and the quota
-// disagreeing. A Store is safe for concurrent use. Operations on different
-// availabilities proceed in parallel as far as the repo allows.
+// Every change re-reads the records it changes and stages its writes under
+// the repo's staging lock, and is committed as one atomic batch together
+// with the quota counters (see package repo), so concurrent callers can
+// never overcommit and a crash can never leave the records and the quota
+// disagreeing. A Store is safe for concurrent use, and so are several
+// Stores on one repo: they share one state.
 type Store struct {
 	repo    *repo.Repo
-	ds      datastore.Batching
+	eng     *engine.Engine
+	st      *state
 	onAdded func(context.Context, Availability)
 	log     *slog.Logger
-
-	// changes is held shared by every mutation and exclusively by Verify,
-	// which needs all records and the counter at one instant.
-	changes sync.RWMutex
-	locks   stripedMutex
-	cache   *cache
 }
 
-// New returns a Store over r. The Store owns the records under Prefix in
-// r's metadata datastore and keeps those it uses in memory, and expects to be
-// the only one changing r's Reserved counter (see Verify): make one Store per
-// repo, and do not write its records behind its back.
+// state is what every Store on one repo shares.
+type state struct {
+	migrated atomic.Bool
+
+	mu     sync.Mutex
+	loaded bool // hints holds every availability as of generation gen
+	gen    uint64
+	hints  map[AvailabilityID]Availability
+}
+
+type stateKey struct{}
+
+// New returns a Store over r. Stores made on the same repo share their
+// state, so making several is safe (if pointless).
 func New(r *repo.Repo, opts ...Option) *Store {
 	o := options{logger: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return &Store{repo: r, ds: r.Datastore(), onAdded: o.onAdded, log: o.logger, cache: newCache()}
+	e := engine.Of(r)
+	st := e.Shared(stateKey{}, func() any { return &state{hints: map[AvailabilityID]Availability{}} }).(*state)
+	return &Store{repo: r, eng: e, st: st, onAdded: o.onAdded, log: o.logger}
 }
 
-// lock takes the locks for a change to one availability; unlock releases
-// them.
-func (s *Store) lock(id AvailabilityID) *sync.Mutex {
-	s.changes.RLock()
-	m := s.locks.of(id)
-	m.Lock()
-	return m
-}
+// txn is a change being staged, with the record helpers.
+type txn struct{ *engine.Tx }
 
-func (s *Store) unlock(m *sync.Mutex) {
-	m.Unlock()
-	s.changes.RUnlock()
-}
-
-// CreateAvailability reserves size bytes in the repo quota and stores an
-// availability offering them, as one atomic change. When the quota is too
-// small the error matches both ErrReserveFailed and repo.ErrQuotaNotEnough,
-// and nothing is written. A zero size fails with ErrInvalidSize.
-func (s *Store) CreateAvailability(ctx context.Context, size, duration uint64, minPrice, maxCollateral uint256.Int) (Availability, error) {
-	if size == 0 {
-		return Availability{}, fmt.Errorf("create availability: %w", ErrInvalidSize)
+// update runs fn as one atomic change. Until the datastore is known to be
+// in the current layout, it first moves the records of the first release
+// (in the same change) and marks the layout with its first write.
+func (s *Store) update(ctx context.Context, fn func(t txn) error) error {
+	if s.st.migrated.Load() {
+		return s.eng.Update(ctx, func(tx *engine.Tx) error { return fn(txn{tx}) })
 	}
+	marked := false
+	err := s.eng.Update(ctx, func(tx *engine.Tx) error {
+		t := txn{tx}
+		var err error
+		if marked, err = migrate(t, s.log); err != nil {
+			return fmt.Errorf("reservations: move records to layout %s: %w", layoutVersion, err)
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+		if !marked && t.Dirty() {
+			marked = true
+			return t.Put(layoutKey, []byte(layoutVersion))
+		}
+		return nil
+	})
+	if err == nil && marked {
+		s.st.migrated.Store(true)
+	}
+	return err
+}
+
+// ready makes sure a read finds the records where the current layout has
+// them.
+func (s *Store) ready(ctx context.Context) error {
+	if s.st.migrated.Load() {
+		return nil
+	}
+	return s.update(ctx, func(txn) error { return nil })
+}
+
+func (t txn) availability(id AvailabilityID) (Availability, error) {
+	key := availabilityKey(id)
+	b, err := t.Get(key)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return Availability{}, fmt.Errorf("%w: availability %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return Availability{}, err
+	}
+	return decodeAvailability(key, b)
+}
+
+// reservation finds a reservation by its own ID.
+func (t txn) reservation(id ReservationID) (Reservation, error) {
+	idx := byIDKey(id)
+	b, err := t.Get(idx)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return Reservation{}, fmt.Errorf("%w: reservation %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return Reservation{}, err
+	}
+	aid, err := ParseAvailabilityID(string(b))
+	if err != nil {
+		return Reservation{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, idx, err)
+	}
+	key := reservationKey(aid, id)
+	b, err = t.Get(key)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return Reservation{}, fmt.Errorf("%w: %s names availability %s, which has no such reservation", ErrCorrupt, idx, aid)
+	}
+	if err != nil {
+		return Reservation{}, err
+	}
+	return decodeReservation(key, b)
+}
+
+// reservationOf finds a reservation by its own ID and checks that it draws
+// on availabilityID.
+func (t txn) reservationOf(id ReservationID, availabilityID AvailabilityID) (Reservation, error) {
+	r, err := t.reservation(id)
+	if err == nil && r.AvailabilityID != availabilityID {
+		return Reservation{}, fmt.Errorf("%w: reservation %s draws on availability %s, not %s", ErrNotFound, id, r.AvailabilityID, availabilityID)
+	}
+	return r, err
+}
+
+func (t txn) putAvailability(s *state, a Availability) error {
+	t.AfterStage(func() { s.setHint(a) })
+	return t.Put(a.Key(), encode(&a))
+}
+
+// addAvailability stages a new availability and its index entry.
+func (t txn) addAvailability(s *state, a Availability) error {
+	if err := t.Put(availabilityIndexKey(a.ID), nil); err != nil {
+		return err
+	}
+	return t.putAvailability(s, a)
+}
+
+func (t txn) putReservation(r Reservation) error {
+	return t.Put(r.Key(), encode(&r))
+}
+
+// setHint records a staged availability in the hints, if they are loaded.
+// Called under the staging lock.
+func (s *state) setHint(a Availability) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loaded {
+		s.hints[a.ID] = a
+	}
+}
+
+func (s *state) dropHint(id AvailabilityID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.hints, id)
+}
+
+// loadHints makes the hints hold every availability as this change sees
+// them. Called under the staging lock.
+func (s *state) loadHints(t txn) error {
+	s.mu.Lock()
+	ok := s.loaded && s.gen == t.Generation()
+	s.mu.Unlock()
+	if ok {
+		return nil
+	}
+	as, err := t.availabilities()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.hints)
+	for _, a := range as {
+		s.hints[a.ID] = a
+	}
+	s.loaded, s.gen = true, t.Generation()
+	return nil
+}
+
+func (t txn) availabilities() ([]Availability, error) {
+	return listAvailabilities(t.Scan, t.Get)
+}
+
+// listAvailabilities reads every availability through its index entry, in
+// ID order.
+func listAvailabilities(scan func(datastore.Key, bool, func(string, []byte) error) error, get func(datastore.Key) ([]byte, error)) ([]Availability, error) {
+	var as []Availability
+	base := len(availIndexPrefix.String()) + 1
+	err := scan(availIndexPrefix, true, func(key string, _ []byte) error {
+		id, err := ParseAvailabilityID(key[base:])
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
+		}
+		k := availabilityKey(id)
+		b, err := get(k)
+		if errors.Is(err, datastore.ErrNotFound) {
+			return fmt.Errorf("%w: %s indexes a missing availability", ErrCorrupt, key)
+		}
+		if err != nil {
+			return err
+		}
+		a, err := decodeAvailability(k, b)
+		as = append(as, a)
+		return err
+	})
+	return as, err
+}
+
+// AddAvailability stores a new availability with all its terms and reserves
+// its bytes in the repo quota, as one atomic change. a.ID is assigned; the
+// offer is a.TotalSize (or a.Size when TotalSize is zero; if both are set
+// they must agree), all of it free. FreeCollateral starts at
+// TotalCollateral. When the quota is too small the error matches both
+// ErrReserveFailed and repo.ErrQuotaNotEnough, and nothing is written.
+func (s *Store) AddAvailability(ctx context.Context, a Availability) (Availability, error) {
+	if a.TotalSize == 0 {
+		a.TotalSize = a.Size
+	}
+	if a.TotalSize == 0 {
+		return Availability{}, fmt.Errorf("add availability: %w", ErrInvalidSize)
+	}
+	if a.Size != 0 && a.Size != a.TotalSize {
+		return Availability{}, fmt.Errorf("add availability: %w: size %d and totalSize %d differ on a new offer", ErrInvalidSize, a.Size, a.TotalSize)
+	}
+	a.Size = a.TotalSize
+	a.FreeCollateral = a.TotalCollateral
 	id, err := newID()
 	if err != nil {
 		return Availability{}, err
 	}
-	a := Availability{ID: AvailabilityID(id), Size: size, Duration: duration, MinPrice: minPrice, MaxCollateral: maxCollateral}
-
-	m := s.lock(a.ID)
-	err = s.repo.Commit(ctx, repo.Change{
-		Reserve: size,
-		Put:     []repo.Record{{Key: a.Key(), Value: encode(a)}},
+	a.ID = AvailabilityID(id)
+	err = s.update(ctx, func(t txn) error {
+		if err := t.Reserve(a.TotalSize); err != nil {
+			return fmt.Errorf("%w: %w", ErrReserveFailed, err)
+		}
+		return t.addAvailability(s.st, a)
 	})
-	if err == nil {
-		s.cache.put([]Availability{a}, nil)
-	}
-	s.unlock(m)
 	if err != nil {
-		return Availability{}, fmt.Errorf("create availability of %d bytes: %w: %w", size, ErrReserveFailed, err)
+		return Availability{}, fmt.Errorf("add availability of %d bytes: %w", a.TotalSize, err)
 	}
-	s.log.Debug("availability created", "id", a.ID, "size", size)
+	s.log.Debug("availability added", "id", a.ID, "size", a.TotalSize)
 	s.notifyAdded(ctx, a)
 	return a, nil
+}
+
+// CreateAvailability is AddAvailability with the first release's terms:
+// size bytes for slots of at most duration seconds, paying at least
+// minPrice per slot, asking at most maxCollateral.
+func (s *Store) CreateAvailability(ctx context.Context, size, duration uint64, minPrice, maxCollateral uint256.Int) (Availability, error) {
+	return s.AddAvailability(ctx, Availability{TotalSize: size, Duration: duration, MinPrice: minPrice, MaxCollateral: maxCollateral})
 }
 
 func (s *Store) notifyAdded(ctx context.Context, a Availability) {
@@ -135,15 +316,21 @@ func (s *Store) notifyAdded(ctx context.Context, a Availability) {
 	s.onAdded(ctx, a)
 }
 
-// UpdateAvailability replaces the terms and size of the availability with
-// a.ID. Growing Size reserves the difference in the quota (failing, with
-// nothing changed, when it does not fit: ErrReserveFailed and
-// repo.ErrQuotaNotEnough); shrinking it releases the difference. An unknown
-// ID fails with ErrNotFound.
+// UpdateAvailability replaces the terms of the availability with a.ID by
+// a's, and resizes it. Size and TotalSize move together: a change of either
+// by d (relative to the stored availability) changes both by d; growing
+// reserves the difference in the quota (ErrReserveFailed and
+// repo.ErrQuotaNotEnough when it does not fit), shrinking releases it, and
+// shrinking below what its reservations hold fails with
+// ErrBytesOutOfBounds. Both changed by different amounts fails with
+// ErrStaleAvailability: that is how a copy read before reservations changed
+// the availability shows. FreeCollateral follows TotalCollateral likewise
+// (never below what reservations hold). An unknown ID fails with
+// ErrNotFound.
 //
-// The new Size replaces whatever the availability has now, including bytes
-// reservations took since a was read. To change an availability relative to
-// its current state (give back n bytes, say), use ModifyAvailability.
+// A stale copy whose Size alone differs cannot be told from an edit of
+// Size: to change an availability relative to its current state (give back
+// n bytes, say), use ModifyAvailability, which hands fn the current record.
 func (s *Store) UpdateAvailability(ctx context.Context, a Availability) error {
 	_, err := s.ModifyAvailability(ctx, a.ID, func(cur *Availability) error {
 		*cur = a
@@ -153,279 +340,269 @@ func (s *Store) UpdateAvailability(ctx context.Context, a Availability) error {
 }
 
 // ModifyAvailability changes an availability atomically with respect to
-// every other operation on it: fn receives the current availability, edits
-// it in place, and the result is stored as by UpdateAvailability (growing
-// or shrinking the quota by the change in Size). fn runs under the
-// availability's lock, so it must not call the Store. An error from fn
-// aborts the change and is returned wrapped; so does changing the ID.
+// every other operation: fn receives the current availability and edits it
+// in place, and the result is stored as by UpdateAvailability. fn runs under the repo's staging lock, so it must be
+// quick and must not call the Store. An error from fn aborts the change and
+// is returned wrapped; so does changing the ID.
 //
-//	// Give the bytes of a finished slot back to the offer.
+//	// Offer 1 GiB more.
 //	_, err := store.ModifyAvailability(ctx, id, func(a *reservations.Availability) error {
-//		a.Size += freed
+//		a.TotalSize += 1 << 30
 //		return nil
 //	})
 func (s *Store) ModifyAvailability(ctx context.Context, id AvailabilityID, fn func(a *Availability) error) (Availability, error) {
-	defer s.unlock(s.lock(id))
-	cur, err := s.availability(ctx, id)
+	var out Availability
+	err := s.update(ctx, func(t txn) error {
+		cur, err := t.availability(id)
+		if err != nil {
+			return err
+		}
+		a := cur
+		if err := fn(&a); err != nil {
+			return err
+		}
+		if a.ID != id {
+			return fmt.Errorf("%w: the ID cannot change (to %s)", ErrInvalidID, a.ID)
+		}
+		if err := resize(cur, &a); err != nil {
+			return err
+		}
+		if a.Size > cur.Size {
+			if err := t.Reserve(a.Size - cur.Size); err != nil {
+				return fmt.Errorf("grow by %d bytes: %w: %w", a.Size-cur.Size, ErrReserveFailed, err)
+			}
+		} else if err := t.Release(cur.Size - a.Size); err != nil {
+			return err
+		}
+		out = a
+		return t.putAvailability(s.st, a)
+	})
 	if err != nil {
 		return Availability{}, fmt.Errorf("update availability %s: %w", id, err)
 	}
-	a := cur
-	if err := fn(&a); err != nil {
-		return Availability{}, fmt.Errorf("update availability %s: %w", id, err)
-	}
-	if a.ID != id {
-		return Availability{}, fmt.Errorf("update availability %s: %w: the ID cannot change (to %s)", id, ErrInvalidID, a.ID)
-	}
-	c := repo.Change{Put: []repo.Record{{Key: a.Key(), Value: encode(a)}}}
-	if a.Size > cur.Size {
-		c.Reserve = a.Size - cur.Size
-	} else {
-		c.Release = cur.Size - a.Size
-	}
-	if err := s.repo.Commit(ctx, c); err != nil {
-		if c.Reserve > 0 {
-			return Availability{}, fmt.Errorf("update availability %s: grow by %d bytes: %w: %w", id, c.Reserve, ErrReserveFailed, err)
-		}
-		return Availability{}, fmt.Errorf("update availability %s: %w", id, err)
-	}
-	s.cache.put([]Availability{a}, nil)
-	return a, nil
+	return out, nil
 }
 
-// DeleteAvailability deletes an availability and returns its free bytes to
-// the quota. It fails with ErrHasReservations while reservations draw on it,
+// resize settles a's Size, TotalSize and FreeCollateral from what the
+// caller changed relative to cur.
+func resize(cur Availability, a *Availability) error {
+	held := cur.held()
+	total := a.TotalSize
+	switch {
+	case a.TotalSize != cur.TotalSize:
+		// Both changed by one amount (modular arithmetic keeps it exact).
+		if a.Size != cur.Size && a.Size-cur.Size != a.TotalSize-cur.TotalSize {
+			return fmt.Errorf("%w: size changed by %d, totalSize by %d", ErrStaleAvailability,
+				int64(a.Size-cur.Size), int64(a.TotalSize-cur.TotalSize))
+		}
+	case a.Size != cur.Size:
+		total = held + a.Size
+		if total < held {
+			return fmt.Errorf("%w: size %d overflows", ErrBytesOutOfBounds, a.Size)
+		}
+	}
+	if total < held {
+		return fmt.Errorf("%w: totalSize %d below the %d bytes its reservations hold", ErrBytesOutOfBounds, total, held)
+	}
+	a.TotalSize, a.Size = total, total-held
+
+	var heldC uint256.Int
+	heldC.Sub(&cur.TotalCollateral, &cur.FreeCollateral)
+	if a.TotalCollateral.Lt(&heldC) {
+		return fmt.Errorf("%w: collateral budget %s below the %s its reservations hold", ErrBytesOutOfBounds, a.TotalCollateral.Dec(), heldC.Dec())
+	}
+	a.FreeCollateral.Sub(&a.TotalCollateral, &heldC)
+	return nil
+}
+
+// DeleteAvailability deletes an availability and returns its bytes to the
+// quota. It fails with ErrHasReservations while reservations draw on it,
 // and with ErrNotFound for an unknown ID.
 func (s *Store) DeleteAvailability(ctx context.Context, id AvailabilityID) error {
-	defer s.unlock(s.lock(id))
-	a, err := s.availability(ctx, id)
+	err := s.update(ctx, func(t txn) error {
+		a, err := t.availability(id)
+		if err != nil {
+			return err
+		}
+		n := 0
+		err = t.Scan(availabilityReservations(id), true, func(string, []byte) error { n++; return nil })
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%w (%d)", ErrHasReservations, n)
+		}
+		if err := t.Release(a.Size); err != nil {
+			return err
+		}
+		t.AfterStage(func() { s.st.dropHint(id) })
+		if err := t.Delete(availabilityIndexKey(id)); err != nil {
+			return err
+		}
+		return t.Delete(a.Key())
+	})
 	if err != nil {
 		return fmt.Errorf("delete availability %s: %w", id, err)
 	}
-	n, err := s.countReservations(ctx, id)
-	if err != nil {
-		return fmt.Errorf("delete availability %s: %w", id, err)
-	}
-	if n > 0 {
-		return fmt.Errorf("delete availability %s: %w (%d)", id, ErrHasReservations, n)
-	}
-	if err := s.repo.Commit(ctx, repo.Change{Release: a.Size, Delete: []datastore.Key{a.Key()}}); err != nil {
-		return fmt.Errorf("delete availability %s: %w", id, err)
-	}
-	s.cache.deleteAvailability(id)
 	return nil
 }
 
-// CreateReservation carves slotSize bytes out of the availability for one
-// slot of a request: it stores the reservation and shrinks the availability
-// by slotSize, atomically. The availability must exist (ErrNotFound) and
-// have at least slotSize free bytes (ErrBytesOutOfBounds). However many
-// callers race, the reservations made never exceed what the availability had.
-func (s *Store) CreateReservation(ctx context.Context, id AvailabilityID, slotSize uint64, requestID stowage.RequestID, slotIndex uint64) (Reservation, error) {
-	if slotSize == 0 {
-		return Reservation{}, fmt.Errorf("create reservation on %s: %w", id, ErrInvalidSize)
-	}
-	rid, err := newID()
-	if err != nil {
-		return Reservation{}, err
-	}
-	r := Reservation{ID: ReservationID(rid), AvailabilityID: id, Size: slotSize, RequestID: requestID, SlotIndex: slotIndex}
-
-	defer s.unlock(s.lock(id))
-	a, err := s.availability(ctx, id)
-	if err != nil {
-		return Reservation{}, fmt.Errorf("create reservation on %s: %w", id, err)
-	}
-	if slotSize > a.Size {
-		return Reservation{}, fmt.Errorf("create reservation on %s: %w: slot of %d bytes, %d free", id, ErrBytesOutOfBounds, slotSize, a.Size)
-	}
-	a.Size -= slotSize
-	err = s.repo.Commit(ctx, repo.Change{Put: []repo.Record{
-		{Key: r.Key(), Value: encode(r)},
-		{Key: a.Key(), Value: encode(a)},
-	}})
-	if err != nil {
-		return Reservation{}, fmt.Errorf("create reservation on %s: %w", id, err)
-	}
-	s.cache.put([]Availability{a}, []Reservation{r})
-	return r, nil
-}
-
-// Release takes bytes out of a reservation and out of the repo's Reserved
-// count, atomically: those bytes are now free for the blocks they were
-// reserved for (release before repo.PutBlock). The reservation must exist
-// (ErrNotFound) and hold at least bytes (ErrBytesOutOfBounds).
-func (s *Store) Release(ctx context.Context, id ReservationID, availabilityID AvailabilityID, bytes uint64) error {
-	defer s.unlock(s.lock(availabilityID))
-	r, err := s.reservation(ctx, id, availabilityID)
-	if err != nil {
-		return fmt.Errorf("release from reservation %s: %w", id, err)
-	}
-	if bytes > r.Size {
-		return fmt.Errorf("release from reservation %s: %w: release %d bytes, %d held", id, ErrBytesOutOfBounds, bytes, r.Size)
-	}
-	if bytes == 0 {
-		return nil
-	}
-	r.Size -= bytes
-	err = s.repo.Commit(ctx, repo.Change{Release: bytes, Put: []repo.Record{{Key: r.Key(), Value: encode(r)}}})
-	if err != nil {
-		return fmt.Errorf("release from reservation %s: %w", id, err)
-	}
-	s.cache.put(nil, []Reservation{r})
-	return nil
-}
-
-// DeleteReservation deletes a reservation and returns the bytes it still
-// holds to its availability, atomically. Deleting a reservation that does
-// not exist succeeds, so cleanup can be retried. Should the availability be
-// gone (only possible if records were removed behind the Store's back), the
-// bytes go back to the repo quota instead of being lost.
-func (s *Store) DeleteReservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) error {
-	defer s.unlock(s.lock(availabilityID))
-	r, err := s.reservation(ctx, id, availabilityID)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("delete reservation %s: %w", id, err)
-	}
-	c := repo.Change{Delete: []datastore.Key{r.Key()}}
-	a, err := s.availability(ctx, availabilityID)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		s.log.Warn("reservation outlived its availability; returning its bytes to the quota",
-			"reservation", id, "availability", availabilityID, "bytes", r.Size)
-		c.Release = r.Size
-	case err != nil:
-		return fmt.Errorf("delete reservation %s: %w", id, err)
-	default:
-		a.Size += r.Size
-		c.Put = []repo.Record{{Key: a.Key(), Value: encode(a)}}
-	}
-	if err := s.repo.Commit(ctx, c); err != nil {
-		return fmt.Errorf("delete reservation %s: %w", id, err)
-	}
-	s.cache.deleteReservation(id)
-	if c.Put != nil {
-		s.cache.put([]Availability{a}, nil)
-	}
-	return nil
+func availabilityReservations(id AvailabilityID) datastore.Key {
+	return Prefix.ChildString(id.String())
 }
 
 // Availability returns the availability with id, or ErrNotFound.
 func (s *Store) Availability(ctx context.Context, id AvailabilityID) (Availability, error) {
-	if a, ok := s.cache.availability(id); ok {
-		return a, nil
-	}
-	m := s.lock(id)
-	a, err := s.availability(ctx, id)
-	s.unlock(m)
+	a, err := read(ctx, s, availabilityKey(id), decodeAvailability)
 	if err != nil {
 		return Availability{}, fmt.Errorf("get availability %s: %w", id, err)
 	}
 	return a, nil
 }
 
-// Reservation returns the reservation with id under availabilityID, or
-// ErrNotFound.
+// Reservation returns the reservation with id, which must draw on
+// availabilityID (ErrNotFound otherwise).
 func (s *Store) Reservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) (Reservation, error) {
-	if r, ok := s.cache.reservation(id, availabilityID); ok {
-		return r, nil
+	aid, err := read(ctx, s, byIDKey(id), func(key datastore.Key, b []byte) (AvailabilityID, error) {
+		return ParseAvailabilityID(string(b))
+	})
+	if err == nil && aid != availabilityID {
+		err = fmt.Errorf("%w: it draws on availability %s, not %s", ErrNotFound, aid, availabilityID)
 	}
-	m := s.lock(availabilityID)
-	r, err := s.reservation(ctx, id, availabilityID)
-	s.unlock(m)
+	var r Reservation
+	if err == nil {
+		r, err = read(ctx, s, reservationKey(aid, id), decodeReservation)
+	}
 	if err != nil {
 		return Reservation{}, fmt.Errorf("get reservation %s: %w", id, err)
 	}
 	return r, nil
 }
 
+// ReservationForSlot returns the reservation a slot holds; false when it
+// holds none.
+func (s *Store) ReservationForSlot(ctx context.Context, requestID stowage.RequestID, index uint64) (Reservation, bool, error) {
+	key := slotKey(requestID, index)
+	type ids struct {
+		a AvailabilityID
+		r ReservationID
+	}
+	ref, err := read(ctx, s, key, func(key datastore.Key, b []byte) (ids, error) {
+		a, r, err := decodeSlot(key, b)
+		return ids{a, r}, err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Reservation{}, false, nil
+	}
+	if err != nil {
+		return Reservation{}, false, fmt.Errorf("reservation for slot %d of %s: %w", index, requestID, err)
+	}
+	r, err := read(ctx, s, reservationKey(ref.a, ref.r), decodeReservation)
+	if err != nil {
+		return Reservation{}, false, fmt.Errorf("reservation for slot %d of %s: %w", index, requestID, err)
+	}
+	return r, true, nil
+}
+
+// read reads one durable record and decodes it; a missing one is
+// ErrNotFound.
+func read[T any](ctx context.Context, s *Store, key datastore.Key, decode func(datastore.Key, []byte) (T, error)) (T, error) {
+	var zero T
+	if err := s.ready(ctx); err != nil {
+		return zero, err
+	}
+	b, err := s.eng.Get(ctx, key)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return zero, fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	if err != nil {
+		return zero, err
+	}
+	return decode(key, b)
+}
+
 // HasAvailability reports whether an availability with id exists.
 func (s *Store) HasAvailability(ctx context.Context, id AvailabilityID) (bool, error) {
-	if _, ok := s.cache.availability(id); ok {
-		return true, nil
+	_, err := s.Availability(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
 	}
-	ok, err := s.ds.Has(ctx, availabilityKey(id))
-	if err != nil {
-		return false, fmt.Errorf("has availability %s: %w", id, err)
-	}
-	return ok, nil
+	return err == nil, err
 }
 
-// HasReservation reports whether a reservation with id exists under
+// HasReservation reports whether a reservation with id exists and draws on
 // availabilityID.
 func (s *Store) HasReservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) (bool, error) {
-	if _, ok := s.cache.reservation(id, availabilityID); ok {
-		return true, nil
+	_, err := s.Reservation(ctx, id, availabilityID)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
 	}
-	ok, err := s.ds.Has(ctx, reservationKey(availabilityID, id))
-	if err != nil {
-		return false, fmt.Errorf("has reservation %s: %w", id, err)
-	}
-	return ok, nil
+	return err == nil, err
 }
 
-// Availabilities returns every availability, oldest first. The first call
-// reads them all from the datastore (reporting a corrupt record with
-// ErrCorrupt); later calls are served from memory.
+// Availabilities returns every availability, oldest first. It reads only
+// availability records; a corrupt one fails it with ErrCorrupt, and a read
+// error fails it too (never a shorter list).
 func (s *Store) Availabilities(ctx context.Context) ([]Availability, error) {
-	if err := s.loadAvailabilities(ctx); err != nil {
-		return nil, err
+	if err := s.ready(ctx); err != nil {
+		return nil, fmt.Errorf("list availabilities: %w", err)
 	}
-	return s.cache.availabilities(), nil
-}
-
-// loadAvailabilities makes the cache hold every availability, reading them
-// from the datastore the first time.
-func (s *Store) loadAvailabilities(ctx context.Context) error {
-	if s.cache.complete() {
-		return nil
+	scan := func(p datastore.Key, keysOnly bool, fn func(string, []byte) error) error {
+		return s.eng.Scan(ctx, p, keysOnly, fn)
 	}
-	// Load with every mutation held off, so none can slip between the scan
-	// and the cache.
-	s.changes.Lock()
-	defer s.changes.Unlock()
-	if s.cache.complete() {
-		return nil
-	}
-	as, _, err := s.scan(ctx, Prefix, true, false)
+	get := func(k datastore.Key) ([]byte, error) { return s.eng.Get(ctx, k) }
+	as, err := listAvailabilities(scan, get)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("list availabilities: %w", err)
 	}
-	s.cache.setAvailabilities(as)
-	return nil
+	return as, nil
 }
 
 // Reservations returns every reservation, oldest first.
 func (s *Store) Reservations(ctx context.Context) ([]Reservation, error) {
-	_, rs, err := s.scan(ctx, Prefix, false, true)
-	return rs, err
+	rs, err := scanAll(ctx, s, Prefix, isReservationKey, decodeReservation)
+	if err != nil {
+		return nil, fmt.Errorf("list reservations: %w", err)
+	}
+	slices.SortFunc(rs, func(x, y Reservation) int { return bytes.Compare(x.ID[:], y.ID[:]) })
+	return rs, nil
 }
 
 // ReservationsOf returns the reservations drawing on one availability,
 // oldest first.
 func (s *Store) ReservationsOf(ctx context.Context, id AvailabilityID) ([]Reservation, error) {
-	_, rs, err := s.scan(ctx, availabilityKey(id), false, true)
-	return rs, err
+	rs, err := scanAll(ctx, s, availabilityReservations(id), nil, decodeReservation)
+	if err != nil {
+		return nil, fmt.Errorf("list reservations of %s: %w", id, err)
+	}
+	return rs, nil
 }
 
-// FindAvailability returns an availability that can serve a slot of size
-// bytes for duration seconds, paying minPrice over that duration and asking
-// collateral: one with size <= Size, duration <= Duration, collateral <=
-// MaxCollateral and minPrice >= MinPrice. Among several matches it picks the
-// best fit, the one with the least free bytes, so large availabilities stay
-// whole for large slots; ties go to the oldest. The bool is false when none
-// matches.
-func (s *Store) FindAvailability(ctx context.Context, size, duration uint64, minPrice, collateral uint256.Int) (Availability, bool, error) {
-	if err := s.loadAvailabilities(ctx); err != nil {
-		return Availability{}, false, err
+// isReservationKey tells a reservation's key under Prefix from an
+// availability's.
+func isReservationKey(key string) bool {
+	return strings.Count(key[len(Prefix.String())+1:], "/") == 1
+}
+
+// scanAll decodes every durable record under prefix, in key order.
+// keep, when not nil, picks the keys to decode.
+func scanAll[T any](ctx context.Context, s *Store, prefix datastore.Key, keep func(string) bool, decode func(datastore.Key, []byte) (T, error)) ([]T, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, err
 	}
-	best, found := s.cache.bestFit(func(a *Availability) bool {
-		return size <= a.Size && duration <= a.Duration && !collateral.Gt(&a.MaxCollateral) && !minPrice.Lt(&a.MinPrice)
+	var out []T
+	err := s.eng.Scan(ctx, prefix, false, func(key string, value []byte) error {
+		if keep != nil && !keep(key) {
+			return nil
+		}
+		v, err := decode(datastore.RawKey(key), value)
+		out = append(out, v)
+		return err
 	})
-	return best, found, nil
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Available returns the repo's free bytes (see repo.Repo.Available).
@@ -434,106 +611,81 @@ func (s *Store) Available() uint64 { return s.repo.Available() }
 // HasAvailable reports whether n more bytes fit in the repo quota.
 func (s *Store) HasAvailable(n uint64) bool { return s.repo.HasAvailable(n) }
 
-// availability returns one availability, from the cache or else from the
-// datastore (then caching it). Called with id's lock held.
-func (s *Store) availability(ctx context.Context, id AvailabilityID) (Availability, error) {
-	if a, ok := s.cache.availability(id); ok {
-		return a, nil
+// migrate brings a datastore of the first release, which has no indexes
+// and whose availabilities carry no TotalSize, to the current layout:
+// TotalSize is Size plus what its reservations hold, and every availability
+// and reservation is indexed. It reports whether
+// the layout is marked (it was, or records were moved); an empty datastore
+// is left unmarked until its first write.
+func migrate(t txn, log *slog.Logger) (bool, error) {
+	if ok, err := t.Has(layoutKey); err != nil || ok {
+		return ok, err
 	}
-	key := availabilityKey(id)
-	b, err := s.ds.Get(ctx, key)
-	if errors.Is(err, datastore.ErrNotFound) {
-		return Availability{}, fmt.Errorf("%w: availability %s", ErrNotFound, id)
-	}
-	if err != nil {
-		return Availability{}, err
-	}
-	a, err := decodeAvailability(key, b)
-	if err != nil {
-		return Availability{}, err
-	}
-	s.cache.put([]Availability{a}, nil)
-	return a, nil
-}
-
-// reservation returns one reservation, from the cache or else from the
-// datastore (then caching it). Called with availabilityID's lock held.
-func (s *Store) reservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) (Reservation, error) {
-	if r, ok := s.cache.reservation(id, availabilityID); ok {
-		return r, nil
-	}
-	key := reservationKey(availabilityID, id)
-	b, err := s.ds.Get(ctx, key)
-	if errors.Is(err, datastore.ErrNotFound) {
-		return Reservation{}, fmt.Errorf("%w: reservation %s of availability %s", ErrNotFound, id, availabilityID)
-	}
-	if err != nil {
-		return Reservation{}, err
-	}
-	r, err := decodeReservation(key, b)
-	if err != nil {
-		return Reservation{}, err
-	}
-	s.cache.put(nil, []Reservation{r})
-	return r, nil
-}
-
-// countReservations counts the reservation records under an availability.
-func (s *Store) countReservations(ctx context.Context, id AvailabilityID) (int, error) {
-	n := 0
-	for _, err := range datastore.QueryIter(ctx, s.ds, query.Query{Prefix: availabilityKey(id).String(), KeysOnly: true}) {
-		if err != nil {
-			return 0, err
-		}
-		n++
-	}
-	return n, nil
-}
-
-// scan reads the records under prefix, decoding availabilities and/or
-// reservations, each sorted by ID (creation order). A corrupt record fails
-// the scan with ErrCorrupt naming its key.
-func (s *Store) scan(ctx context.Context, prefix datastore.Key, wantAvail, wantRes bool) ([]Availability, []Reservation, error) {
 	var as []Availability
 	var rs []Reservation
 	base := len(Prefix.String()) + 1
-	for e, err := range datastore.QueryIter(ctx, s.ds, query.Query{Prefix: prefix.String()}) {
-		if err != nil {
-			return nil, nil, fmt.Errorf("reservations: query %s: %w", prefix, err)
-		}
-		if len(e.Key) <= base {
-			continue
-		}
-		key := datastore.RawKey(e.Key)
-		switch strings.Count(e.Key[base:], "/") {
+	err := t.Scan(Prefix, false, func(key string, value []byte) error {
+		k := datastore.RawKey(key)
+		switch strings.Count(key[base:], "/") {
 		case 0:
-			if !wantAvail {
-				continue
+			var a Availability
+			if err := json.Unmarshal(value, &a); err != nil {
+				return fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
 			}
-			a, err := decodeAvailability(key, e.Value)
-			if err != nil {
-				return nil, nil, err
+			if Prefix.ChildString(a.ID.String()) != k {
+				return fmt.Errorf("%w: %s holds availability %s", ErrCorrupt, key, a.ID)
 			}
 			as = append(as, a)
 		case 1:
-			if !wantRes {
-				continue
-			}
-			r, err := decodeReservation(key, e.Value)
+			r, err := decodeReservation(k, value)
 			if err != nil {
-				return nil, nil, err
+				return err
 			}
 			rs = append(rs, r)
 		default:
-			return nil, nil, fmt.Errorf("%w: unexpected key %s", ErrCorrupt, key)
+			return fmt.Errorf("%w: unexpected key %s", ErrCorrupt, key)
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	held := map[AvailabilityID]uint64{}
+	for _, r := range rs {
+		if r.SlotSize == 0 {
+			r.SlotSize = r.Size + r.Used
+		}
+		held[r.AvailabilityID] += r.Size + r.Used
+		if err := t.putReservation(r); err != nil {
+			return false, err
+		}
+		if err := t.Put(byIDKey(r.ID), []byte(r.AvailabilityID.String())); err != nil {
+			return false, err
+		}
+		if taken, err := t.Has(slotKey(r.RequestID, r.SlotIndex)); err != nil {
+			return false, err
+		} else if taken {
+			log.Warn("two reservations for one slot; indexing the older", "reservation", r.ID, "request", r.RequestID, "slot", r.SlotIndex)
+			continue
+		}
+		if err := t.Put(slotKey(r.RequestID, r.SlotIndex), encodeSlot(r)); err != nil {
+			return false, err
 		}
 	}
-	sortAvailabilities(as)
-	slices.SortFunc(rs, func(x, y Reservation) int { return bytes.Compare(x.ID[:], y.ID[:]) })
-	return as, rs, nil
-}
-
-// sortAvailabilities sorts by ID: creation order, as IDs are UUIDv7.
-func sortAvailabilities(as []Availability) {
-	slices.SortFunc(as, func(x, y Availability) int { return bytes.Compare(x.ID[:], y.ID[:]) })
+	for _, a := range as {
+		if a.TotalSize == 0 {
+			a.TotalSize = a.Size + held[a.ID]
+		}
+		if err := t.Put(a.Key(), encode(&a)); err != nil {
+			return false, err
+		}
+		if err := t.Put(availabilityIndexKey(a.ID), nil); err != nil {
+			return false, err
+		}
+	}
+	if len(as)+len(rs) == 0 {
+		return false, nil
+	}
+	log.Info("records moved to the current layout", "availabilities", len(as), "reservations", len(rs))
+	return true, t.Put(layoutKey, []byte(layoutVersion))
 }

@@ -156,6 +156,7 @@ func TestUpdateAvailability_ChangesTermsAndSize(t *testing.T) {
 	require.NoError(t, s.UpdateAvailability(t.Context(), a))
 	got, err := s.Availability(t.Context(), a.ID)
 	require.NoError(t, err)
+	a.TotalSize = 250 // moves with Size
 	assert.Equal(t, a, got)
 	assert.Equal(t, uint64(250), r.Quota().Reserved, "growing reserves the difference")
 

@@ -31,5 +31,5 @@ func ExampleScenario() {
 	fmt.Println("reserved:", r.Quota().Reserved, "verify:", s.Verify(ctx))
 	// Output:
 	// availabilities: 1 reservations: 0
-	// reserved: 700 verify: <nil>
+	// reserved: 400 verify: <nil>
 }

@@ -1,0 +1,671 @@
+// Package engine is the write path shared by package repo and package
+// reservations: the quota counters, a read-your-pipelined-writes overlay,
+// grouped commits that share one fsync, and fail-stop after a write whose
+// outcome is unknown.
+//
+// Every change runs as a function on a Tx under one staging lock: it reads
+// what it changes (through the overlay of changes queued or being written,
+// so it sees every change staged before it), checks it, and stages writes in
+// its own order. The change then joins the commit queue and the staging lock
+// is released, so the next change is staged while this one is being written.
+// One caller at a time leads: it takes the whole queue, writes it as one
+// batch (one fsync), and hands the lead to the first caller still waiting.
+// A change is acknowledged only once its group is durable.
+//
+// A failed group fails every change in it and every change queued behind
+// it (they were checked against it). When the outcome of the failed write is
+// unknown (the commit itself failed), the engine refuses every later write
+// with ErrWriteFailed until it is reopened, or reopens its own embedded
+// database and reloads; see package repo for why.
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+)
+
+// Errors, re-exported by package repo.
+var (
+	ErrClosed      = errors.New("repo: closed")
+	ErrWriteFailed = errors.New("repo: write failed; no writes until the repo is reopened")
+	ErrCorrupt     = errors.New("repo: corrupt quota record")
+	ErrInvalid     = errors.New("repo: invalid option")
+)
+
+// Keys of the quota counters in the metadata datastore, 8-byte big-endian.
+var (
+	UsedKey     = datastore.NewKey("/meta/quota/used")
+	ReservedKey = datastore.NewKey("/meta/quota/reserved")
+)
+
+// BlocksPrefix namespaces blocks that share the metadata datastore.
+var BlocksPrefix = datastore.NewKey("/blocks")
+
+// Config configures New.
+type Config struct {
+	Max    uint64
+	Meta   datastore.Batching // nil when Open is set
+	Blocks datastore.Batching // nil: blocks share Meta under BlocksPrefix
+	Txn    bool               // write groups as transactions instead of batches
+	// Open opens the embedded metadata datastore; the engine calls it again
+	// to recover after a write whose outcome is unknown, and closes what it
+	// returned on Close.
+	Open func() (datastore.Batching, io.Closer, error)
+	Log  *slog.Logger
+}
+
+// Engine is the write path of one repo. It is safe for concurrent use.
+type Engine struct {
+	max      uint64
+	txn      bool
+	separate bool // blocks live in their own datastore
+	open     func() (datastore.Batching, io.Closer, error)
+	log      *slog.Logger
+
+	life lifetime
+
+	// gate is held shared by every change from staging until it is
+	// durable, and exclusively by View, which so sees no change in flight.
+	gate sync.RWMutex
+
+	// dbMu is held shared around datastore I/O and exclusively while the
+	// embedded database is reopened.
+	dbMu   sync.RWMutex
+	meta   datastore.Batching
+	blocks datastore.Batching
+	closer io.Closer
+
+	stageMu sync.Mutex // serialises staging; never held across a write
+	staged  Counters   // after every queued change
+	durable Counters   // after the last durable group
+	overlay map[okey]pending
+	seq     uint64
+	queue   []*change
+	leading bool  // a caller is writing groups
+	failed  error // set by a write of unknown outcome
+	gen     uint64
+
+	countMu sync.RWMutex
+	counts  Counters // durable, for readers that must not wait on stageMu
+
+	sharedMu sync.Mutex
+	shared   map[any]any
+}
+
+// okey names a key in the metadata store or the block store.
+type okey struct {
+	blocks bool
+	key    string
+}
+
+type pending struct {
+	value []byte
+	del   bool
+	seq   uint64
+}
+
+type op struct {
+	okey
+	value []byte
+	del   bool
+}
+
+type change struct {
+	ops      []op
+	counters Counters
+	seq      uint64
+	done     chan struct{}
+	lead     chan struct{}
+	err      error
+}
+
+// New loads the counters and returns an engine.
+func New(ctx context.Context, c Config) (*Engine, error) {
+	e := &Engine{max: c.Max, txn: c.Txn, open: c.Open, log: c.Log, meta: c.Meta, blocks: c.Blocks, overlay: map[okey]pending{}}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	e.life.init()
+	if e.open != nil {
+		m, cl, err := e.open()
+		if err != nil {
+			return nil, err
+		}
+		e.meta, e.closer = m, cl
+	}
+	if e.meta == nil {
+		return nil, fmt.Errorf("%w: nil metadata datastore", ErrInvalid)
+	}
+	e.separate = e.blocks != nil
+	if !e.separate {
+		e.blocks = e.meta
+	}
+	fail := func(err error) (*Engine, error) {
+		if e.closer != nil {
+			err = errors.Join(err, e.closer.Close())
+		}
+		return nil, err
+	}
+	if e.txn {
+		if err := probeTxn(ctx, e.meta); err != nil {
+			return fail(err)
+		}
+	}
+	cs, err := readCounters(ctx, e.meta)
+	if err != nil {
+		return fail(err)
+	}
+	e.staged, e.durable, e.counts = cs, cs, cs
+	if Available(e.max, cs) == 0 && cs.Used+cs.Reserved > e.max {
+		e.log.Warn("repo holds more than its quota", "max", e.max, "used", cs.Used, "reserved", cs.Reserved)
+	}
+	return e, nil
+}
+
+// probeTxn checks that ds's transactions work, not only that it has the
+// method: wrappers such as keytransform have it and fail at first use.
+func probeTxn(ctx context.Context, ds datastore.Batching) error {
+	tds, ok := ds.(datastore.TxnDatastore)
+	if !ok {
+		return fmt.Errorf("%w: transactions on %T, which has none", ErrInvalid, ds)
+	}
+	txn, err := tds.NewTransaction(ctx, false)
+	if err != nil {
+		return fmt.Errorf("%w: transactions on %T: %w", ErrInvalid, ds, err)
+	}
+	defer txn.Discard(ctx)
+	if _, err := txn.Get(ctx, UsedKey); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+		return fmt.Errorf("%w: transactions on %T: %w", ErrInvalid, ds, err)
+	}
+	return nil
+}
+
+func readCounters(ctx context.Context, ds datastore.Read) (Counters, error) {
+	used, err := readCounter(ctx, ds, UsedKey)
+	if err != nil {
+		return Counters{}, err
+	}
+	reserved, err := readCounter(ctx, ds, ReservedKey)
+	return Counters{Used: used, Reserved: reserved}, err
+}
+
+func readCounter(ctx context.Context, ds datastore.Read, key datastore.Key) (uint64, error) {
+	b, err := ds.Get(ctx, key)
+	switch {
+	case errors.Is(err, datastore.ErrNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("repo: read %s: %w", key, err)
+	case len(b) != 8:
+		return 0, fmt.Errorf("%w: %s holds %d bytes, want 8", ErrCorrupt, key, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+func encodeCounter(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+// Max is the configured quota.
+func (e *Engine) Max() uint64 { return e.max }
+
+// Meta is the metadata datastore as the engine was given or opened it.
+func (e *Engine) Meta() datastore.Batching {
+	e.dbMu.RLock()
+	defer e.dbMu.RUnlock()
+	return e.meta
+}
+
+// Counters returns the durable counters.
+func (e *Engine) Counters() Counters {
+	e.countMu.RLock()
+	defer e.countMu.RUnlock()
+	return e.counts
+}
+
+// Generation changes whenever staged changes were dropped (a failed group)
+// or the database was reopened: state derived from earlier reads is stale.
+func (e *Engine) Generation() uint64 {
+	e.stageMu.Lock()
+	defer e.stageMu.Unlock()
+	return e.gen
+}
+
+// Close waits for calls in flight, refuses every later one with ErrClosed
+// and closes the embedded database, if any.
+func (e *Engine) Close() error {
+	if !e.life.close() {
+		return nil
+	}
+	e.dbMu.Lock()
+	defer e.dbMu.Unlock()
+	if e.closer != nil {
+		if err := e.closer.Close(); err != nil {
+			return fmt.Errorf("repo: close: %w", err)
+		}
+	}
+	return nil
+}
+
+// Update stages fn's change and waits until it is durable. fn runs under
+// the staging lock; it reads through tx and stages writes on it, and
+// returns an error to abandon the change (nothing is written). ctx is
+// honoured until the change joins the commit queue; after that Update
+// waits for the group's write, whose outcome it returns.
+func (e *Engine) Update(ctx context.Context, fn func(tx *Tx) error) error {
+	if !e.life.enter() {
+		return ErrClosed
+	}
+	defer e.life.leave()
+	e.gate.RLock()
+	defer e.gate.RUnlock()
+
+	e.stageMu.Lock()
+	c, err := e.stage(ctx, fn)
+	if err != nil || c == nil {
+		e.stageMu.Unlock()
+		return err
+	}
+	lead := !e.leading
+	e.leading = true
+	e.stageMu.Unlock()
+
+	if !lead {
+		select {
+		case <-c.done:
+			return c.err
+		case <-c.lead:
+		}
+	}
+	e.writeGroups()
+	<-c.done
+	return c.err
+}
+
+// stage runs fn and queues its change. Called with stageMu held; a nil
+// change means there was nothing to write.
+func (e *Engine) stage(ctx context.Context, fn func(tx *Tx) error) (*change, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	tx := &Tx{e: e, ctx: ctx, c: e.staged}
+	if err := fn(tx); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if tx.Dirty() && e.failed != nil {
+		return nil, e.failed
+	}
+	if !tx.Dirty() {
+		for _, f := range tx.after {
+			f()
+		}
+		return nil, nil
+	}
+	e.seq++
+	c := &change{ops: tx.ops, counters: tx.c, seq: e.seq, done: make(chan struct{}), lead: make(chan struct{})}
+	for _, o := range c.ops {
+		e.overlay[o.okey] = pending{value: o.value, del: o.del, seq: c.seq}
+	}
+	e.staged = tx.c
+	e.queue = append(e.queue, c)
+	for _, f := range tx.after {
+		f()
+	}
+	return c, nil
+}
+
+// writeGroups writes the queue as one group, then hands the lead to the
+// first change still queued (or gives it up).
+func (e *Engine) writeGroups() {
+	e.stageMu.Lock()
+	group := e.queue
+	e.queue = nil
+	base := e.durable
+	e.stageMu.Unlock()
+
+	last := group[len(group)-1]
+	err, unknown := e.write(group, base, last.counters)
+
+	e.stageMu.Lock()
+	var failed []*change
+	if err == nil {
+		e.durable = last.counters
+		e.countMu.Lock()
+		e.counts = last.counters
+		e.countMu.Unlock()
+		for _, c := range group {
+			for _, o := range c.ops {
+				if p, ok := e.overlay[o.okey]; ok && p.seq <= last.seq {
+					delete(e.overlay, o.okey)
+				}
+			}
+		}
+	} else {
+		if unknown {
+			e.failed = fmt.Errorf("%w: %w", ErrWriteFailed, err)
+			err = e.failed
+		}
+		for _, c := range group {
+			c.err = err
+		}
+		// Changes queued behind the failed ones were checked against them.
+		for _, c := range e.queue {
+			c.err = fmt.Errorf("%w: an earlier change failed: %w", ErrWriteFailed, err)
+		}
+		failed = e.queue
+		e.queue = nil
+		clear(e.overlay)
+		e.staged = e.durable
+		e.gen++
+		if unknown && e.open != nil {
+			e.recover()
+		}
+	}
+	var next *change
+	if len(e.queue) > 0 {
+		next = e.queue[0]
+	} else {
+		e.leading = false
+	}
+	e.stageMu.Unlock()
+
+	for _, c := range group {
+		close(c.done)
+	}
+	for _, c := range failed {
+		close(c.done)
+	}
+	if next != nil {
+		close(next.lead)
+	}
+}
+
+// recover reopens the embedded database after a write of unknown outcome
+// and reloads the counters, so that memory matches whatever the journal
+// replays. Called with stageMu held.
+func (e *Engine) recover() {
+	e.dbMu.Lock()
+	defer e.dbMu.Unlock()
+	e.log.Warn("write of unknown outcome; reopening the database", "err", e.failed)
+	if err := e.closer.Close(); err != nil {
+		e.log.Error("close after failed write", "err", err)
+	}
+	m, cl, err := e.open()
+	if err != nil {
+		e.log.Error("reopen after failed write; writes stay refused", "err", err)
+		e.meta, e.closer = closedStore{}, io.NopCloser(nil)
+		return
+	}
+	cs, err := readCounters(context.Background(), m)
+	if err != nil {
+		e.log.Error("reload counters after failed write; writes stay refused", "err", err)
+		e.meta, e.closer = m, cl
+		return
+	}
+	e.meta, e.closer = m, cl
+	if !e.separate {
+		e.blocks = m
+	}
+	e.staged, e.durable = cs, cs
+	e.countMu.Lock()
+	e.counts = cs
+	e.countMu.Unlock()
+	e.failed = nil
+	e.gen++
+	e.log.Info("database reopened", "used", cs.Used, "reserved", cs.Reserved)
+}
+
+// write makes a group durable. unknown reports a failure after which the
+// datastore may or may not hold the group.
+func (e *Engine) write(group []*change, base, final Counters) (err error, unknown bool) {
+	ctx := context.Background() // one caller's ctx must not fail the others
+	e.dbMu.RLock()
+	defer e.dbMu.RUnlock()
+
+	// The last write of each key wins, as if the changes ran one by one.
+	last := map[okey]op{}
+	var order []okey
+	for _, c := range group {
+		for _, o := range c.ops {
+			if _, seen := last[o.okey]; !seen {
+				order = append(order, o.okey)
+			}
+			last[o.okey] = o
+		}
+	}
+	var meta, blockPuts, blockDels []op
+	for _, k := range order {
+		o := last[k]
+		switch {
+		case !o.blocks || !e.separate:
+			meta = append(meta, o)
+		case o.del:
+			blockDels = append(blockDels, o)
+		default:
+			blockPuts = append(blockPuts, o)
+		}
+	}
+	if final.Used != base.Used {
+		meta = append(meta, op{okey: okey{key: UsedKey.String()}, value: encodeCounter(final.Used)})
+	}
+	if final.Reserved != base.Reserved {
+		meta = append(meta, op{okey: okey{key: ReservedKey.String()}, value: encodeCounter(final.Reserved)})
+	}
+	// With a separate block store the two stores cannot change atomically
+	// together: blocks are deleted before and written after the metadata
+	// that counts them, so a crash in between over-counts Used, never
+	// under-counts it.
+	if err, unknown := e.commit(ctx, e.blocks, blockDels, false); err != nil {
+		return err, unknown
+	}
+	if err, unknown := e.commit(ctx, e.meta, meta, e.txn); err != nil {
+		return err, unknown || len(blockDels) > 0
+	}
+	if err, _ := e.commit(ctx, e.blocks, blockPuts, false); err != nil {
+		return err, true
+	}
+	return nil, false
+}
+
+// commit writes ops to ds in one batch or transaction.
+func (e *Engine) commit(ctx context.Context, ds datastore.Batching, ops []op, txn bool) (err error, unknown bool) {
+	if len(ops) == 0 {
+		return nil, false
+	}
+	var w datastore.Write
+	var commit func(context.Context) error
+	var discard func()
+	if txn {
+		t, err := ds.(datastore.TxnDatastore).NewTransaction(ctx, false)
+		if err != nil {
+			return fmt.Errorf("repo: begin transaction: %w", err), false
+		}
+		w, commit, discard = t, t.Commit, func() { t.Discard(ctx) }
+	} else {
+		b, err := ds.Batch(ctx)
+		if err != nil {
+			return fmt.Errorf("repo: begin batch: %w", err), false
+		}
+		w, commit, discard = b, b.Commit, func() { discardBatch(ctx, b) }
+	}
+	for _, o := range ops {
+		k := datastore.RawKey(o.key)
+		if o.blocks {
+			k = e.blockKey(k)
+		}
+		if o.del {
+			err = w.Delete(ctx, k)
+		} else {
+			err = w.Put(ctx, k, o.value)
+		}
+		if err != nil {
+			discard()
+			return fmt.Errorf("repo: stage %s: %w", k, err), false
+		}
+	}
+	if err := commit(ctx); err != nil {
+		if txn {
+			discard()
+		} else {
+			discardBatch(ctx, w)
+		}
+		return fmt.Errorf("repo: commit: %w", err), true
+	}
+	return nil, false
+}
+
+// discardBatch releases an uncommitted batch through the store's own
+// cancel or discard, where it has one (flatfs leaves temporary files and
+// badger logs a warning otherwise).
+func discardBatch(ctx context.Context, b any) {
+	switch b := b.(type) {
+	case interface{ Discard(context.Context) }:
+		b.Discard(ctx)
+	case interface{ Discard(context.Context) error }:
+		_ = b.Discard(ctx)
+	case interface{ Cancel() error }:
+		_ = b.Cancel()
+	case interface{ Discard() }:
+		b.Discard()
+	}
+}
+
+// View runs fn with no change in flight: every staged change is durable
+// and none starts until fn returns. The Tx it gets reads the datastore and
+// must not write.
+func (e *Engine) View(ctx context.Context, fn func(tx *Tx) error) error {
+	if !e.life.enter() {
+		return ErrClosed
+	}
+	defer e.life.leave()
+	e.gate.Lock()
+	defer e.gate.Unlock()
+	e.stageMu.Lock()
+	defer e.stageMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tx := &Tx{e: e, ctx: ctx, c: e.staged, readOnly: true}
+	return fn(tx)
+}
+
+// DiskCounters reads the counters from the datastore. Call it from View.
+func (tx *Tx) DiskCounters() (Counters, error) {
+	tx.e.dbMu.RLock()
+	defer tx.e.dbMu.RUnlock()
+	return readCounters(tx.ctx, tx.e.meta)
+}
+
+// Get reads a metadata record outside any change (what is durable).
+func (e *Engine) Get(ctx context.Context, key datastore.Key) ([]byte, error) {
+	if !e.life.enter() {
+		return nil, ErrClosed
+	}
+	defer e.life.leave()
+	e.dbMu.RLock()
+	defer e.dbMu.RUnlock()
+	return e.meta.Get(ctx, key)
+}
+
+// GetBlock reads a block outside any change.
+func (e *Engine) GetBlock(ctx context.Context, key datastore.Key) ([]byte, error) {
+	if !e.life.enter() {
+		return nil, ErrClosed
+	}
+	defer e.life.leave()
+	e.dbMu.RLock()
+	defer e.dbMu.RUnlock()
+	return e.blocks.Get(ctx, e.blockKey(key))
+}
+
+// HasBlock reports whether a block is durable.
+func (e *Engine) HasBlock(ctx context.Context, key datastore.Key) (bool, error) {
+	if !e.life.enter() {
+		return false, ErrClosed
+	}
+	defer e.life.leave()
+	e.dbMu.RLock()
+	defer e.dbMu.RUnlock()
+	return e.blocks.Has(ctx, e.blockKey(key))
+}
+
+// Scan calls fn for every durable metadata record under prefix, in key
+// order. A read error ends the scan with that error.
+func (e *Engine) Scan(ctx context.Context, prefix datastore.Key, keysOnly bool, fn func(key string, value []byte) error) error {
+	if !e.life.enter() {
+		return ErrClosed
+	}
+	defer e.life.leave()
+	e.dbMu.RLock()
+	defer e.dbMu.RUnlock()
+	return scan(ctx, e.meta, prefix, keysOnly, func(en query.Entry) error { return fn(en.Key, en.Value) })
+}
+
+func scan(ctx context.Context, ds datastore.Read, prefix datastore.Key, keysOnly bool, fn func(query.Entry) error) error {
+	q := query.Query{Prefix: prefix.String(), KeysOnly: keysOnly, ReturnsSizes: keysOnly, Orders: []query.Order{query.OrderByKey{}}}
+	for en, err := range datastore.QueryIter(ctx, ds, q) {
+		if err != nil {
+			return fmt.Errorf("repo: scan %s: %w", prefix, err)
+		}
+		if err := fn(en); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) blockKey(key datastore.Key) datastore.Key {
+	if e.separate {
+		return key
+	}
+	return BlocksPrefix.Child(key)
+}
+
+// ScanBlocks calls fn with the key (as the caller named it) and size of
+// every stored block. Call it from View.
+func (tx *Tx) ScanBlocks(fn func(key datastore.Key, size uint64) error) error {
+	e := tx.e
+	e.dbMu.RLock()
+	defer e.dbMu.RUnlock()
+	prefix := datastore.NewKey("/")
+	if !e.separate {
+		prefix = BlocksPrefix
+	}
+	return scan(tx.ctx, e.blocks, prefix, true, func(en query.Entry) error {
+		size := en.Size
+		if size < 0 {
+			n, err := e.blocks.GetSize(tx.ctx, datastore.RawKey(en.Key))
+			if err != nil {
+				return fmt.Errorf("repo: size of block %s: %w", en.Key, err)
+			}
+			size = n
+		}
+		k := en.Key
+		if !e.separate {
+			k = strings.TrimPrefix(k, BlocksPrefix.String())
+		}
+		return fn(datastore.RawKey(k), uint64(size))
+	})
+}
+
+// closedStore stands in for a database that could not be reopened.
+type closedStore struct{ datastore.Batching }
+
+func (closedStore) Get(context.Context, datastore.Key) ([]byte, error) { return nil, ErrWriteFailed }
+func (closedStore) Has(context.Context, datastore.Key) (bool, error)   { return false, ErrWriteFailed }
+func (closedStore) GetSize(context.Context, datastore.Key) (int, error) {
+	return 0, ErrWriteFailed
+}
+func (closedStore) Query(context.Context, query.Query) (query.Results, error) {
+	return nil, ErrWriteFailed
+}

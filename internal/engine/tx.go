@@ -1,0 +1,305 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+)
+
+// Tx is one change being staged. It reads through the change's own writes,
+// then the overlay of changes staged before it, then the datastore; its
+// writes are applied in the order they are staged. A Tx is used only by the
+// function Update or View runs, on that goroutine.
+type Tx struct {
+	e        *Engine
+	ctx      context.Context
+	c        Counters
+	ops      []op
+	idx      map[okey]int // last op of a key in ops
+	after    []func()
+	readOnly bool
+}
+
+var errReadOnly = errors.New("repo: write in a read-only view")
+
+// Context is the context of the call that runs the Tx.
+func (tx *Tx) Context() context.Context { return tx.ctx }
+
+// Counters are the counters as this change leaves them so far.
+func (tx *Tx) Counters() Counters { return tx.c }
+
+// Max is the configured quota.
+func (tx *Tx) Max() uint64 { return tx.e.max }
+
+// AfterStage registers f to run once the change has joined the commit
+// queue (or, if it writes nothing, once it is done), still under the
+// staging lock. It does not run for an abandoned change.
+func (tx *Tx) AfterStage(f func()) { tx.after = append(tx.after, f) }
+
+// lookup finds a pending write of k: this change's own, else the overlay's.
+func (tx *Tx) lookup(k okey) (value []byte, del, found bool) {
+	if i, ok := tx.idx[k]; ok {
+		return tx.ops[i].value, tx.ops[i].del, true
+	}
+	if p, ok := tx.e.overlay[k]; ok {
+		return p.value, p.del, true
+	}
+	return nil, false, false
+}
+
+func (tx *Tx) get(k okey) ([]byte, error) {
+	if v, del, ok := tx.lookup(k); ok {
+		if del {
+			return nil, datastore.ErrNotFound
+		}
+		return v, nil
+	}
+	tx.e.dbMu.RLock()
+	defer tx.e.dbMu.RUnlock()
+	if k.blocks {
+		return tx.e.blocks.Get(tx.ctx, tx.e.blockKey(datastore.RawKey(k.key)))
+	}
+	return tx.e.meta.Get(tx.ctx, datastore.RawKey(k.key))
+}
+
+// Get reads a metadata record; a missing one is datastore.ErrNotFound.
+func (tx *Tx) Get(key datastore.Key) ([]byte, error) {
+	return tx.get(okey{key: key.String()})
+}
+
+// Has reports whether a metadata record exists.
+func (tx *Tx) Has(key datastore.Key) (bool, error) {
+	k := okey{key: key.String()}
+	if _, del, ok := tx.lookup(k); ok {
+		return !del, nil
+	}
+	tx.e.dbMu.RLock()
+	defer tx.e.dbMu.RUnlock()
+	return tx.e.meta.Has(tx.ctx, key)
+}
+
+func (tx *Tx) stageOp(o op) error {
+	if tx.readOnly {
+		return errReadOnly
+	}
+	if tx.idx == nil {
+		tx.idx = make(map[okey]int)
+	}
+	tx.idx[o.okey] = len(tx.ops)
+	tx.ops = append(tx.ops, o)
+	return nil
+}
+
+// Put stages a write of a metadata record. Quota keys are the engine's.
+func (tx *Tx) Put(key datastore.Key, value []byte) error {
+	return tx.stageOp(op{okey: okey{key: key.String()}, value: value})
+}
+
+// Delete stages the removal of a metadata record.
+func (tx *Tx) Delete(key datastore.Key) error {
+	return tx.stageOp(op{okey: okey{key: key.String()}, del: true})
+}
+
+// Reserve adds n to Reserved, or fails with ErrQuotaNotEnough.
+func (tx *Tx) Reserve(n uint64) error {
+	c, err := tx.c.reserve(tx.e.max, n)
+	if err == nil {
+		tx.c = c
+	}
+	return err
+}
+
+// Release takes n from Reserved, or fails with ErrReleaseExceedsReserved.
+func (tx *Tx) Release(n uint64) error {
+	c, err := tx.c.release(n)
+	if err == nil {
+		tx.c = c
+	}
+	return err
+}
+
+// BlockSize returns the size of the block under key and whether it exists.
+// It asks the block store whether the key exists before reading its size,
+// so a new block costs one existence check.
+func (tx *Tx) BlockSize(key datastore.Key) (uint64, bool, error) {
+	k := okey{blocks: true, key: key.String()}
+	if v, del, ok := tx.lookup(k); ok {
+		return uint64(len(v)), !del, nil
+	}
+	tx.e.dbMu.RLock()
+	defer tx.e.dbMu.RUnlock()
+	bk := tx.e.blockKey(key)
+	ok, err := tx.e.blocks.Has(tx.ctx, bk)
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	n, err := tx.e.blocks.GetSize(tx.ctx, bk)
+	if err != nil {
+		return 0, false, err
+	}
+	return uint64(n), true, nil
+}
+
+// PutBlock stages a block, adding its length to Used (an overwrite counts
+// the difference); ErrQuotaNotEnough when it does not fit.
+func (tx *Tx) PutBlock(key datastore.Key, data []byte) error {
+	old, _, err := tx.BlockSize(key)
+	if err != nil {
+		return err
+	}
+	c, err := tx.c.store(tx.e.max, old, uint64(len(data)))
+	if err != nil {
+		return err
+	}
+	if err := tx.stageOp(op{okey: okey{blocks: true, key: key.String()}, value: data}); err != nil {
+		return err
+	}
+	tx.c = c
+	return nil
+}
+
+// DeleteBlock stages the removal of a block and subtracts its size from
+// Used, returning that size (zero for a missing block, which is no error).
+func (tx *Tx) DeleteBlock(key datastore.Key) (uint64, error) {
+	old, ok, err := tx.BlockSize(key)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if err := tx.stageOp(op{okey: okey{blocks: true, key: key.String()}, del: true}); err != nil {
+		return 0, err
+	}
+	tx.c, _ = tx.c.store(tx.e.max, old, 0) // shrinking always fits
+	return old, nil
+}
+
+// Scan calls fn for every metadata record under prefix as this change sees
+// it, in key order. A read error ends the scan with that error.
+func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, value []byte) error) error {
+	type entry struct {
+		key   string
+		value []byte
+	}
+	var entries []entry
+	p := prefix.String()
+	under := func(k string) bool { return p == "/" || strings.HasPrefix(k, p+"/") }
+	pendingKeys := map[string]bool{}
+	add := func(k okey, value []byte, del bool) {
+		if k.blocks || pendingKeys[k.key] || !under(k.key) {
+			return
+		}
+		pendingKeys[k.key] = true
+		if !del {
+			entries = append(entries, entry{k.key, value})
+		}
+	}
+	for i := len(tx.ops) - 1; i >= 0; i-- {
+		add(tx.ops[i].okey, tx.ops[i].value, tx.ops[i].del)
+	}
+	for k, pd := range tx.e.overlay {
+		add(k, pd.value, pd.del)
+	}
+	tx.e.dbMu.RLock()
+	err := scan(tx.ctx, tx.e.meta, prefix, keysOnly, func(en query.Entry) error {
+		if !pendingKeys[en.Key] {
+			entries = append(entries, entry{en.Key, en.Value})
+		}
+		return nil
+	})
+	tx.e.dbMu.RUnlock()
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.key, b.key) })
+	for _, en := range entries {
+		if err := fn(en.key, en.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lifetime is a thread group: calls enter and leave, Close waits for those
+// in flight and turns every later one away.
+type lifetime struct {
+	mu     sync.Mutex
+	idle   sync.Cond
+	n      int
+	closed bool
+}
+
+func (l *lifetime) init() { l.idle.L = &l.mu }
+
+func (l *lifetime) enter() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.n++
+	return true
+}
+
+func (l *lifetime) leave() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n--
+	if l.n == 0 {
+		l.idle.Broadcast()
+	}
+}
+
+// close turns later calls away and waits for those in flight; it reports
+// false when the lifetime was already closed.
+func (l *lifetime) close() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.closed = true
+	for l.n > 0 {
+		l.idle.Wait()
+	}
+	return true
+}
+
+// Enter registers a call of a package built on the engine (reads that do
+// not go through Update, View or the engine's readers); it reports false
+// once the engine is closed. Every true must be matched by Leave.
+func (e *Engine) Enter() bool { return e.life.enter() }
+
+// Leave ends a call registered with Enter.
+func (e *Engine) Leave() { e.life.leave() }
+
+// Generation is Engine.Generation, for use under the staging lock.
+func (tx *Tx) Generation() uint64 { return tx.e.gen }
+
+// Of returns the engine behind a *repo.Repo (package repo sets it), so
+// packages of this module can stage changes without the repo exporting
+// its write path.
+var Of func(repo any) *Engine
+
+// Shared returns the value stored under key, creating it with mk on first
+// use: state that every user of one repo must share (one reservations
+// state per repo, however many Stores are made on it).
+func (e *Engine) Shared(key any, mk func() any) any {
+	e.sharedMu.Lock()
+	defer e.sharedMu.Unlock()
+	if e.shared == nil {
+		e.shared = map[any]any{}
+	}
+	v, ok := e.shared[key]
+	if !ok {
+		v = mk()
+		e.shared[key] = v
+	}
+	return v
+}
+
+// Dirty reports whether the change has staged a write or moved a counter.
+func (tx *Tx) Dirty() bool { return len(tx.ops) > 0 || tx.c != tx.e.staged }

@@ -1,0 +1,294 @@
+// Package ldb is the embedded LevelDB datastore behind repo.Open: a
+// datastore.Batching over github.com/syndtr/goleveldb, the engine
+// go-ds-leveldb wraps, with the differences the repo's guarantees rest on:
+//
+//   - a query reports the iterator's error instead of ending early, so a
+//     corrupt table is an error, never a shorter result (go-ds-leveldb v0.5
+//     does not check it);
+//   - the goleveldb storage can be wrapped, so tests can fail an fsync;
+//   - every call after Close fails with ErrClosed instead of panicking.
+package ldb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/syndtr/goleveldb/leveldb"
+	lerrors "github.com/syndtr/goleveldb/leveldb/errors"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/storage"
+	"github.com/syndtr/goleveldb/leveldb/util"
+)
+
+// ErrClosed is returned by every call on a closed DS.
+var ErrClosed = errors.New("ldb: closed")
+
+// Options configure Open.
+type Options struct {
+	// NoSync turns off the fsync of the journal on every write.
+	NoSync bool
+	// WrapStorage, when set, wraps the file storage goleveldb writes
+	// through (tests use it to fail an fsync).
+	WrapStorage func(storage.Storage) storage.Storage
+}
+
+// DS is a LevelDB datastore. It is safe for concurrent use.
+type DS struct {
+	db   *leveldb.DB
+	stor storage.Storage
+	wo   *opt.WriteOptions
+
+	mu     sync.RWMutex // held shared by every call, exclusively by Close
+	closed bool
+}
+
+var _ datastore.Batching = (*DS)(nil)
+
+// Open opens (creating if needed) the LevelDB database in dir.
+func Open(dir string, o Options) (*DS, error) {
+	fs, err := storage.OpenFile(dir, false)
+	if err != nil {
+		return nil, fmt.Errorf("ldb: open %s: %w", dir, err)
+	}
+	var stor storage.Storage = fs
+	if o.WrapStorage != nil {
+		stor = o.WrapStorage(fs)
+	}
+	lo := &opt.Options{NoSync: o.NoSync}
+	db, err := leveldb.Open(stor, lo)
+	if lerrors.IsCorrupted(err) {
+		db, err = leveldb.Recover(stor, lo)
+	}
+	if err != nil {
+		fs.Close()
+		return nil, fmt.Errorf("ldb: open %s: %w", dir, err)
+	}
+	return &DS{db: db, stor: fs, wo: &opt.WriteOptions{Sync: !o.NoSync}}, nil
+}
+
+// Close closes the database; calls in flight finish first.
+func (d *DS) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	// goleveldb does not close a storage it was handed.
+	return errors.Join(d.db.Close(), d.stor.Close())
+}
+
+func (d *DS) enter() error {
+	d.mu.RLock()
+	if d.closed {
+		d.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func notFound(err error) error {
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return datastore.ErrNotFound
+	}
+	return err
+}
+
+// Get returns the value under key.
+func (d *DS) Get(_ context.Context, key datastore.Key) ([]byte, error) {
+	if err := d.enter(); err != nil {
+		return nil, err
+	}
+	defer d.mu.RUnlock()
+	v, err := d.db.Get(key.Bytes(), nil)
+	return v, notFound(err)
+}
+
+// Has reports whether key is present, without copying its value.
+func (d *DS) Has(_ context.Context, key datastore.Key) (bool, error) {
+	if err := d.enter(); err != nil {
+		return false, err
+	}
+	defer d.mu.RUnlock()
+	return d.db.Has(key.Bytes(), nil)
+}
+
+// GetSize returns the length of the value under key, reading it in place
+// through an iterator rather than copying it.
+func (d *DS) GetSize(_ context.Context, key datastore.Key) (int, error) {
+	if err := d.enter(); err != nil {
+		return 0, err
+	}
+	defer d.mu.RUnlock()
+	k := key.Bytes()
+	it := d.db.NewIterator(&util.Range{Start: k, Limit: append(k[:len(k):len(k)], 0)}, nil)
+	defer it.Release()
+	if it.First() {
+		return len(it.Value()), nil
+	}
+	if err := it.Error(); err != nil {
+		return 0, err
+	}
+	return 0, datastore.ErrNotFound
+}
+
+// Put stores value under key.
+func (d *DS) Put(_ context.Context, key datastore.Key, value []byte) error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.mu.RUnlock()
+	return d.db.Put(key.Bytes(), value, d.wo)
+}
+
+// Delete removes key; a missing key is not an error.
+func (d *DS) Delete(_ context.Context, key datastore.Key) error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.mu.RUnlock()
+	return d.db.Delete(key.Bytes(), d.wo)
+}
+
+// Sync is a no-op: every write is already as durable as the options make it.
+func (d *DS) Sync(context.Context, datastore.Key) error { return nil }
+
+// Batch returns a batch applied atomically, in staging order, by Commit.
+func (d *DS) Batch(context.Context) (datastore.Batch, error) {
+	return &batch{d: d}, nil
+}
+
+type batch struct {
+	d *DS
+	b leveldb.Batch
+}
+
+func (b *batch) Put(_ context.Context, key datastore.Key, value []byte) error {
+	b.b.Put(key.Bytes(), value)
+	return nil
+}
+
+func (b *batch) Delete(_ context.Context, key datastore.Key) error {
+	b.b.Delete(key.Bytes())
+	return nil
+}
+
+func (b *batch) Commit(context.Context) error {
+	if err := b.d.enter(); err != nil {
+		return err
+	}
+	defer b.d.mu.RUnlock()
+	return b.d.db.Write(&b.b, b.d.wo)
+}
+
+// Query runs q. Prefix and key order are served by the LevelDB iterator;
+// everything else by query.NaiveQueryApply. An iterator error ends the
+// results with that error.
+func (d *DS) Query(_ context.Context, q query.Query) (query.Results, error) {
+	if err := d.enter(); err != nil {
+		return nil, err
+	}
+	defer d.mu.RUnlock()
+	naive := q
+	var rng *util.Range
+	if prefix := datastore.NewKey(q.Prefix).String(); prefix != "/" {
+		rng = util.BytesPrefix([]byte(prefix + "/"))
+		naive.Prefix = ""
+	}
+	if len(q.Orders) == 1 {
+		if _, ok := q.Orders[0].(query.OrderByKey); ok {
+			naive.Orders = nil
+		}
+	}
+	it := d.db.NewIterator(rng, nil)
+	done := false
+	res := query.ResultsFromIterator(q, query.Iterator{
+		Next: func() (query.Result, bool) {
+			if done {
+				return query.Result{}, false
+			}
+			if err := d.enter(); err != nil {
+				done = true
+				return query.Result{Error: err}, true
+			}
+			defer d.mu.RUnlock()
+			if !it.Next() {
+				done = true
+				if err := it.Error(); err != nil {
+					return query.Result{Error: fmt.Errorf("ldb: query %s: %w", q.Prefix, err)}, true
+				}
+				return query.Result{}, false
+			}
+			e := query.Entry{Key: string(it.Key()), Size: len(it.Value())}
+			if !q.KeysOnly {
+				e.Value = append([]byte(nil), it.Value()...)
+			}
+			return query.Result{Entry: e}, true
+		},
+		Close: func() error {
+			it.Release()
+			return nil
+		},
+	})
+	return query.NaiveQueryApply(naive, res), nil
+}
+
+// NewTransaction opens a LevelDB transaction. goleveldb documents them as
+// expensive for small writes: batches are atomic too, and the repo uses
+// them unless told otherwise.
+func (d *DS) NewTransaction(_ context.Context, readOnly bool) (datastore.Txn, error) {
+	if err := d.enter(); err != nil {
+		return nil, err
+	}
+	defer d.mu.RUnlock()
+	tx, err := d.db.OpenTransaction()
+	if err != nil {
+		return nil, err
+	}
+	return &txn{d: d, tx: tx}, nil
+}
+
+type txn struct {
+	d  *DS
+	tx *leveldb.Transaction
+}
+
+func (t *txn) Get(_ context.Context, key datastore.Key) ([]byte, error) {
+	v, err := t.tx.Get(key.Bytes(), nil)
+	return v, notFound(err)
+}
+
+func (t *txn) Has(_ context.Context, key datastore.Key) (bool, error) {
+	return t.tx.Has(key.Bytes(), nil)
+}
+
+func (t *txn) GetSize(ctx context.Context, key datastore.Key) (int, error) {
+	v, err := t.Get(ctx, key)
+	return len(v), err
+}
+
+func (t *txn) Query(ctx context.Context, q query.Query) (query.Results, error) {
+	return nil, errors.New("ldb: queries inside a transaction are not supported")
+}
+
+func (t *txn) Put(_ context.Context, key datastore.Key, value []byte) error {
+	return t.tx.Put(key.Bytes(), value, nil)
+}
+
+func (t *txn) Delete(_ context.Context, key datastore.Key) error {
+	return t.tx.Delete(key.Bytes(), nil)
+}
+
+func (t *txn) Commit(context.Context) error {
+	if err := t.d.enter(); err != nil {
+		return err
+	}
+	defer t.d.mu.RUnlock()
+	return t.tx.Commit()
+}
+
+func (t *txn) Discard(context.Context) { t.tx.Discard() }

@@ -1,0 +1,300 @@
+package reservations
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+)
+
+// deleteStep is how many blocks one atomic step of DeleteReservation
+// deletes; a reservation with more is deleted in several steps.
+const deleteStep = 512
+
+// PutBlock writes a block of the reservation's slot: it moves len(data)
+// bytes from the reservation's Size to its Used and from the repo's
+// Reserved to its Used, writes the block under key (readable with
+// repo.Repo.GetBlock) and remembers it for DeleteReservation, as one atomic
+// change. Rewriting a key the reservation already wrote counts the
+// difference. It fails with ErrNotFound for an unknown reservation,
+// ErrBytesOutOfBounds when the reservation holds too few bytes, and
+// ErrBlockExists when key holds a block the reservation did not write.
+func (s *Store) PutBlock(ctx context.Context, id ReservationID, key datastore.Key, data []byte) error {
+	n := uint64(len(data))
+	err := s.update(ctx, func(t txn) error {
+		r, err := t.reservation(id)
+		if err != nil {
+			return err
+		}
+		idx := blockIndexKey(id, key)
+		var old uint64
+		switch b, err := t.Get(idx); {
+		case err == nil:
+			if old, err = decodeSize(idx, b); err != nil {
+				return err
+			}
+		case !errors.Is(err, datastore.ErrNotFound):
+			return err
+		default:
+			if _, exists, err := t.BlockSize(key); err != nil {
+				return err
+			} else if exists {
+				return fmt.Errorf("%w: %s", ErrBlockExists, key)
+			}
+		}
+		if n > old {
+			grow := n - old
+			if grow > r.Size {
+				return fmt.Errorf("%w: block of %d bytes, reservation holds %d", ErrBytesOutOfBounds, grow, r.Size)
+			}
+			if err := t.Release(grow); err != nil {
+				return err
+			}
+			r.Size, r.Used = r.Size-grow, r.Used+grow
+			if err := t.PutBlock(key, data); err != nil {
+				return err
+			}
+		} else {
+			shrink := old - n
+			if err := t.PutBlock(key, data); err != nil {
+				return err
+			}
+			if err := t.Reserve(shrink); err != nil {
+				return err
+			}
+			r.Size, r.Used = r.Size+shrink, r.Used-shrink
+		}
+		if err := t.Put(idx, encodeSize(n)); err != nil {
+			return err
+		}
+		return t.putReservation(r)
+	})
+	if err != nil {
+		return fmt.Errorf("put block %s of reservation %s: %w", key, id, err)
+	}
+	return nil
+}
+
+// Release takes bytes out of a reservation and out of the repo's Reserved
+// count, atomically: those bytes are now free for blocks the caller writes
+// itself with repo.Repo.PutBlock, and they leave the availability's
+// TotalSize for good. (Store.PutBlock does both and gives the bytes back
+// when the reservation is deleted.) The reservation must exist and draw on
+// availabilityID (ErrNotFound) and hold at least bytes
+// (ErrBytesOutOfBounds).
+func (s *Store) Release(ctx context.Context, id ReservationID, availabilityID AvailabilityID, bytes uint64) error {
+	err := s.update(ctx, func(t txn) error {
+		r, err := t.reservationOf(id, availabilityID)
+		if err != nil {
+			return err
+		}
+		if bytes > r.Size {
+			return fmt.Errorf("%w: release %d bytes, %d held", ErrBytesOutOfBounds, bytes, r.Size)
+		}
+		if bytes == 0 {
+			return nil
+		}
+		if err := t.Release(bytes); err != nil {
+			return err
+		}
+		r.Size -= bytes
+		a, err := t.availability(availabilityID)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			a.TotalSize -= bytes
+			if err := t.putAvailability(s.st, a); err != nil {
+				return err
+			}
+		}
+		return t.putReservation(r)
+	})
+	if err != nil {
+		return fmt.Errorf("release from reservation %s: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteReservation ends a reservation, however its sale ended: it deletes
+// every block written with Store.PutBlock and returns Size + Used to the
+// availability's free Size (and its collateral to FreeCollateral), so the
+// offer is whole again. A reservation with up to 512 blocks goes in one
+// atomic change; one with more in atomic steps of 512 blocks, each of which
+// keeps every invariant, so a crash part way leaves a smaller reservation
+// that a repeated call (or ReclaimExpired) finishes.
+//
+// A reservation that exists nowhere is success, so cleanup can be retried;
+// one that exists under another availability is ErrNotFound. Should the
+// availability be gone (only possible behind the Store's back), the bytes
+// go back to the repo quota instead.
+func (s *Store) DeleteReservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) error {
+	for {
+		done, err := s.deleteStep(ctx, id, availabilityID)
+		if err != nil {
+			return fmt.Errorf("delete reservation %s: %w", id, err)
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// deleteStep deletes up to deleteStep blocks of a reservation and, once it
+// has none left, the reservation itself.
+func (s *Store) deleteStep(ctx context.Context, id ReservationID, availabilityID AvailabilityID) (done bool, err error) {
+	err = s.update(ctx, func(t txn) error {
+		r, err := t.reservation(id)
+		if errors.Is(err, ErrNotFound) {
+			done = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if r.AvailabilityID != availabilityID {
+			return fmt.Errorf("%w: it draws on availability %s, not %s", ErrNotFound, r.AvailabilityID, availabilityID)
+		}
+		a, err := t.availability(r.AvailabilityID)
+		orphan := errors.Is(err, ErrNotFound)
+		if err != nil && !orphan {
+			return err
+		}
+
+		var freed uint64
+		more := false
+		prefix := reservationBlocksPrefix(id)
+		base := len(prefix.String())
+		n := 0
+		err = t.Scan(prefix, false, func(key string, value []byte) error {
+			if n == deleteStep {
+				more = true
+				return errStop
+			}
+			n++
+			size, err := decodeSize(datastore.RawKey(key), value)
+			if err != nil {
+				return err
+			}
+			if _, err := t.DeleteBlock(datastore.RawKey(key[base:])); err != nil {
+				return err
+			}
+			freed += size
+			return t.Delete(datastore.RawKey(key))
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			return err
+		}
+		freed = min(freed, r.Used)
+		r.Used -= freed
+		// The blocks' bytes go back to the availability, so back to Reserved.
+		if !orphan {
+			if err := t.Reserve(freed); err != nil {
+				return err
+			}
+			a.Size += freed
+		}
+		if more {
+			if !orphan {
+				if err := t.putAvailability(s.st, a); err != nil {
+					return err
+				}
+			}
+			return t.putReservation(r)
+		}
+		done = true
+		if orphan {
+			s.log.Warn("reservation outlived its availability; returning its bytes to the quota",
+				"reservation", id, "availability", r.AvailabilityID, "bytes", r.Size)
+			if err := t.Release(r.Size); err != nil {
+				return err
+			}
+		} else {
+			a.Size += r.Size + r.Used // Used is zero unless blocks went missing
+			if r.Used > 0 {
+				if err := t.Reserve(r.Used); err != nil {
+					return err
+				}
+			}
+			if a.hasBudget() {
+				a.FreeCollateral.Add(&a.FreeCollateral, &r.Collateral)
+			}
+			if err := t.putAvailability(s.st, a); err != nil {
+				return err
+			}
+		}
+		for _, k := range []datastore.Key{r.Key(), byIDKey(id)} {
+			if err := t.Delete(k); err != nil {
+				return err
+			}
+		}
+		return t.deleteSlotIndex(r)
+	})
+	return done, err
+}
+
+var errStop = errors.New("stop")
+
+// deleteSlotIndex removes the slot's index entry if it names r.
+func (t txn) deleteSlotIndex(r Reservation) error {
+	key := slotKey(r.RequestID, r.SlotIndex)
+	b, err := t.Get(key)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, rid, err := decodeSlot(key, b); err == nil && rid != r.ID {
+		return nil
+	}
+	return t.Delete(key)
+}
+
+// ReclaimExpired deletes, as DeleteReservation does, every reservation whose
+// ValidUntil is set and not after now: the sweep that gives a host the
+// bytes of slots it never got to fill or whose contract is over. It returns
+// how many it deleted; an error for one reservation does not stop the
+// others, and the errors are returned joined.
+//
+// A host runs it periodically:
+//
+//	for {
+//		select {
+//		case <-ctx.Done():
+//			return
+//		case now := <-ticker.C:
+//			if n, err := store.ReclaimExpired(ctx, now); err != nil {
+//				log.Warn("reclaim expired reservations", "reclaimed", n, "err", err)
+//			}
+//		}
+//	}
+func (s *Store) ReclaimExpired(ctx context.Context, now time.Time) (int, error) {
+	rs, err := s.Reservations(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("reclaim expired: %w", err)
+	}
+	var errs []error
+	n := 0
+	for _, r := range rs {
+		if r.ValidUntil.IsZero() || r.ValidUntil.After(now) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		if err := s.DeleteReservation(ctx, r.ID, r.AvailabilityID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	if err := errors.Join(errs...); err != nil {
+		return n, fmt.Errorf("reclaim expired: %w", err)
+	}
+	return n, nil
+}

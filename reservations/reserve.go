@@ -1,0 +1,312 @@
+package reservations
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/holiman/uint256"
+
+	"github.com/stowage/stowage"
+)
+
+// Term names a term of an availability that can rule out a slot.
+type Term string
+
+// The terms ReserveSlot checks, in the order it reports them.
+const (
+	TermNone       Term = "none"       // there is no availability at all
+	TermDisabled   Term = "disabled"   // the availability takes no new slots
+	TermUntil      Term = "until"      // the slot's contract runs past the availability's Until
+	TermSize       Term = "size"       // not enough free bytes
+	TermDuration   Term = "duration"   // the slot lasts longer than the availability takes
+	TermPrice      Term = "price"      // the slot pays less than MinPrice
+	TermCollateral Term = "collateral" // the slot asks more than MaxCollateral
+	TermBudget     Term = "budget"     // the collateral budget has too little left
+)
+
+// NoAvailabilityError is the error ReserveSlot returns when no availability
+// can take a slot. It matches ErrNoAvailability. Term is what ruled out the
+// closest candidate (the one failing the fewest terms), and the message
+// gives the figures, so an operator knows which setting to change.
+type NoAvailabilityError struct {
+	Term   Term
+	Detail string // e.g. "the slot needs 4 MiB, the largest free is 1 MiB"
+}
+
+func (e *NoAvailabilityError) Error() string {
+	return fmt.Sprintf("%v: %s: %s", ErrNoAvailability, e.Term, e.Detail)
+}
+
+// Unwrap makes the error match ErrNoAvailability.
+func (e *NoAvailabilityError) Unwrap() error { return ErrNoAvailability }
+
+// need is what a slot asks of an availability.
+type need struct {
+	size, duration  uint64
+	price, coll     uint256.Int
+	until           time.Time
+	checkDisabled   bool
+	checkCollBudget bool
+}
+
+// failures lists the terms a fails for n, in report order.
+func (n *need) failures(a *Availability) []Term {
+	var terms []Term
+	if n.checkDisabled && a.Disabled {
+		terms = append(terms, TermDisabled)
+	}
+	if !a.Until.IsZero() && (n.until.IsZero() || n.until.After(a.Until)) {
+		terms = append(terms, TermUntil)
+	}
+	if n.size > a.Size {
+		terms = append(terms, TermSize)
+	}
+	if n.duration > a.Duration {
+		terms = append(terms, TermDuration)
+	}
+	if n.price.Lt(&a.MinPrice) {
+		terms = append(terms, TermPrice)
+	}
+	if n.coll.Gt(&a.MaxCollateral) {
+		terms = append(terms, TermCollateral)
+	}
+	if n.checkCollBudget && a.hasBudget() && n.coll.Gt(&a.FreeCollateral) {
+		terms = append(terms, TermBudget)
+	}
+	return terms
+}
+
+// bestFit orders availabilities as FindAvailability chooses among them:
+// least free bytes first, so large availabilities stay whole for large
+// slots; the oldest on a tie.
+func bestFit(x, y Availability) int {
+	if c := cmp.Compare(x.Size, y.Size); c != 0 {
+		return c
+	}
+	return bytes.Compare(x.ID[:], y.ID[:])
+}
+
+// candidates returns the hinted availabilities in bestFit order.
+func (s *state) candidates() []Availability {
+	s.mu.Lock()
+	as := make([]Availability, 0, len(s.hints))
+	for _, a := range s.hints {
+		as = append(as, a)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(as, bestFit)
+	return as
+}
+
+// FindAvailability returns an availability that can serve a slot of size
+// bytes for duration seconds, paying price over that duration and asking
+// collateral: one that is not Disabled with size <= Size, duration <=
+// Duration, collateral <= MaxCollateral (and, with a budget, <=
+// FreeCollateral) and price >= MinPrice. Among several it picks the best
+// fit, the one with the least free bytes, so large availabilities stay
+// whole for large slots; ties go to the oldest. The bool is false when none
+// matches.
+//
+// The answer is a hint: by the time it is used another call may have taken
+// the bytes. ReserveSlot finds and reserves in one atomic step.
+func (s *Store) FindAvailability(ctx context.Context, size, duration uint64, price, collateral uint256.Int) (Availability, bool, error) {
+	if err := s.update(ctx, func(t txn) error { return s.st.loadHints(t) }); err != nil {
+		return Availability{}, false, fmt.Errorf("find availability: %w", err)
+	}
+	n := need{size: size, duration: duration, price: price, coll: collateral, checkDisabled: true, checkCollBudget: true}
+	for _, a := range s.st.candidates() {
+		if len(n.failures(&a)) == 0 {
+			return a, true, nil
+		}
+	}
+	return Availability{}, false, nil
+}
+
+// ReserveSlot finds an availability for the slot and carves a reservation
+// of Ask.SlotSize bytes out of it, in one atomic step: nothing can take the
+// bytes in between, so there is no race to retry. A candidate is not
+// Disabled, has Until zero or not before slot.ValidUntil, at least SlotSize
+// free bytes, Duration >= Ask.Duration, MinPrice <= Ask.PricePerSlot(),
+// MaxCollateral >= Ask.Collateral and, with a collateral budget,
+// FreeCollateral >= Ask.Collateral (which the reservation then takes). The
+// choice among candidates is FindAvailability's.
+//
+// A slot that already holds a reservation fails with ErrSlotReserved; when
+// nothing fits the error is a *NoAvailabilityError (ErrNoAvailability)
+// naming the term that ruled out the closest candidate.
+func (s *Store) ReserveSlot(ctx context.Context, slot Slot) (Reservation, error) {
+	if slot.Ask.SlotSize == 0 {
+		return Reservation{}, fmt.Errorf("reserve slot %d of %s: %w", slot.Index, slot.RequestID, ErrInvalidSize)
+	}
+	rid, err := newID()
+	if err != nil {
+		return Reservation{}, err
+	}
+	n := need{
+		size: slot.Ask.SlotSize, duration: slot.Ask.Duration, price: slot.Ask.PricePerSlot(),
+		coll: slot.Ask.Collateral, until: slot.ValidUntil, checkDisabled: true, checkCollBudget: true,
+	}
+	var r Reservation
+	err = s.update(ctx, func(t txn) error {
+		if err := t.slotFree(slot.RequestID, slot.Index); err != nil {
+			return err
+		}
+		if err := s.st.loadHints(t); err != nil {
+			return err
+		}
+		hints := s.st.candidates()
+		var seen []Availability
+		for _, h := range hints {
+			if len(n.failures(&h)) > 0 {
+				seen = append(seen, h)
+				continue
+			}
+			// The hint says it fits; the record decides.
+			a, err := t.availability(h.ID)
+			if err != nil {
+				if errors.Is(err, ErrNotFound) {
+					s.st.dropHint(h.ID)
+					continue
+				}
+				return err
+			}
+			if len(n.failures(&a)) > 0 {
+				s.st.setHint(a)
+				seen = append(seen, a)
+				continue
+			}
+			r = Reservation{
+				ID: ReservationID(rid), AvailabilityID: a.ID, Size: n.size, SlotSize: n.size,
+				RequestID: slot.RequestID, SlotIndex: slot.Index, ValidUntil: slot.ValidUntil,
+			}
+			if a.hasBudget() {
+				r.Collateral = n.coll
+				a.FreeCollateral.Sub(&a.FreeCollateral, &n.coll)
+			}
+			a.Size -= n.size
+			return t.createReservation(s.st, a, r)
+		}
+		return closest(&n, seen)
+	})
+	if err != nil {
+		return Reservation{}, fmt.Errorf("reserve slot %d of %s: %w", slot.Index, slot.RequestID, err)
+	}
+	return r, nil
+}
+
+// closest explains why none of as takes the slot.
+func closest(n *need, as []Availability) error {
+	if len(as) == 0 {
+		return &NoAvailabilityError{Term: TermNone, Detail: "there is no availability"}
+	}
+	best, bestTerms := as[0], n.failures(&as[0])
+	var largest uint64
+	for _, a := range as {
+		if !a.Disabled {
+			largest = max(largest, a.Size)
+		}
+		if terms := n.failures(&a); len(terms) < len(bestTerms) {
+			best, bestTerms = a, terms
+		}
+	}
+	e := &NoAvailabilityError{Term: bestTerms[0]}
+	switch e.Term {
+	case TermDisabled:
+		e.Detail = fmt.Sprintf("availability %s would take it but is disabled", best.ID)
+	case TermUntil:
+		e.Detail = fmt.Sprintf("the slot's contract runs to %s, availability %s takes slots only until %s",
+			untilText(n.until), best.ID, best.Until.UTC().Format(time.RFC3339))
+	case TermSize:
+		e.Detail = fmt.Sprintf("the slot needs %s, the largest free is %s", formatBytes(n.size), formatBytes(largest))
+	case TermDuration:
+		e.Detail = fmt.Sprintf("the slot lasts %s, availability %s takes at most %s",
+			seconds(n.duration), best.ID, seconds(best.Duration))
+	case TermPrice:
+		e.Detail = fmt.Sprintf("the slot pays %s, availability %s asks at least %s", n.price.Dec(), best.ID, best.MinPrice.Dec())
+	case TermCollateral:
+		e.Detail = fmt.Sprintf("the slot asks %s collateral, availability %s locks at most %s", n.coll.Dec(), best.ID, best.MaxCollateral.Dec())
+	case TermBudget:
+		e.Detail = fmt.Sprintf("the slot asks %s collateral, availability %s has %s left of its budget", n.coll.Dec(), best.ID, best.FreeCollateral.Dec())
+	}
+	return e
+}
+
+func untilText(t time.Time) string {
+	if t.IsZero() {
+		return "no end"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func seconds(s uint64) string {
+	if s > uint64(1<<63-1)/uint64(time.Second) {
+		return fmt.Sprintf("%ds", s)
+	}
+	return (time.Duration(s) * time.Second).String()
+}
+
+// CreateReservation carves slotSize bytes out of the given availability for
+// one slot of a request: it stores the reservation and shrinks the
+// availability's free Size by slotSize, atomically. The availability must
+// exist (ErrNotFound) and have at least slotSize free bytes
+// (ErrBytesOutOfBounds); the slot must hold no reservation yet
+// (ErrSlotReserved). It checks no other term: ReserveSlot does.
+func (s *Store) CreateReservation(ctx context.Context, id AvailabilityID, slotSize uint64, requestID stowage.RequestID, slotIndex uint64) (Reservation, error) {
+	if slotSize == 0 {
+		return Reservation{}, fmt.Errorf("create reservation on %s: %w", id, ErrInvalidSize)
+	}
+	rid, err := newID()
+	if err != nil {
+		return Reservation{}, err
+	}
+	r := Reservation{ID: ReservationID(rid), AvailabilityID: id, Size: slotSize, SlotSize: slotSize, RequestID: requestID, SlotIndex: slotIndex}
+	err = s.update(ctx, func(t txn) error {
+		if err := t.slotFree(requestID, slotIndex); err != nil {
+			return err
+		}
+		a, err := t.availability(id)
+		if err != nil {
+			return err
+		}
+		if slotSize > a.Size {
+			return fmt.Errorf("%w: slot of %d bytes, %d free", ErrBytesOutOfBounds, slotSize, a.Size)
+		}
+		a.Size -= slotSize
+		return t.createReservation(s.st, a, r)
+	})
+	if err != nil {
+		return Reservation{}, fmt.Errorf("create reservation on %s: %w", id, err)
+	}
+	return r, nil
+}
+
+func (t txn) slotFree(requestID stowage.RequestID, index uint64) error {
+	taken, err := t.Has(slotKey(requestID, index))
+	if err != nil {
+		return err
+	}
+	if taken {
+		return ErrSlotReserved
+	}
+	return nil
+}
+
+// createReservation stages a new reservation, its indexes and the
+// availability it came out of.
+func (t txn) createReservation(s *state, a Availability, r Reservation) error {
+	if err := t.putAvailability(s, a); err != nil {
+		return err
+	}
+	if err := t.putReservation(r); err != nil {
+		return err
+	}
+	if err := t.Put(byIDKey(r.ID), []byte(r.AvailabilityID.String())); err != nil {
+		return err
+	}
+	return t.Put(slotKey(r.RequestID, r.SlotIndex), encodeSlot(r))
+}
