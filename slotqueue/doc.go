@@ -50,7 +50,7 @@
 // # Design
 //
 // The ordering, bounding and indexing are done by a synchronous core (a
-// min-max heap of items with an index by slot and by request) that the
+// min-max heap of items with Go maps by slot and by request) that the
 // workers only wrap: push, pop, drop and delete are O(log n), membership is
 // O(1), and deleting a request costs O(k log n) for its k waiting slots.
 package slotqueue

@@ -193,12 +193,6 @@ func (q *Queue) Push(items ...Item) error {
 	return nil
 }
 
-// slotKey identifies a slot.
-type slotKey struct {
-	request stowage.RequestID
-	index   uint16
-}
-
 // checkNew reports the items whose slot is already queued or repeated.
 func (q *Queue) checkNew(items []Item) error {
 	var seen map[slotKey]struct{}
