@@ -122,14 +122,6 @@ func (c *core) unindex(e *entry) {
 	}
 }
 
-// peek returns the min, the item served next.
-func (c *core) peek() (Item, bool) {
-	if len(c.heap) == 0 {
-		return Item{}, false
-	}
-	return c.heap[0].item, true
-}
-
 // ready reports whether a worker may take the min: it exists and is not
 // seen. Seen items rank after all others, so a seen min means only seen
 // items wait.
@@ -267,12 +259,6 @@ func mix64(x uint64) uint64 {
 	return x ^ x>>31
 }
 
-// itemLess is the core's order on two items, for tests and models.
-func (c *core) itemLess(a, b Item) bool {
-	return before(&entry{item: a, profit: a.Profitability(), tie: c.tieRank(&a)},
-		&entry{item: b, profit: b.Profitability(), tie: c.tieRank(&b)})
-}
-
 // The min-max heap, after Atkinson et al. (1986). Nodes on min levels (even
 // depths, the root's) are served before all their descendants, nodes on max
 // levels after all theirs.
@@ -298,75 +284,45 @@ func (c *core) maxPos() int {
 	return 1
 }
 
+// pushUp moves the node at i up to its place.
 func (c *core) pushUp(i int) {
 	if i == 0 {
 		return
 	}
-	p := (i - 1) / 2
-	switch {
-	case isMinLevel(i) && c.less(p, i):
+	p, minLevel := (i-1)/2, isMinLevel(i)
+	if c.less(p, i) == minLevel { // on the wrong side of its parent
 		c.swap(i, p)
-		c.pushUpMax(p)
-	case isMinLevel(i):
-		c.pushUpMin(i)
-	case c.less(i, p):
-		c.swap(i, p)
-		c.pushUpMin(p)
-	default:
-		c.pushUpMax(i)
-	}
-}
-
-func (c *core) pushUpMin(i int) {
-	for g := (i - 3) / 4; i > 2 && c.less(i, g); g = (i - 3) / 4 {
-		c.swap(i, g)
-		i = g
-	}
-}
-
-func (c *core) pushUpMax(i int) {
-	for g := (i - 3) / 4; i > 2 && c.less(g, i); g = (i - 3) / 4 {
-		c.swap(i, g)
-		i = g
-	}
-}
-
-func (c *core) pushDown(i int) {
-	if isMinLevel(i) {
-		c.pushDownMin(i)
+		c.pushUpLevels(p, minLevel)
 	} else {
-		c.pushDownMax(i)
+		c.pushUpLevels(i, !minLevel)
 	}
 }
 
-func (c *core) pushDownMin(i int) {
+// pushUpLevels moves the node at i up its grandparents while it is served
+// before them (max: after them).
+func (c *core) pushUpLevels(i int, max bool) {
+	for g := (i - 3) / 4; i > 2 && c.less(i, g) != max; g = (i - 3) / 4 {
+		c.swap(i, g)
+		i = g
+	}
+}
+
+// pushDown sinks the node at i until it is served before (on a max level:
+// after) all its descendants.
+func (c *core) pushDown(i int) {
+	max := !isMinLevel(i)
 	for {
-		m := c.extremeBelow(i, false)
-		if m < 0 || !c.less(m, i) {
+		m := c.extremeBelow(i, max)
+		if m < 0 || c.less(m, i) == max {
 			return
 		}
 		c.swap(m, i)
 		if m <= 2*i+2 {
 			return // a child: it has no children
 		}
-		if p := (m - 1) / 2; c.less(p, m) {
-			c.swap(m, p)
-		}
-		i = m
-	}
-}
-
-func (c *core) pushDownMax(i int) {
-	for {
-		m := c.extremeBelow(i, true)
-		if m < 0 || !c.less(i, m) {
-			return
-		}
-		c.swap(m, i)
-		if m <= 2*i+2 {
-			return
-		}
-		if p := (m - 1) / 2; c.less(m, p) {
+		// A grandchild: the node now at m may be on the wrong side of
+		// its parent.
+		if p := (m - 1) / 2; c.less(p, m) != max {
 			c.swap(m, p)
 		}
 		i = m

@@ -63,6 +63,20 @@ func checkCore(t testing.TB, c *core) {
 	}
 }
 
+// itemLess is the core's order on two items, for tests and models.
+func (c *core) itemLess(a, b Item) bool {
+	return before(&entry{item: a, profit: a.Profitability(), tie: c.tieRank(&a)},
+		&entry{item: b, profit: b.Profitability(), tie: c.tieRank(&b)})
+}
+
+// peek returns the min, the item served next.
+func (c *core) peek() (Item, bool) {
+	if len(c.heap) == 0 {
+		return Item{}, false
+	}
+	return c.heap[0].item, true
+}
+
 // pushedItems is the oracle for a queue that is only pushed to: every item
 // pushed successfully, sorted by the queue's order; the queue must hold the
 // first maxSize. A slot pushed again after it was dropped counts as a new
