@@ -27,6 +27,7 @@ type core struct {
 	slots    map[slotKey]*entry             // every waiting item
 	requests map[stowage.RequestID][]*entry // the waiting items of each request, in no order
 	expiring byExpiry                       // the waiting items that have an Expiry
+	spare    []*entry                       // an empty slice for requests
 }
 
 // slotKey identifies a slot.
@@ -96,7 +97,10 @@ func (c *core) push(it Item) (dropped Item, didDrop bool, err error) {
 // index adds e to the maps and the expiry heap.
 func (c *core) index(e *entry) {
 	c.slots[slotKey{e.item.RequestID, e.item.SlotIndex}] = e
-	s := c.requests[e.item.RequestID]
+	s, ok := c.requests[e.item.RequestID]
+	if !ok {
+		s, c.spare = c.spare, nil
+	}
 	e.sibling = len(s)
 	c.requests[e.item.RequestID] = append(s, e)
 	e.expAt = -1
@@ -114,6 +118,7 @@ func (c *core) unindex(e *entry) {
 	s[len(s)-1] = nil
 	if s = s[:len(s)-1]; len(s) == 0 {
 		delete(c.requests, e.item.RequestID)
+		c.spare = s // for the next new request, which would allocate
 	} else {
 		c.requests[e.item.RequestID] = s
 	}

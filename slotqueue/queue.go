@@ -198,10 +198,11 @@ func New(process ProcessFunc, opts ...Option) (*Queue, error) {
 }
 
 // lock locks the queue and drops the items that have expired, so that no
-// caller ever sees one waiting.
-func (q *Queue) lock() {
+// caller ever sees one waiting. It returns the time it checked, in unix
+// seconds.
+func (q *Queue) lock() int64 {
 	q.mu.Lock()
-	q.expireLocked()
+	return q.expireLocked()
 }
 
 // unlock unlocks the queue and then reports the items dropped while it was
@@ -218,10 +219,12 @@ func (q *Queue) unlock() {
 	}
 }
 
-func (q *Queue) expireLocked() {
-	for _, it := range q.core.expire(q.now().Unix()) {
+func (q *Queue) expireLocked() int64 {
+	now := q.now().Unix()
+	for _, it := range q.core.expire(now) {
 		q.dropLocked(it, ErrExpired)
 	}
+	return now
 }
 
 func (q *Queue) dropLocked(it Item, reason error) {
@@ -337,7 +340,7 @@ func (q *Queue) Paused() bool {
 // the ones just pushed. Which items are kept does not depend on their order
 // in the call. Each drop is reported to WithOnDrop; Push still returns nil.
 func (q *Queue) Push(items ...Item) error {
-	q.lock()
+	now := q.lock()
 	defer q.unlock()
 	if !q.running {
 		return ErrNotRunning
@@ -345,7 +348,6 @@ func (q *Queue) Push(items ...Item) error {
 	if err := q.checkNew(items); err != nil {
 		return err
 	}
-	now := q.now().Unix()
 	for _, it := range items {
 		q.stats.Pushed++
 		if expired(it.Expiry, now) {
@@ -534,7 +536,7 @@ func (q *Queue) take() (Item, *flight, bool) {
 // finish accounts for a process call that returned err, and puts its item
 // back if it asked to be requeued and was not deleted meanwhile.
 func (q *Queue) finish(it Item, f *flight, err error) {
-	q.lock()
+	now := q.lock()
 	defer q.unlock()
 	q.inFlight = slices.DeleteFunc(q.inFlight, func(g *flight) bool { return g == f })
 	q.stats.Processed++
@@ -546,7 +548,7 @@ func (q *Queue) finish(it Item, f *flight, err error) {
 			return
 		}
 		it.Seen = true
-		if expired(it.Expiry, q.now().Unix()) {
+		if expired(it.Expiry, now) {
 			q.dropLocked(it, ErrExpired)
 			return
 		}
