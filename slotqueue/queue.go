@@ -82,7 +82,7 @@ func WithOnDrop(fn func(item Item, reason error)) Option {
 
 // WithClock sets the clock that Item.Expiry (unix seconds) is checked
 // against; the default is time.Now. A simulation passes its own clock so
-// that expiry follows simulated time. now is called with the queue locked
+// that expiry follows simulated time; nil means time.Now. now is called with the queue locked
 // and must not call the queue.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
@@ -339,6 +339,7 @@ func (q *Queue) Paused() bool {
 // lowest-priority ones are dropped until MaxSize remain; they may be among
 // the ones just pushed. Which items are kept does not depend on their order
 // in the call. Each drop is reported to WithOnDrop; Push still returns nil.
+// An item pushed with Seen set waits like a requeued one, until Resume.
 func (q *Queue) Push(items ...Item) error {
 	now := q.lock()
 	defer q.unlock()
