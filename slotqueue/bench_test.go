@@ -110,7 +110,8 @@ func (s *sortedSlice) delete(request stowage.RequestID, index uint16) bool {
 	return true
 }
 
-// deleteRequest and items serve the model tests only; they may be slow.
+// deleteRequest, expire, clearSeen and items serve the model tests only;
+// they may be slow.
 func (s *sortedSlice) deleteRequest(request stowage.RequestID) int {
 	n := len(s.s)
 	s.s = slices.DeleteFunc(s.s, func(e sortedEntry) bool { return e.item.RequestID == request })
@@ -120,6 +121,28 @@ func (s *sortedSlice) deleteRequest(request stowage.RequestID) int {
 		}
 	}
 	return n - len(s.s)
+}
+
+func (s *sortedSlice) expire(now int64) []Item {
+	var out []Item
+	s.s = slices.DeleteFunc(s.s, func(e sortedEntry) bool {
+		if !expired(e.item.Expiry, now) {
+			return false
+		}
+		out = append(out, e.item)
+		delete(s.slots, slotKey{e.item.RequestID, e.item.SlotIndex})
+		return true
+	})
+	return out
+}
+
+func (s *sortedSlice) clearSeen() {
+	old := s.s
+	s.s, s.slots = s.s[:0:0], make(map[slotKey]sortedEntry)
+	for _, e := range old {
+		e.item.Seen = false
+		_, _, _ = s.push(e.item)
+	}
 }
 
 func (s *sortedSlice) items() []Item {
@@ -341,4 +364,24 @@ func BenchmarkQueuePushEvict(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkPushPop keeps a queue one short of full and, per iteration,
+// pushes an item of random priority and pops the best: the work of one item
+// passing through a busy queue.
+func BenchmarkPushPop(b *testing.B) {
+	runBench(b, func(b *testing.B, q benchQueue, size int) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		var next uint64
+		fill(q, size-1, &next, rng)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			if _, _, err := q.push(benchItem(next, rng.Uint64())); err != nil {
+				b.Fatal(err)
+			}
+			next++
+			q.pop()
+		}
+	})
 }

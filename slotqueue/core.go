@@ -1,8 +1,8 @@
 package slotqueue
 
 import (
+	"container/heap"
 	"encoding/binary"
-	"hash/maphash"
 	"math/bits"
 	"slices"
 
@@ -11,341 +11,241 @@ import (
 	"github.com/stowage/stowage"
 )
 
-// core is the queue without goroutines: ordering, bounding and indexing,
-// deterministic and synchronous, so it can be tested without timing. It is
-// not safe for concurrent use; Queue guards it with a mutex.
+// core is the queue without goroutines: ordering, bounding, expiry and
+// indexing, deterministic and synchronous, so that it can be tested without
+// timing. It is not safe for concurrent use; Queue guards it with a mutex.
 //
-// Items live in a slab of entries addressed by stable handles. A min-max heap
-// of nodes orders them: nodes on even levels (the root's) come before all
-// their descendants, nodes on odd levels after all theirs, so the next item to
-// serve is the root and the one to drop is the root or one of its two
-// children. Two hash tables of handles find an item by slot and the queued
-// slots of a request (which are linked through their entries). Push, pop,
-// drop and delete are O(log n); contains is O(1); nothing scans the queue.
-//
-// The tables are sized for maxSize up front (8 bytes a cell, two cells per
-// item) and the entries grow to the most items ever queued, so a queue that
-// has been full once no longer allocates.
+// The waiting items are ordered by a min-max heap: the min (the item served
+// first) is at the root and the max (the item dropped first) is one of the
+// root's two children. Go maps find an item by slot and the items of a
+// request, and a second heap, ordered by Expiry, finds the expired ones.
+// Push, pop, evict and delete are O(log n).
 type core struct {
 	maxSize  int
-	entries  []entry      // slab indexed by handle
-	pos      []uint16     // heap position by handle
-	free     []uint16     // handles of unused entries
-	heap     []node       // min-max heap
-	slots    table        // one cell per queued item, keyed by slot
-	requests table        // one cell per request with queued items, holding one of its items
-	seed     maphash.Seed // of the hash tables
-	tieSeed  uint64       // of the tie ranks, see tieRank
+	tieSeed  uint64                         // see tieRank
+	heap     []*entry                       // min-max heap in serving order
+	slots    map[slotKey]*entry             // every waiting item
+	requests map[stowage.RequestID][]*entry // the waiting items of each request, in no order
+	expiring byExpiry                       // the waiting items that have an Expiry
+	spare    []*entry                       // an empty slice for requests
 }
 
-// entry is one queued item. What removing it needs comes first, so that it
-// shares a cache line with the profitability.
+// slotKey identifies a slot.
+type slotKey struct {
+	request stowage.RequestID
+	index   uint16
+}
+
+// entry is one waiting item with what ordering and removing it needs.
 type entry struct {
-	hash       uint64      // requestHash(item.RequestID)
-	tie        uint64      // tieRank(item)
-	prev, next int32       // other queued slots of the same request; none: -1
-	profit     uint256.Int // item.Profitability(), computed once
-	item       Item
-}
-
-// node is a heap element: the entry's rank in the top 48 bits and its
-// handle (maxSize ≤ 65535, so handles fit) in the low 16. Nodes with
-// different ranks compare as plain integers, which decides most comparisons
-// without touching the large, scattered entries.
-type node uint64
-
-func (n node) handle() int32 { return int32(uint16(n)) }
-
-// rankOf summarises a profitability in 48 bits, preserving order: 9 bits of
-// bit length, then the 39 bits starting at the leading one. Equal ranks mean
-// equal profitabilities only up to 39 significant bits, so they fall back to
-// the full comparison.
-func rankOf(profit *uint256.Int) uint64 {
-	const mantissa = 39
-	n := profit.BitLen()
-	if n <= mantissa {
-		return uint64(n)<<mantissa | profit.Uint64()
-	}
-	var top uint256.Int
-	top.Rsh(profit, uint(n-mantissa))
-	return uint64(n)<<mantissa | top.Uint64()
+	item    Item
+	profit  uint256.Int // item.Profitability(), computed once
+	tie     uint64      // tieRank(item)
+	at      int         // position in core.heap
+	sibling int         // position in core.requests[item.RequestID]
+	expAt   int         // position in core.expiring; -1 without Expiry
 }
 
 func newCore(maxSize int, tieSeed uint64) *core {
 	return &core{
-		tieSeed:  tieSeed,
 		maxSize:  maxSize,
-		slots:    newTable(maxSize),
-		requests: newTable(maxSize),
-		seed:     maphash.MakeSeed(),
+		tieSeed:  tieSeed,
+		slots:    make(map[slotKey]*entry, min(maxSize, 1024)),
+		requests: make(map[stowage.RequestID][]*entry),
 	}
 }
 
 func (c *core) len() int { return len(c.heap) }
 
-func (c *core) requestHash(id *stowage.RequestID) uint64 {
-	return maphash.Bytes(c.seed, id[:])
-}
-
-// slotHash derives a slot's hash from its request's: the multiplication
-// spreads the index into the high bits, which pick the cell.
-func slotHash(request uint64, index uint16) uint64 {
-	return (request ^ uint64(index)) * 0x9e3779b97f4a7c15
-}
-
-// findSlot returns the handle of the queued slot, or -1 and the empty cell
-// where it would go.
-func (c *core) findSlot(id *stowage.RequestID, index uint16, hash uint64) (cell int, h int32) {
-	t := &c.slots
-	for i := t.home(hash); ; i = (i + 1) & t.mask {
-		v := t.cells[i]
-		if v == 0 {
-			return i, -1
-		}
-		if v>>32 == hash>>32 {
-			h := handleOf(v)
-			if e := &c.entries[h]; e.item.SlotIndex == index && e.item.RequestID == *id {
-				return i, h
-			}
-		}
-	}
-}
-
-// findRequest returns the handle of one queued slot of the request, or -1
-// and the empty cell where the request would go.
-func (c *core) findRequest(id *stowage.RequestID, hash uint64) (cell int, h int32) {
-	t := &c.requests
-	for i := t.home(hash); ; i = (i + 1) & t.mask {
-		v := t.cells[i]
-		if v == 0 {
-			return i, -1
-		}
-		if v>>32 == hash>>32 {
-			h := handleOf(v)
-			if c.entries[h].item.RequestID == *id {
-				return i, h
-			}
-		}
-	}
-}
-
 func (c *core) contains(id stowage.RequestID, index uint16) bool {
-	_, h := c.findSlot(&id, index, slotHash(c.requestHash(&id), index))
-	return h >= 0
+	_, ok := c.slots[slotKey{id, index}]
+	return ok
 }
 
-// push adds it unless its slot is already queued. When that makes the queue
-// overflow, the lowest-priority item (possibly it) is dropped and returned.
+// push adds it unless its slot is already waiting. When that makes more
+// than maxSize items wait, the max (possibly it) is dropped and returned.
 func (c *core) push(it Item) (dropped Item, didDrop bool, err error) {
-	rh := c.requestHash(&it.RequestID)
-	sh := slotHash(rh, it.SlotIndex)
-	slotCell, h := c.findSlot(&it.RequestID, it.SlotIndex, sh)
-	if h >= 0 {
+	key := slotKey{it.RequestID, it.SlotIndex}
+	if _, ok := c.slots[key]; ok {
 		return Item{}, false, ErrItemExists
 	}
-	profit := it.Profitability()
-	tie := c.tieRank(&it)
-	nd := node(rankOf(&profit) << 16)
-	full := len(c.heap) >= c.maxSize
-	var at int // heap position of the dropped item, replaced by it
-	if full {
-		at = c.lastPos()
-		wn := c.heap[at]
-		w := &c.entries[wn.handle()]
-		if nd>>16 != wn>>16 && nd < wn || nd>>16 == wn>>16 && !servedBefore(&it, &profit, tie, &w.item, &w.profit, w.tie) {
-			return it, true, nil // it is the lowest
+	x := entry{item: it, profit: it.Profitability(), tie: c.tieRank(&it)}
+	if len(c.heap) >= c.maxSize {
+		last := c.heap[c.maxPos()]
+		if before(last, &x) {
+			return it, true, nil
 		}
-		dropped, didDrop = w.item, true
-		h = wn.handle()
-		c.unindex(h)
-		// Unindexing may have shifted the cells; look again.
-		slotCell, _ = c.findSlot(&it.RequestID, it.SlotIndex, sh)
-	} else if n := len(c.free); n > 0 {
-		h = int32(c.free[n-1])
-		c.free = c.free[:n-1]
-	} else {
-		h = int32(len(c.entries))
-		c.entries = append(c.entries, entry{})
-		c.pos = append(c.pos, 0)
+		// it takes the max's entry and heap position: one sift instead
+		// of the two of a removal and an insertion.
+		dropped, didDrop = last.item, true
+		c.unindex(last)
+		x.at = last.at
+		*last = x
+		c.index(last)
+		c.fix(last)
+		return dropped, didDrop, nil
 	}
-	nd |= node(h)
-	e := &c.entries[h]
-	e.profit, e.item, e.hash, e.tie = profit, it, rh, tie
-	c.slots.cells[slotCell] = cellOf(sh, h)
-
-	// Link after the request's first slot, so the table is written only
-	// when the request is new.
-	if reqCell, first := c.findRequest(&it.RequestID, rh); first >= 0 {
-		f := &c.entries[first]
-		e.prev, e.next = first, f.next
-		if f.next >= 0 {
-			c.entries[f.next].prev = h
-		}
-		f.next = h
-	} else {
-		e.prev, e.next = -1, -1
-		c.requests.cells[reqCell] = cellOf(rh, h)
-	}
-
-	if full {
-		// Reuse the dropped item's handle and heap position: cheaper than
-		// filling its place with the last leaf and appending it.
-		c.heap[at] = nd
-		c.fix(at, h)
-	} else {
-		c.pos[h] = uint16(len(c.heap))
-		c.heap = append(c.heap, nd)
-		c.up(len(c.heap) - 1)
-	}
+	e := new(entry)
+	*e = x
+	e.at = len(c.heap)
+	c.heap = append(c.heap, e)
+	c.index(e)
+	c.pushUp(e.at)
 	return dropped, didDrop, nil
 }
 
-// pop removes and returns the highest-priority item.
+// index adds e to the maps and the expiry heap.
+func (c *core) index(e *entry) {
+	c.slots[slotKey{e.item.RequestID, e.item.SlotIndex}] = e
+	s, ok := c.requests[e.item.RequestID]
+	if !ok {
+		s, c.spare = c.spare, nil
+	}
+	e.sibling = len(s)
+	c.requests[e.item.RequestID] = append(s, e)
+	e.expAt = -1
+	if e.item.Expiry != 0 {
+		heap.Push(&c.expiring, e)
+	}
+}
+
+// unindex takes e out of the maps and the expiry heap.
+func (c *core) unindex(e *entry) {
+	delete(c.slots, slotKey{e.item.RequestID, e.item.SlotIndex})
+	s := c.requests[e.item.RequestID]
+	last := s[len(s)-1]
+	s[e.sibling], last.sibling = last, e.sibling
+	s[len(s)-1] = nil
+	if s = s[:len(s)-1]; len(s) == 0 {
+		delete(c.requests, e.item.RequestID)
+		c.spare = s // for the next new request, which would allocate
+	} else {
+		c.requests[e.item.RequestID] = s
+	}
+	if e.expAt >= 0 {
+		heap.Remove(&c.expiring, e.expAt)
+	}
+}
+
+// ready reports whether a worker may take the min: it exists and is not
+// seen. Seen items rank after all others, so a seen min means only seen
+// items wait.
+func (c *core) ready() bool { return len(c.heap) > 0 && !c.heap[0].item.Seen }
+
+// pop removes and returns the min.
 func (c *core) pop() (Item, bool) {
 	if len(c.heap) == 0 {
 		return Item{}, false
 	}
-	h := c.heap[0].handle()
-	it := c.entries[h].item
-	c.unindex(h)
-	// Delete-min of a min-max heap: the last node takes the root's place and
-	// only ever sinks, so there is no need for remove's general fix.
-	if last := len(c.heap) - 1; last > 0 {
-		moved := c.heap[last]
-		c.heap[0] = moved
-		c.heap = c.heap[:last]
-		c.pos[moved.handle()] = 0
-		c.downFirst(0)
-	} else {
-		c.heap = c.heap[:0]
-	}
-	c.free = append(c.free, uint16(h))
-	return it, true
+	e := c.heap[0]
+	c.remove(e)
+	return e.item, true
 }
 
-// peek returns the highest-priority item without removing it.
-func (c *core) peek() (Item, bool) {
-	if len(c.heap) == 0 {
-		return Item{}, false
-	}
-	return c.entries[c.heap[0].handle()].item, true
-}
-
-// delete removes the slot; false when it was not queued.
-func (c *core) delete(id stowage.RequestID, index uint16) bool {
-	_, h := c.findSlot(&id, index, slotHash(c.requestHash(&id), index))
-	if h >= 0 {
-		c.remove(h)
-	}
-	return h >= 0
-}
-
-// deleteRequest removes every queued slot of the request and returns how
-// many there were.
-func (c *core) deleteRequest(id stowage.RequestID) int {
-	hash := c.requestHash(&id)
-	n := 0
-	for {
-		_, h := c.findRequest(&id, hash)
-		if h < 0 {
-			return n
-		}
-		c.remove(h)
-		n++
-	}
-}
-
-// sibling returns one queued item of the request.
-func (c *core) sibling(id stowage.RequestID) (Item, bool) {
-	_, h := c.findRequest(&id, c.requestHash(&id))
-	if h < 0 {
-		return Item{}, false
-	}
-	return c.entries[h].item, true
-}
-
-// items returns the queued items, highest priority first.
-func (c *core) items() []Item {
-	ns := slices.Clone(c.heap)
-	slices.SortFunc(ns, func(a, b node) int {
-		if c.nodeLess(a, b) {
-			return -1
-		}
-		return 1 // nodes are distinct slots, never equal
-	})
-	out := make([]Item, len(ns))
-	for i, n := range ns {
-		out[i] = c.entries[n.handle()].item
+// expire removes and returns the items with an Expiry at or before now
+// (unix seconds), earliest Expiry first.
+func (c *core) expire(now int64) []Item {
+	var out []Item
+	for len(c.expiring) > 0 && expired(c.expiring[0].item.Expiry, now) {
+		e := c.expiring[0]
+		c.remove(e)
+		out = append(out, e.item)
 	}
 	return out
 }
 
-// remove takes the entry with handle h out of the heap and the tables and
-// frees it.
-func (c *core) remove(h int32) {
-	c.unindex(h)
-	i, last := int(c.pos[h]), len(c.heap)-1
-	if i != last {
-		moved := c.heap[last]
-		c.heap[i] = moved
-		c.heap = c.heap[:last]
-		c.fix(i, moved.handle())
-	} else {
-		c.heap = c.heap[:last]
+// expired reports whether an item with the given Expiry has expired at now
+// (unix seconds). Zero means no expiry.
+func expired(expiry uint64, now int64) bool {
+	return expiry != 0 && now >= 0 && uint64(now) >= expiry
+}
+
+// clearSeen clears every Seen flag and restores the heap, in O(n).
+func (c *core) clearSeen() {
+	for _, e := range c.heap {
+		e.item.Seen = false
 	}
-	c.free = append(c.free, uint16(h))
+	for i := len(c.heap)/2 - 1; i >= 0; i-- {
+		c.pushDown(i)
+	}
 }
 
-// fix restores the heap after the node at position i, with handle h,
-// changed. The node may belong further down (it came from another subtree),
-// further up, or, after sinking, further up from where it came to rest;
-// sifting down then up from its final position covers all three.
-func (c *core) fix(i int, h int32) {
-	c.pos[h] = uint16(i)
-	c.down(i)
-	c.up(int(c.pos[h]))
+// delete removes the slot; false when it was not waiting.
+func (c *core) delete(id stowage.RequestID, index uint16) bool {
+	e, ok := c.slots[slotKey{id, index}]
+	if ok {
+		c.remove(e)
+	}
+	return ok
 }
 
-// unindex takes the entry with handle h out of the tables and its
-// request's list.
-func (c *core) unindex(h int32) {
-	e := &c.entries[h]
-	if e.prev >= 0 {
-		c.entries[e.prev].next = e.next
-	} else {
-		// h is the request's cell: hand it to the next slot, or drop it.
-		cell := c.requests.cellOf(e.hash, h)
-		if e.next >= 0 {
-			c.requests.cells[cell] = cellOf(e.hash, e.next)
-		} else {
-			c.requests.deleteAt(cell)
+// deleteRequest removes every waiting slot of the request and returns how
+// many there were.
+func (c *core) deleteRequest(id stowage.RequestID) int {
+	n := len(c.requests[id])
+	for len(c.requests[id]) > 0 {
+		c.remove(c.requests[id][0])
+	}
+	return n
+}
+
+// sibling returns one waiting item of the request.
+func (c *core) sibling(id stowage.RequestID) (Item, bool) {
+	if s := c.requests[id]; len(s) > 0 {
+		return s[0].item, true
+	}
+	return Item{}, false
+}
+
+// items returns the waiting items in serving order.
+func (c *core) items() []Item {
+	es := slices.Clone(c.heap)
+	slices.SortFunc(es, func(a, b *entry) int {
+		if before(a, b) {
+			return -1
 		}
+		return 1 // entries are distinct slots, never equal
+	})
+	out := make([]Item, len(es))
+	for i, e := range es {
+		out[i] = e.item
 	}
-	if e.next >= 0 {
-		c.entries[e.next].prev = e.prev
-	}
-	c.slots.deleteAt(c.slots.cellOf(slotHash(e.hash, e.item.SlotIndex), h))
+	return out
 }
 
-// nodeLess reports whether node a is served before node b. It is small
-// enough to inline: only ties of rank call out.
-func (c *core) nodeLess(a, b node) bool {
-	if (a^b)>>16 != 0 {
-		return a > b // different ranks
+// remove takes e out of the heaps and the maps.
+func (c *core) remove(e *entry) {
+	c.unindex(e)
+	i, n := e.at, len(c.heap)-1
+	c.swap(i, n)
+	c.heap[n] = nil
+	c.heap = c.heap[:n]
+	if i < n {
+		c.fix(c.heap[i])
 	}
-	return c.tieLess(a, b)
 }
 
-// tieLess is nodeLess for nodes of equal rank.
-func (c *core) tieLess(a, b node) bool {
-	x, y := &c.entries[a.handle()], &c.entries[b.handle()]
-	return servedBefore(&x.item, &x.profit, x.tie, &y.item, &y.profit, y.tie)
+// fix moves e, which has just come to its position from elsewhere, to
+// where it belongs: below, or above.
+func (c *core) fix(e *entry) {
+	c.pushDown(e.at)
+	c.pushUp(e.at)
 }
 
-// tieRank is the rank that orders it among items equal under the four
-// rules of Item.Less: a hash of the slot under the queue's tie seed, so each
-// queue (unless given the same seed, see WithTieSeed) breaks ties in its own
-// order.
+// before reports whether a is served before b: Item.Less, then the tie
+// rank, then the slot, so that two distinct slots are never equal.
+func before(a, b *entry) bool {
+	// Most comparisons are decided here, without a call.
+	if a.item.Seen == b.item.Seen && a.profit != b.profit {
+		return a.profit.Gt(&b.profit)
+	}
+	return servedBefore(&a.item, &a.profit, a.tie, &b.item, &b.profit, b.tie)
+}
+
+// tieRank orders it among items equal under Item.Less: a hash of the slot
+// under the queue's seed, so each queue (unless given the same seed, see
+// WithTieSeed) breaks ties in an order of its own, whatever the order of
+// pushes.
 func (c *core) tieRank(it *Item) uint64 {
 	h := c.tieSeed
 	for i := 0; i < len(it.RequestID); i += 8 {
@@ -364,30 +264,24 @@ func mix64(x uint64) uint64 {
 	return x ^ x>>31
 }
 
-// itemLess is the core's order on two items, for tests and models.
-func (c *core) itemLess(a, b Item) bool {
-	pa, pb := a.Profitability(), b.Profitability()
-	return servedBefore(&a, &pa, c.tieRank(&a), &b, &pb, c.tieRank(&b))
-}
+// The min-max heap, after Atkinson et al. (1986). Nodes on min levels (even
+// depths, the root's) are served before all their descendants, nodes on max
+// levels after all theirs.
 
-// less reports whether heap position i is served before heap position j.
-func (c *core) less(i, j int) bool { return c.nodeLess(c.heap[i], c.heap[j]) }
+func (c *core) less(i, j int) bool { return before(c.heap[i], c.heap[j]) }
 
 func (c *core) swap(i, j int) {
 	h := c.heap
 	h[i], h[j] = h[j], h[i]
-	c.pos[h[i].handle()] = uint16(i)
-	c.pos[h[j].handle()] = uint16(j)
+	h[i].at, h[j].at = i, j
 }
 
-// lastPos is the heap position of the lowest-priority item. The heap must
-// not be empty.
-func (c *core) lastPos() int {
-	switch len(c.heap) {
-	case 1:
-		return 0
-	case 2:
-		return 1
+func isMinLevel(i int) bool { return bits.Len(uint(i+1))%2 == 1 }
+
+// maxPos is the position of the max. The heap must not be empty.
+func (c *core) maxPos() int {
+	if len(c.heap) < 3 {
+		return len(c.heap) - 1
 	}
 	if c.less(1, 2) {
 		return 2
@@ -395,200 +289,85 @@ func (c *core) lastPos() int {
 	return 1
 }
 
-// firstLevel reports whether heap position i is on an even level, whose nodes
-// come before all their descendants (the others come after all theirs).
-func firstLevel(i int) bool { return bits.Len(uint(i+1))&1 == 1 }
-
-func (c *core) up(i int) {
+// pushUp moves the node at i up to its place.
+func (c *core) pushUp(i int) {
 	if i == 0 {
 		return
 	}
-	p := (i - 1) / 2
-	if firstLevel(i) {
-		if c.less(p, i) {
-			c.swap(i, p)
-			c.upLast(p)
-		} else {
-			c.upFirst(i)
-		}
+	p, minLevel := (i-1)/2, isMinLevel(i)
+	if c.less(p, i) == minLevel { // on the wrong side of its parent
+		c.swap(i, p)
+		c.pushUpLevels(p, minLevel)
 	} else {
-		if c.less(i, p) {
-			c.swap(i, p)
-			c.upFirst(p)
-		} else {
-			c.upLast(i)
-		}
+		c.pushUpLevels(i, !minLevel)
 	}
 }
 
-// upFirst moves position i up the even levels while it precedes its
-// grandparent.
-func (c *core) upFirst(i int) {
-	for i > 2 {
-		g := (i - 3) / 4
-		if !c.less(i, g) {
-			return
-		}
+// pushUpLevels moves the node at i up its grandparents while it is served
+// before them (max: after them).
+func (c *core) pushUpLevels(i int, max bool) {
+	for g := (i - 3) / 4; i > 2 && c.less(i, g) != max; g = (i - 3) / 4 {
 		c.swap(i, g)
 		i = g
 	}
 }
 
-// upLast moves position i up the odd levels while it follows its
-// grandparent.
-func (c *core) upLast(i int) {
-	for i > 2 {
-		g := (i - 3) / 4
-		if !c.less(g, i) {
-			return
-		}
-		c.swap(i, g)
-		i = g
-	}
-}
-
-func (c *core) down(i int) {
-	if firstLevel(i) {
-		c.downFirst(i)
-	} else {
-		c.downLast(i)
-	}
-}
-
-// downFirst sinks position i, on an even level, until it precedes all its
-// descendants. The sinking node is held aside and written once where it comes
-// to rest; the nodes it passes move up into the hole it leaves.
-func (c *core) downFirst(i int) {
-	h := c.heap
-	n := len(h)
-	x := h[i]
+// pushDown sinks the node at i until it is served before (on a max level:
+// after) all its descendants.
+func (c *core) pushDown(i int) {
+	max := !isMinLevel(i)
 	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		m, mn := l, h[l] // the first of children and grandchildren
-		if l+1 < n && c.nodeLess(h[l+1], mn) {
-			m, mn = l+1, h[l+1]
-		}
-		g := 2*l + 1
-		for k, end := g, min(g+4, n); k < end; k++ {
-			if c.nodeLess(h[k], mn) {
-				m, mn = k, h[k]
-			}
-		}
-		if !c.nodeLess(mn, x) {
-			break
-		}
-		h[i] = mn
-		c.pos[mn.handle()] = uint16(i)
-		i = m
-		if m < g {
-			break // a child: it has no children, or a grandchild would precede it
-		}
-		// x lands below m's parent, on an odd level: if the parent precedes
-		// x, x belongs in the parent's place and the parent sinks on.
-		if p := (m - 1) / 2; c.nodeLess(h[p], x) {
-			h[p], x = x, h[p]
-			c.pos[h[p].handle()] = uint16(p)
-		}
-	}
-	h[i] = x
-	c.pos[x.handle()] = uint16(i)
-}
-
-// downLast sinks position i, on an odd level, until it follows all its
-// descendants.
-func (c *core) downLast(i int) {
-	h := c.heap
-	n := len(h)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		m, mn := l, h[l] // the last of children and grandchildren
-		if l+1 < n && c.nodeLess(mn, h[l+1]) {
-			m, mn = l+1, h[l+1]
-		}
-		g := 2*l + 1
-		for k, end := g, min(g+4, n); k < end; k++ {
-			if c.nodeLess(mn, h[k]) {
-				m, mn = k, h[k]
-			}
-		}
-		if !c.nodeLess(h[i], mn) {
+		m := c.extremeBelow(i, max)
+		if m < 0 || c.less(m, i) == max {
 			return
 		}
 		c.swap(m, i)
-		if m < g {
-			return
+		if m <= 2*i+2 {
+			return // a child: it has no children
 		}
-		if p := (m - 1) / 2; c.nodeLess(h[m], h[p]) {
+		// A grandchild: the node now at m may be on the wrong side of
+		// its parent.
+		if p := (m - 1) / 2; c.less(p, m) != max {
 			c.swap(m, p)
 		}
 		i = m
 	}
 }
 
-// table is an open-addressing hash table of entry handles, with linear
-// probing and backward-shift deletion (so no tombstones build up under
-// churn). It is kept at most half full (a quarter full for small queues).
-// Each cell holds the top 32 bits of its key's hash (which also give its home
-// cell) and handle+1; 0 is empty. Keys live in the entries: the core
-// compares them.
-type table struct {
-	cells []uint64
-	mask  int
-	shift uint // hash >> shift is the home cell
-}
-
-func newTable(maxItems int) table {
-	// A sparser table has shorter probe runs. Small queues afford a quarter
-	// full (still a few KiB, in cache); large ones stay at half full, as
-	// bigger tables would cost more in cache misses than they save.
-	spread := 2
-	if maxItems <= 1<<12 {
-		spread = 4
-	}
-	n := max(8, 1<<bits.Len(uint(spread*maxItems-1))) // a power of two ≥ spread×maxItems
-	return table{
-		cells: make([]uint64, n),
-		mask:  n - 1,
-		shift: uint(64 - bits.TrailingZeros(uint(n))),
-	}
-}
-
-func cellOf(hash uint64, h int32) uint64 { return hash&^(1<<32-1) | uint64(h+1) }
-
-func handleOf(cell uint64) int32 { return int32(uint32(cell)) - 1 }
-
-func (t *table) home(hash uint64) int { return int(hash >> t.shift) }
-
-// cellOf returns the cell holding handle h, which must be there.
-func (t *table) cellOf(hash uint64, h int32) int {
-	want := cellOf(hash, h)
-	i := t.home(hash)
-	for t.cells[i] != want {
-		i = (i + 1) & t.mask
-	}
-	return i
-}
-
-// deleteAt empties cell i, moving back later cells of the same probe run that
-// may no longer be found past the gap.
-func (t *table) deleteAt(i int) {
-	for j := (i + 1) & t.mask; ; j = (j + 1) & t.mask {
-		v := t.cells[j]
-		if v == 0 {
+// extremeBelow returns the position of the first served (max: the last
+// served) of the children and grandchildren of i, or -1 when i is a leaf.
+func (c *core) extremeBelow(i int, max bool) int {
+	m := -1
+	for _, d := range [...]int{2*i + 1, 2*i + 2, 4*i + 3, 4*i + 4, 4*i + 5, 4*i + 6} {
+		if d >= len(c.heap) {
 			break
 		}
-		// v may move into the gap if the gap is not before its home cell
-		// (cyclically, between its home and j).
-		if home := int(v >> t.shift); (j-home)&t.mask >= (j-i)&t.mask {
-			t.cells[i] = v
-			i = j
+		if m < 0 || c.less(d, m) != max {
+			m = d
 		}
 	}
-	t.cells[i] = 0
+	return m
+}
+
+// byExpiry is a container/heap of entries, earliest Expiry first.
+type byExpiry []*entry
+
+func (h byExpiry) Len() int           { return len(h) }
+func (h byExpiry) Less(i, j int) bool { return h[i].item.Expiry < h[j].item.Expiry }
+func (h byExpiry) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].expAt, h[j].expAt = i, j
+}
+func (h *byExpiry) Push(x any) {
+	e := x.(*entry)
+	e.expAt = len(*h)
+	*h = append(*h, e)
+}
+func (h *byExpiry) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.expAt = -1
+	return e
 }

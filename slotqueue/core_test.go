@@ -13,111 +13,68 @@ import (
 	"github.com/stowage/stowage"
 )
 
-// checkCore verifies every invariant of the core's heap and tables. It
+// checkCore verifies every invariant of the core's heaps and maps. It
 // avoids testify in its loops: it runs after every operation of the model
 // tests.
 func checkCore(t testing.TB, c *core) {
 	t.Helper()
 	n := len(c.heap)
-	if n > c.maxSize || len(c.entries) > c.maxSize || n+len(c.free) != len(c.entries) || len(c.pos) != len(c.entries) {
-		t.Fatalf("%d items, %d free handles, %d entries, max size %d", n, len(c.free), len(c.entries), c.maxSize)
+	if n > c.maxSize || len(c.slots) != n {
+		t.Fatalf("%d items, %d slots, max size %d", n, len(c.slots), c.maxSize)
 	}
-	used := make([]bool, len(c.entries))
-	for _, h := range c.free {
-		used[h] = true
-	}
-
-	for i, nd := range c.heap {
-		h := nd.handle()
-		if used[h] {
-			t.Fatalf("handle %d used twice", h)
+	inRequests, withExpiry := 0, 0
+	for i, e := range c.heap {
+		if e.at != i {
+			t.Fatalf("entry at heap position %d thinks it is at %d", i, e.at)
 		}
-		used[h] = true
-		e := &c.entries[h]
-		if int(c.pos[h]) != i {
-			t.Fatalf("handle %d at heap position %d thinks it is at %d", h, i, c.pos[h])
+		if p := e.item.Profitability(); e.profit != p || e.tie != c.tieRank(&e.item) {
+			t.Fatalf("position %d: stale profitability or tie rank", i)
 		}
-		if p := e.item.Profitability(); e.profit != p {
-			t.Fatalf("handle %d: cached profitability %s, want %s", h, &e.profit, &p)
+		if c.slots[slotKey{e.item.RequestID, e.item.SlotIndex}] != e {
+			t.Fatalf("position %d: not found by slot", i)
 		}
-		if want := node(rankOf(&e.profit)<<16 | uint64(h)); nd != want {
-			t.Fatalf("handle %d: node %x, want %x", h, nd, want)
+		if s := c.requests[e.item.RequestID]; e.sibling >= len(s) || s[e.sibling] != e {
+			t.Fatalf("position %d: not found by request", i)
 		}
-		if e.hash != c.requestHash(&e.item.RequestID) {
-			t.Fatalf("handle %d: stale hash", h)
+		if e.item.Expiry == 0 && e.expAt != -1 || e.item.Expiry != 0 && c.expiring[e.expAt] != e {
+			t.Fatalf("position %d: not found by expiry", i)
 		}
-		if _, found := c.findSlot(&e.item.RequestID, e.item.SlotIndex, slotHash(e.hash, e.item.SlotIndex)); found != h {
-			t.Fatalf("slot table finds %d for handle %d", found, h)
+		if e.item.Expiry != 0 {
+			withExpiry++
 		}
 		// Checking children and grandchildren implies the whole subtree
 		// by induction.
 		for _, d := range [...]int{2*i + 1, 2*i + 2, 4*i + 3, 4*i + 4, 4*i + 5, 4*i + 6} {
-			if d >= n {
-				continue
-			}
-			if firstLevel(i) && !c.less(i, d) {
-				t.Fatalf("heap position %d does not precede its descendant %d", i, d)
-			}
-			if !firstLevel(i) && !c.less(d, i) {
-				t.Fatalf("heap position %d does not follow its descendant %d", i, d)
+			if d < n && isMinLevel(i) != c.less(i, d) {
+				t.Fatalf("heap position %d (min level: %v) is on the wrong side of its descendant %d", i, isMinLevel(i), d)
 			}
 		}
 	}
-
-	if full := checkTable(t, &c.slots); full != n {
-		t.Fatalf("slot table holds %d cells for %d items", full, n)
+	for _, s := range c.requests {
+		inRequests += len(s)
 	}
-	checkTable(t, &c.requests)
-	linked := 0
-	for _, v := range c.requests.cells {
-		if v == 0 {
-			continue
-		}
-		first := handleOf(v)
-		id := c.entries[first].item.RequestID
-		if _, found := c.findRequest(&id, c.requestHash(&id)); found != first {
-			t.Fatalf("request table finds %d for handle %d", found, first)
-		}
-		prev := int32(-1)
-		for h := first; h >= 0; h = c.entries[h].next {
-			e := &c.entries[h]
-			if e.item.RequestID != id || e.prev != prev {
-				t.Fatalf("broken list of request %s at handle %d", id, h)
-			}
-			if int(c.pos[h]) >= n || c.heap[c.pos[h]].handle() != h {
-				t.Fatalf("handle %d of request %s is not queued", h, id)
-			}
-			prev = h
-			if linked++; linked > n {
-				t.Fatalf("cycle in the list of request %s", id)
-			}
-		}
+	if inRequests != n || withExpiry != len(c.expiring) {
+		t.Fatalf("%d items, %d by request, %d with expiry, %d by expiry", n, inRequests, withExpiry, len(c.expiring))
 	}
-	if linked != n {
-		t.Fatalf("request lists hold %d of %d items", linked, n)
+	for i := 1; i < len(c.expiring); i++ {
+		if c.expiring.Less(i, (i-1)/2) {
+			t.Fatalf("expiry heap position %d expires before its parent", i)
+		}
 	}
 }
 
-// checkTable verifies that every cell can be reached from its home cell
-// without crossing an empty one, and returns how many cells are full.
-func checkTable(t testing.TB, tb *table) int {
-	t.Helper()
-	full := 0
-	for j, v := range tb.cells {
-		if v == 0 {
-			continue
-		}
-		full++
-		for i := tb.home(v); i != j; i = (i + 1) & tb.mask {
-			if tb.cells[i] == 0 {
-				t.Fatalf("cell %d is cut off from its home cell %d", j, tb.home(v))
-			}
-		}
+// itemLess is the core's order on two items, for tests and models.
+func (c *core) itemLess(a, b Item) bool {
+	return before(&entry{item: a, profit: a.Profitability(), tie: c.tieRank(&a)},
+		&entry{item: b, profit: b.Profitability(), tie: c.tieRank(&b)})
+}
+
+// peek returns the min, the item served next.
+func (c *core) peek() (Item, bool) {
+	if len(c.heap) == 0 {
+		return Item{}, false
 	}
-	if 2*full > len(tb.cells) {
-		t.Fatalf("table more than half full: %d of %d", full, len(tb.cells))
-	}
-	return full
+	return c.heap[0].item, true
 }
 
 // pushedItems is the oracle for a queue that is only pushed to: every item
@@ -148,6 +105,7 @@ func randomItem(rng *rand.Rand, requests, slots int) Item {
 	it.Collateral.SetUint64(rng.Uint64N(3))
 	it.Expiry = rng.Uint64N(3)
 	it.SlotSize = rng.Uint64N(3)
+	it.Seen = rng.IntN(4) == 0
 	return it
 }
 
@@ -233,33 +191,6 @@ func TestCore_DeleteRequestRemovesOnlyThatRequest(t *testing.T) {
 	assert.Equal(t, 0, c.deleteRequest(stowage.RequestID{1}))
 }
 
-func TestRankOf_PreservesOrder(t *testing.T) {
-	rng := rand.New(rand.NewPCG(8, 9))
-	random := func() *uint256.Int {
-		x := uint256.Int{rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64()}
-		return x.Rsh(&x, uint(rng.IntN(257)))
-	}
-	for range 100000 {
-		a, b := random(), random()
-		if rng.IntN(4) == 0 { // close values
-			b.AddUint64(a, rng.Uint64N(8))
-		}
-		switch a.Cmp(b) {
-		case -1:
-			require.LessOrEqual(t, rankOf(a), rankOf(b), "%s < %s", a, b)
-		case 1:
-			require.GreaterOrEqual(t, rankOf(a), rankOf(b), "%s > %s", a, b)
-		}
-		if a.BitLen() <= 39 && b.BitLen() <= 39 {
-			require.Equal(t, a.Eq(b), rankOf(a) == rankOf(b), "small values have exact ranks")
-		}
-	}
-	var maxInt uint256.Int
-	maxInt.SetAllOne()
-	assert.Equal(t, uint64(256)<<39|(1<<39-1), rankOf(&maxInt))
-	assert.Equal(t, uint64(0), rankOf(new(uint256.Int)))
-}
-
 // runOps interprets data as a sequence of operations on a core and on the
 // sorted-slice model and fails at the first disagreement.
 func runOps(t *testing.T, data []byte) {
@@ -278,7 +209,7 @@ func runOps(t *testing.T, data []byte) {
 		it.SlotIndex = uint16(a>>2) % 8
 		it.Duration = uint64(b & 3)
 		it.Reward.SetUint64(uint64(b>>2) & 3)
-		if d&4 != 0 { // profitabilities that differ only below the rank's 55 bits
+		if d&4 != 0 { // large profitabilities that differ only in the low bits
 			it.Reward.Or(&it.Reward, new(uint256.Int).Lsh(uint256.NewInt(1), 100))
 		}
 		if d&8 != 0 && d&4 == 0 { // saturated profitability
@@ -288,8 +219,9 @@ func runOps(t *testing.T, data []byte) {
 		it.Collateral.SetUint64(uint64(b>>4) & 3)
 		it.Expiry = uint64(b>>6) & 3
 		it.SlotSize = uint64(d & 3)
+		it.Seen = d&16 != 0
 
-		switch op % 8 {
+		switch op % 10 {
 		case 0, 1, 2: // push
 			dropped, didDrop, err := c.push(it)
 			mDropped, mDidDrop, mErr := model.push(it)
@@ -314,6 +246,14 @@ func runOps(t *testing.T, data []byte) {
 				require.Equal(t, it.RequestID, sib.RequestID, "sibling")
 				require.True(t, model.contains(sib.RequestID, sib.SlotIndex), "sibling")
 			}
+		case 8: // the clock moves (or is set back)
+			now := int64(a&3) - 1
+			got := c.expire(now)
+			require.ElementsMatch(t, model.expire(now), got, "expire")
+			require.True(t, slices.IsSortedFunc(got, func(x, y Item) int { return int(x.Expiry) - int(y.Expiry) }), "earliest expiry first")
+		case 9: // Resume
+			c.clearSeen()
+			model.clearSeen()
 		}
 		checkCore(t, c)
 		require.Equal(t, model.items(), c.items())
@@ -322,6 +262,7 @@ func runOps(t *testing.T, data []byte) {
 		if ok {
 			require.Equal(t, model.items()[0], peek)
 		}
+		require.Equal(t, ok && !peek.Seen, c.ready(), "ready")
 	}
 }
 
@@ -339,7 +280,7 @@ func FuzzQueue(f *testing.F) {
 	f.Fuzz(runOps)
 }
 
-// The slots of one request tie under the four rules; each queue breaks the
+// The slots of one request tie under the rules of Item.Less; each queue breaks the
 // tie in an order of its own seed, so hosts do not all serve slot 0 first.
 // (Two seeds agreeing on the order of 64 slots by chance: 1 in 64!.)
 func TestCore_TiesBrokenInAnOrderOfEachQueue(t *testing.T) {

@@ -44,13 +44,75 @@
 // logged (see [WithLogger]) and the worker goes on. [Queue.Stop] cancels the
 // context passed to running process functions and waits for them to return;
 // items still waiting stay queued, and a later Start serves them. Pushing to a
-// stopped queue fails with [ErrNotRunning]. Every item is processed at most
-// once: an item being processed when Stop is called is not re-queued.
+// stopped queue fails with [ErrNotRunning]. An item taken by a worker is no
+// longer waiting; it comes back only if its process function asks for it.
+//
+// # Requeue, Seen and Resume
+//
+// A host often learns of more slots than it can serve right now: no
+// availability fits. Its process function then returns an error wrapping
+// [ErrRequeue]; the item goes back to the queue marked [Item.Seen] (unless
+// its slot was deleted meanwhile). Seen items rank after every unseen one,
+// and while the best waiting item is seen the workers take nothing: the
+// queue waits instead of spinning on slots it cannot serve. An unseen item
+// pushed meanwhile is served as usual. When the host can serve more (an
+// availability is added or grows, a sale ends and gives its space back) it
+// calls [Queue.Resume], which clears every Seen flag, so each waiting slot
+// gets one more try:
+//
+//	q, err := slotqueue.New(func(ctx context.Context, it slotqueue.Item) error {
+//		if _, err := store.ReserveSlot(ctx, slotOf(it)); errors.Is(err, reservations.ErrNoAvailability) {
+//			return fmt.Errorf("%w: %w", slotqueue.ErrRequeue, err)
+//		} else if err != nil {
+//			return err
+//		}
+//		return startSale(ctx, it)
+//	})
+//	...
+//	_, err = store.AddAvailability(ctx, a)
+//	q.Resume()
+//
+// [Queue.Pause] stops workers from taking items by hand, and Resume lets
+// them go on. Both work whether or not the queue runs: a restarting host
+// calls Pause, Start, pushes its backlog, then Resume, so that the best of
+// the backlog is served first rather than whatever was pushed first.
+//
+// # Expiry and drops
+//
+// An item whose Expiry (unix seconds; zero: never) is at or before the
+// queue's clock ([WithClock], default time.Now) is dropped: it is never handed
+// to a worker, and never reported by Len, Items, Contains or Populate. Each
+// item dropped unprocessed, expired or evicted from a full queue, is passed to
+// the function set with [WithOnDrop], with [ErrExpired] or [ErrEvicted];
+// Push still returns nil.
+//
+// # Idle and metrics
+//
+// [Queue.WaitIdle] returns once no process function runs and no worker may
+// take an item (none waits, the queue is paused or stopped, or only seen items
+// wait): a host's tests and shutdown wait on it instead of polling.
+// [Queue.Stats] reports how many items wait and are being processed, and
+// counts pushes, process outcomes and drops.
+//
+// # Caveats
+//
+//   - A ProcessFunc must not call Stop: Stop waits for it.
+//   - The OnDrop function runs on the goroutine that caused the drop, after
+//     the queue's lock is released: it may call the queue, but the goroutine
+//     (a Push, a worker) waits for it.
+//   - The clock set with WithClock is called with the queue locked and must
+//     not call the queue.
+//   - Expiry is checked whenever the queue is called or a worker takes an
+//     item, not on a timer: an idle queue reports an expired item the next
+//     time it is used.
+//   - Resume re-sorts the waiting items, O(n); the other operations are
+//     O(log n).
 //
 // # Design
 //
-// The ordering, bounding and indexing are done by a synchronous core (a
-// min-max heap of items with an index by slot and by request) that the
-// workers only wrap: push, pop, drop and delete are O(log n), membership is
-// O(1), and deleting a request costs O(k log n) for its k waiting slots.
+// The ordering, bounding, expiry and indexing are done by a synchronous
+// core (a min-max heap in serving order, Go maps by slot and by request, and
+// a heap by Expiry) that the workers only wrap: push, pop, drop and delete
+// are O(log n), membership is O(1), and deleting a request costs
+// O(k log n) for its k waiting slots.
 package slotqueue

@@ -17,6 +17,20 @@ var (
 	// more slots than a uint16 slot index can number (more than 65535).
 	ErrSlotsOutOfRange = errors.New("slotqueue: number of slots out of range")
 
+	// ErrRequeue, wrapped in the error a ProcessFunc returns, puts the item
+	// back in the queue marked Seen: the host cannot serve it now (no
+	// availability fits) but may later. Seen items wait, ranked after every
+	// unseen one, until Queue.Resume; see the package documentation.
+	ErrRequeue = errors.New("slotqueue: requeue item")
+
+	// ErrEvicted is the reason WithOnDrop reports for an item dropped
+	// because the queue was full and every item it kept ranks before it.
+	ErrEvicted = errors.New("slotqueue: item evicted from a full queue")
+
+	// ErrExpired is the reason WithOnDrop reports for an item dropped
+	// because its Expiry passed before a worker took it.
+	ErrExpired = errors.New("slotqueue: item expired")
+
 	// ErrInvalidConfig is returned by New for a nil process function or
 	// options out of range.
 	ErrInvalidConfig = errors.New("slotqueue: invalid configuration")

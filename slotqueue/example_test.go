@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/holiman/uint256"
 
@@ -29,11 +31,11 @@ func Example() {
 
 	cheap := stowage.StorageAsk{Slots: 2, SlotSize: 1 << 20, Duration: 3600, Reward: *uint256.NewInt(1)}
 	rich := stowage.StorageAsk{Slots: 3, SlotSize: 1 << 20, Duration: 3600, Reward: *uint256.NewInt(5)}
-	a, err := slotqueue.ItemsForRequest(stowage.RequestID{0xa}, cheap, 1_800_000_000)
+	a, err := slotqueue.ItemsForRequest(stowage.RequestID{0xa}, cheap, 4_102_444_800)
 	if err != nil {
 		panic(err)
 	}
-	b, err := slotqueue.ItemsForRequest(stowage.RequestID{0xb}, rich, 1_800_000_000)
+	b, err := slotqueue.ItemsForRequest(stowage.RequestID{0xb}, rich, 4_102_444_800)
 	if err != nil {
 		panic(err)
 	}
@@ -104,4 +106,100 @@ func ExampleQueue_Push_full() {
 	// slot 2 reward 30
 	// slot 3 reward 25
 	// slot 0 reward 20
+}
+
+// A host serves a slot only while an availability has room for it. A slot
+// it cannot serve yet goes back to the queue with ErrRequeue, marked Seen;
+// once only seen slots wait, the queue takes nothing (instead of spinning on
+// them) until the host adds room and calls Resume.
+func Example_requeue() {
+	var mu sync.Mutex
+	room := 1 // slots the host's availabilities can take
+	q, err := slotqueue.New(func(ctx context.Context, it slotqueue.Item) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if room == 0 {
+			fmt.Println("no room for slot", it.SlotIndex)
+			return fmt.Errorf("slot %d: %w", it.SlotIndex, slotqueue.ErrRequeue)
+		}
+		room--
+		fmt.Println("serving slot", it.SlotIndex)
+		return nil
+	}, slotqueue.WithMaxWorkers(1))
+	if err != nil {
+		panic(err)
+	}
+	// A restarting host queues its backlog before anything is served.
+	q.Pause()
+	q.Start()
+	defer q.Stop()
+	id := stowage.RequestID{1}
+	for slot, reward := range []uint64{30, 20, 10} {
+		it := slotqueue.Item{RequestID: id, SlotIndex: uint16(slot), Duration: 10, Reward: *uint256.NewInt(reward)}
+		if err := q.Push(it); err != nil {
+			panic(err)
+		}
+	}
+	q.Resume()
+	ctx := context.Background()
+	if err := q.WaitIdle(ctx); err != nil { // only seen slots wait
+		panic(err)
+	}
+	fmt.Println("waiting:", q.Len())
+
+	// An availability is added: the seen slots get another try.
+	mu.Lock()
+	room = 2
+	mu.Unlock()
+	q.Resume()
+	if err := q.WaitIdle(ctx); err != nil {
+		panic(err)
+	}
+	st := q.Stats()
+	fmt.Println("processed:", st.Processed, "requeued:", st.Requeued, "waiting:", st.Waiting)
+	// Output:
+	// serving slot 0
+	// no room for slot 1
+	// no room for slot 2
+	// waiting: 2
+	// serving slot 1
+	// serving slot 2
+	// processed: 5 requeued: 2 waiting: 0
+}
+
+// Every item the queue drops without processing it is reported, with the
+// reason: evicted from a full queue, or expired.
+func ExampleWithOnDrop() {
+	var now atomic.Int64 // the host's clock, unix seconds
+	now.Store(1000)
+	q, err := slotqueue.New(func(ctx context.Context, it slotqueue.Item) error { return nil },
+		slotqueue.WithMaxWorkers(1), slotqueue.WithMaxSize(2),
+		slotqueue.WithClock(func() time.Time { return time.Unix(now.Load(), 0) }),
+		slotqueue.WithOnDrop(func(it slotqueue.Item, reason error) {
+			fmt.Println("dropped slot", it.SlotIndex, "because", reason)
+		}))
+	if err != nil {
+		panic(err)
+	}
+	q.Pause() // keep the items waiting
+	q.Start()
+	defer q.Stop()
+	id := stowage.RequestID{1}
+	push := func(slot uint16, reward, expiry uint64) {
+		it := slotqueue.Item{RequestID: id, SlotIndex: slot, Duration: 10, Reward: *uint256.NewInt(reward), Expiry: expiry}
+		if err := q.Push(it); err != nil {
+			panic(err)
+		}
+	}
+	push(0, 10, 2000)
+	push(1, 20, 1500)
+	push(2, 30, 2000) // the queue holds 2: slot 0 goes
+	push(3, 40, 900)  // expired already
+	now.Store(1500)
+	fmt.Println("waiting:", q.Len()) // slot 1 has expired meanwhile
+	// Output:
+	// dropped slot 0 because slotqueue: item evicted from a full queue
+	// dropped slot 3 because slotqueue: item expired
+	// dropped slot 1 because slotqueue: item expired
+	// waiting: 1
 }

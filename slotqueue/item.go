@@ -26,7 +26,14 @@ type Item struct {
 	Duration   uint64            // seconds
 	Reward     uint256.Int       // per second, per slot
 	Collateral uint256.Int       // per slot
-	Expiry     uint64            // when the request stops accepting hosts, seconds since the Unix epoch
+	Expiry     uint64            // when the request stops accepting hosts, seconds since the Unix epoch; 0: never
+
+	// Seen marks an item that a process function has already been given
+	// and put back with ErrRequeue: it could not be served then. Seen items
+	// rank after every unseen one, and a queue whose best waiting item is
+	// seen takes nothing until Queue.Resume clears the flags (see
+	// [ErrRequeue]).
+	Seen bool
 }
 
 // NewItem returns the item for slot slotIndex of the request requestID, with
@@ -73,12 +80,13 @@ func (a Item) Profitability() uint256.Int {
 // Less reports whether a is served before b. The rules, each only breaking
 // ties of the one before:
 //
+//  0. unseen before [Item.Seen];
 //  1. higher profitability (Duration × Reward) first;
 //  2. lower collateral first;
 //  3. later expiry first;
 //  4. smaller slot size first.
 //
-// Slots equal under all four (the slots of one request always are) are not
+// Slots equal under all these (the slots of one request always are) are not
 // Less either way. A Queue serves such ties in an order of its own, drawn at
 // random when the queue is made and fixed for its life: hosts that learn of
 // the same request each start on a different slot instead of all racing for
@@ -89,10 +97,16 @@ func (a Item) Less(b Item) bool {
 	return compareTerms(&a, &pa, &b, &pb) < 0
 }
 
-// compareTerms orders two items by the four rules of Less, with their
+// compareTerms orders two items by the rules of Less, with their
 // profitabilities computed by the caller (the queue computes each item's
 // once): negative when a is served first, positive when b is, zero on a tie.
 func compareTerms(a *Item, pa *uint256.Int, b *Item, pb *uint256.Int) int {
+	if a.Seen != b.Seen {
+		if b.Seen {
+			return -1
+		}
+		return 1
+	}
 	if c := pa.Cmp(pb); c != 0 {
 		return -c
 	}
@@ -114,7 +128,7 @@ func compareTerms(a *Item, pa *uint256.Int, b *Item, pb *uint256.Int) int {
 	return 0
 }
 
-// servedBefore is a queue's strict total order: the four rules, then the
+// servedBefore is a queue's strict total order: the rules of Less, then the
 // items' tie ranks (random per queue, see core.tieRank), then, for the rare
 // equal ranks, smaller RequestID and smaller SlotIndex.
 func servedBefore(a *Item, pa *uint256.Int, ra uint64, b *Item, pb *uint256.Int, rb uint64) bool {

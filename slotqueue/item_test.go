@@ -118,6 +118,10 @@ func TestLess_OrderingRules(t *testing.T) {
 		name          string
 		first, second slotqueue.Item
 	}{
+		{"unseen first",
+			base, with(func(it *slotqueue.Item) { it.Seen = true })},
+		{"unseen beats profitability",
+			base, with(func(it *slotqueue.Item) { it.Seen = true; it.Reward.SetUint64(1000) })},
 		{"higher profitability first",
 			with(func(it *slotqueue.Item) { it.Reward.SetUint64(11) }), base},
 		{"profitability is duration times reward",

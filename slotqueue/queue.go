@@ -8,7 +8,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/stowage/stowage"
 )
@@ -21,9 +23,13 @@ const (
 
 // ProcessFunc serves one slot. The worker that called it is busy until it
 // returns. ctx is cancelled when the queue stops; a ProcessFunc should then
-// return promptly, since Stop waits for it. An error it returns is logged and
-// the worker moves on to the next item; a panic is recovered and logged the
-// same way. A ProcessFunc must not call Stop (Stop would wait for it).
+// return promptly, since Stop waits for it.
+//
+// An error wrapping [ErrRequeue] puts the item back, marked Seen (unless
+// its slot was deleted while it was being processed). Any other error is
+// logged and the worker moves on to the next item; a panic is recovered and
+// logged the same way. A ProcessFunc must not call Stop (Stop would wait for
+// it).
 type ProcessFunc func(ctx context.Context, item Item) error
 
 // Option configures a Queue made by New.
@@ -35,6 +41,8 @@ type options struct {
 	logger     *slog.Logger
 	tieSeed    uint64
 	seeded     bool
+	onDrop     func(Item, error)
+	now        func() time.Time
 }
 
 // WithMaxWorkers sets how many items are processed at once: between 1 and
@@ -55,35 +63,102 @@ func WithTieSeed(seed uint64) Option {
 }
 
 // WithLogger sets where the queue reports failed and panicking process
-// calls (level Error) and dropped items (level Debug). The default, and a nil
-// logger, discard everything.
+// calls (level Error), and requeued and dropped items (level Debug). The
+// default, and a nil logger, discard everything.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithOnDrop sets a function called with every item the queue drops without
+// handing it to a worker, and why: [ErrEvicted] (a full queue kept better
+// items) or [ErrExpired] (its Expiry passed). Items removed by Delete or
+// DeleteRequest are not reported: the caller knows of them.
+//
+// fn is called after the queue's lock is released, from whichever goroutine
+// caused the drop (a Push, a worker, any call that noticed an expiry), so it
+// may call the queue; calls from different goroutines may interleave.
+// It should return quickly, since that goroutine waits for it.
+func WithOnDrop(fn func(item Item, reason error)) Option {
+	return func(o *options) { o.onDrop = fn }
+}
+
+// WithClock sets the clock that Item.Expiry (unix seconds) is checked
+// against; the default is time.Now. A simulation passes its own clock so
+// that expiry follows simulated time; nil means time.Now. now is called with the queue locked
+// and must not call the queue.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // Queue is a bounded priority queue of slots served by a pool of workers.
 //
 // Items wait in priority order ([Item.Less]); whenever a worker is free it
 // takes the highest-priority waiting item and calls the process function
 // with it. When a push would make more than MaxSize items wait, the
-// lowest-priority item is dropped, even if that is the one just pushed. Each
-// pushed item is handed to the process function at most once: once taken by
-// a worker it is no longer waiting, and it is not put back, not even when
-// Stop cancels its processing.
+// lowest-priority item is dropped, even if that is the one just pushed. An
+// item whose Expiry has passed is dropped, never handed to a worker. Once
+// taken by a worker an item is no longer waiting; it comes back only if the
+// process function returns [ErrRequeue].
 //
 // A Queue is safe for concurrent use by multiple goroutines.
 type Queue struct {
 	process    ProcessFunc
 	maxWorkers int
 	log        *slog.Logger
+	onDrop     func(Item, error)
+	now        func() time.Time
 
 	lifecycle sync.Mutex     // serialises Start and Stop
 	workers   sync.WaitGroup // the workers of the current run
 
-	mu      sync.Mutex
-	ready   sync.Cond // on mu: an item arrived, or the queue stopped
-	core    *core
-	running bool
-	active  int
-	cancel  context.CancelFunc
+	mu       sync.Mutex
+	ready    sync.Cond     // on mu: an item may be takeable, or the queue stopped
+	idle     chan struct{} // closed when the queue may have become idle; nil until WaitIdle needs it
+	core     *core
+	running  bool
+	paused   bool
+	inFlight []*flight // the items being processed
+	drops    []drop    // to report once mu is released
+	stats    Stats     // the counters; Waiting and Busy are filled in by Stats
+	cancel   context.CancelFunc
+}
+
+// flight is an item being processed.
+type flight struct {
+	key     slotKey
+	deleted bool // Delete or DeleteRequest named it: do not requeue
+}
+
+// drop is an item dropped unprocessed and why.
+type drop struct {
+	item   Item
+	reason error
+}
+
+// Stats are a queue's gauges and counters, for metrics and tests. The
+// counters count from New and never go back; none counts items removed by
+// Delete or DeleteRequest.
+type Stats struct {
+	Waiting int // items waiting now, as Len reports
+	Busy    int // process calls running now, as ActiveWorkers reports
+
+	// Pushed counts the items Push accepted, including any it dropped at
+	// once (evicted or expired). Requeued items are not pushed again.
+	Pushed uint64
+	// Processed counts the process calls that have returned (or panicked),
+	// whatever the outcome. Those that succeeded are Processed − Failed −
+	// Requeued.
+	Processed uint64
+	// Failed counts the process calls that returned an error not wrapping
+	// ErrRequeue (a cancellation by Stop included) or panicked.
+	Failed uint64
+	// Requeued counts the process calls that returned an error wrapping
+	// ErrRequeue, whether or not the item went back: not if its slot was
+	// deleted meanwhile or is waiting again already, and it may be evicted
+	// or expired at once (then also counted there).
+	Requeued uint64
+	// Evicted counts the items dropped because the queue was full, as
+	// reported to WithOnDrop with ErrEvicted.
+	Evicted uint64
+	// Expired counts the items dropped because their Expiry passed, as
+	// reported to WithOnDrop with ErrExpired.
+	Expired uint64
 }
 
 // New returns a stopped queue that will call process for each item. Options
@@ -107,18 +182,79 @@ func New(process ProcessFunc, opts ...Option) (*Queue, error) {
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
+	if o.now == nil {
+		o.now = time.Now
+	}
 	q := &Queue{
 		process:    process,
 		maxWorkers: o.maxWorkers,
 		log:        o.logger,
+		onDrop:     o.onDrop,
+		now:        o.now,
 		core:       newCore(o.maxSize, o.tieSeed),
 	}
 	q.ready.L = &q.mu
 	return q, nil
 }
 
+// lock locks the queue and drops the items that have expired, so that no
+// caller ever sees one waiting. It returns the time it checked, in unix
+// seconds.
+func (q *Queue) lock() int64 {
+	q.mu.Lock()
+	return q.expireLocked()
+}
+
+// unlock unlocks the queue and then reports the items dropped while it was
+// locked.
+func (q *Queue) unlock() {
+	drops := q.drops
+	q.drops = nil
+	q.mu.Unlock()
+	for _, d := range drops {
+		q.log.Debug("slotqueue: dropped item", "request", d.item.RequestID, "slot", d.item.SlotIndex, "reason", d.reason)
+		if q.onDrop != nil {
+			q.onDrop(d.item, d.reason)
+		}
+	}
+}
+
+func (q *Queue) expireLocked() int64 {
+	now := q.now().Unix()
+	for _, it := range q.core.expire(now) {
+		q.dropLocked(it, ErrExpired)
+	}
+	return now
+}
+
+func (q *Queue) dropLocked(it Item, reason error) {
+	if errors.Is(reason, ErrExpired) {
+		q.stats.Expired++
+	} else {
+		q.stats.Evicted++
+	}
+	q.notifyIdleLocked()
+	// Not collected when nobody would see it: pushing to a full queue
+	// drops an item every time.
+	if q.onDrop != nil || q.log.Enabled(context.Background(), slog.LevelDebug) {
+		q.drops = append(q.drops, drop{it, reason})
+	}
+}
+
+// notifyIdleLocked wakes WaitIdle to check again.
+func (q *Queue) notifyIdleLocked() {
+	if q.idle != nil {
+		close(q.idle)
+		q.idle = nil
+	}
+}
+
+// takeableLocked reports whether a worker may take an item now.
+func (q *Queue) takeableLocked() bool { return q.running && !q.paused && q.core.ready() }
+
 // Start starts the workers. Items already waiting (pushed before an earlier
-// Stop) are served. Starting a running queue does nothing.
+// Stop) are served. A queue paused before Start starts paused. Starting a
+// running queue does nothing.
 func (q *Queue) Start() {
 	q.lifecycle.Lock()
 	defer q.lifecycle.Unlock()
@@ -136,8 +272,10 @@ func (q *Queue) Start() {
 }
 
 // Stop cancels the context of every item being processed and returns once
-// all workers have exited. Waiting items stay queued for the next Start.
-// Stopping a stopped queue does nothing; concurrent calls all wait.
+// all workers have exited. Waiting items stay queued for the next Start, as
+// do items whose process function returns ErrRequeue after the
+// cancellation. Stopping a stopped queue does nothing; concurrent calls all
+// wait.
 func (q *Queue) Stop() {
 	q.lifecycle.Lock()
 	defer q.lifecycle.Unlock()
@@ -149,6 +287,7 @@ func (q *Queue) Stop() {
 	q.running = false
 	q.cancel()
 	q.ready.Broadcast()
+	q.notifyIdleLocked()
 	q.mu.Unlock()
 	q.workers.Wait()
 }
@@ -160,18 +299,50 @@ func (q *Queue) Running() bool {
 	return q.running
 }
 
+// Pause stops workers from taking items until Resume; items being processed
+// go on, and Push still queues items. It works whether or not the queue
+// runs: a queue paused before Start starts paused, so a restarting host can
+// queue its backlog before anything is served, then Resume.
+func (q *Queue) Pause() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.paused = true
+	q.notifyIdleLocked()
+}
+
+// Resume clears the Seen flag of every waiting item and lets workers take
+// items again. Call it when the host can serve more than before (an
+// availability was added or grew), so that requeued items get another try.
+func (q *Queue) Resume() {
+	q.lock()
+	defer q.unlock()
+	q.paused = false
+	q.core.clearSeen()
+	q.ready.Broadcast()
+}
+
+// Paused reports whether Pause was called and Resume not since. A queue
+// that is not paused still takes nothing while only Seen items wait.
+func (q *Queue) Paused() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.paused
+}
+
 // Push queues items. It is all or nothing: if the queue is stopped
 // (ErrNotRunning), or any item's slot is already waiting or appears twice
 // among items (an error wrapping ErrItemExists for each such slot, joined),
 // nothing is pushed.
 //
-// Otherwise every item is pushed, and if more than MaxSize items would then
-// wait, the lowest-priority ones are dropped until MaxSize remain; they may be
-// among the ones just pushed. Which items are kept does not depend on their
-// order in the call.
+// Otherwise every item is accepted. Those whose Expiry has passed are
+// dropped at once, and if more than MaxSize items would then wait, the
+// lowest-priority ones are dropped until MaxSize remain; they may be among
+// the ones just pushed. Which items are kept does not depend on their order
+// in the call. Each drop is reported to WithOnDrop; Push still returns nil.
+// An item pushed with Seen set waits like a requeued one, until Resume.
 func (q *Queue) Push(items ...Item) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
+	now := q.lock()
+	defer q.unlock()
 	if !q.running {
 		return ErrNotRunning
 	}
@@ -179,24 +350,20 @@ func (q *Queue) Push(items ...Item) error {
 		return err
 	}
 	for _, it := range items {
-		// checkNew ruled out ErrItemExists. Checking the level first spares
-		// boxing the log arguments on every drop.
-		dropped, ok, _ := q.core.push(it)
-		if ok && q.log.Enabled(context.Background(), slog.LevelDebug) {
-			q.log.Debug("slotqueue: queue full, dropped lowest-priority item",
-				"request", dropped.RequestID, "slot", dropped.SlotIndex)
+		q.stats.Pushed++
+		if expired(it.Expiry, now) {
+			q.dropLocked(it, ErrExpired)
+			continue
+		}
+		// checkNew ruled out ErrItemExists.
+		if dropped, ok, _ := q.core.push(it); ok {
+			q.dropLocked(dropped, ErrEvicted)
 		}
 	}
 	if len(items) > 0 {
 		q.ready.Broadcast()
 	}
 	return nil
-}
-
-// slotKey identifies a slot.
-type slotKey struct {
-	request stowage.RequestID
-	index   uint16
 }
 
 // checkNew reports the items whose slot is already queued or repeated.
@@ -220,24 +387,39 @@ func (q *Queue) checkNew(items []Item) error {
 }
 
 // Delete removes a waiting slot. A slot that is not waiting (never pushed,
-// dropped, or already taken by a worker) is ignored.
+// dropped, or already taken by a worker) is ignored, except that a slot
+// being processed will not be put back if its process function returns
+// ErrRequeue.
 func (q *Queue) Delete(requestID stowage.RequestID, slotIndex uint16) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
+	q.lock()
+	defer q.unlock()
 	q.core.delete(requestID, slotIndex)
+	for _, f := range q.inFlight {
+		if f.key == (slotKey{requestID, slotIndex}) {
+			f.deleted = true
+		}
+	}
+	q.notifyIdleLocked()
 }
 
-// DeleteRequest removes every waiting slot of a request.
+// DeleteRequest removes every waiting slot of a request, and keeps its slots
+// being processed from being put back, like Delete.
 func (q *Queue) DeleteRequest(requestID stowage.RequestID) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
+	q.lock()
+	defer q.unlock()
 	q.core.deleteRequest(requestID)
+	for _, f := range q.inFlight {
+		if f.key.request == requestID {
+			f.deleted = true
+		}
+	}
+	q.notifyIdleLocked()
 }
 
 // Contains reports whether a slot is waiting in the queue.
 func (q *Queue) Contains(requestID stowage.RequestID, slotIndex uint16) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
+	q.lock()
+	defer q.unlock()
 	return q.core.contains(requestID, slotIndex)
 }
 
@@ -245,20 +427,20 @@ func (q *Queue) Contains(requestID stowage.RequestID, slotIndex uint16) bool {
 // of any of the request's slots still waiting in the queue, for instance to
 // queue again a slot that a host freed. It returns false when none of the
 // request's slots is waiting. It does not check whether slotIndex itself is
-// waiting: Push will refuse it if so.
+// waiting: Push will refuse it if so. The item returned is not Seen.
 func (q *Queue) Populate(requestID stowage.RequestID, slotIndex uint16) (Item, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
+	q.lock()
+	defer q.unlock()
 	it, ok := q.core.sibling(requestID)
-	it.SlotIndex = slotIndex
+	it.SlotIndex, it.Seen = slotIndex, false
 	return it, ok
 }
 
 // Len returns how many items are waiting (not counting those being
 // processed).
 func (q *Queue) Len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
+	q.lock()
+	defer q.unlock()
 	return q.core.len()
 }
 
@@ -272,47 +454,131 @@ func (q *Queue) MaxWorkers() int { return q.maxWorkers }
 func (q *Queue) ActiveWorkers() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.active
+	return len(q.inFlight)
 }
 
 // Items returns a copy of the waiting items, highest priority first.
 func (q *Queue) Items() []Item {
-	q.mu.Lock()
-	defer q.mu.Unlock()
+	q.lock()
+	defer q.unlock()
 	return q.core.items()
+}
+
+// Stats returns the queue's gauges and counters.
+func (q *Queue) Stats() Stats {
+	q.lock()
+	defer q.unlock()
+	s := q.stats
+	s.Waiting, s.Busy = q.core.len(), len(q.inFlight)
+	return s
+}
+
+// WaitIdle returns nil once no process function is running and no worker
+// may take an item: none is waiting, the queue is paused or stopped, or only
+// Seen items wait. It returns ctx.Err() if ctx ends first. An idle queue
+// stays idle until something is pushed or it is resumed or started.
+func (q *Queue) WaitIdle(ctx context.Context) error {
+	for {
+		q.lock()
+		idle := len(q.inFlight) == 0 && !q.takeableLocked()
+		if idle {
+			q.unlock()
+			return nil
+		}
+		if q.idle == nil {
+			q.idle = make(chan struct{})
+		}
+		ch := q.idle
+		q.unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // work serves items until the queue stops.
 func (q *Queue) work(ctx context.Context) {
 	defer q.workers.Done()
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	for {
-		for q.running && q.core.len() == 0 {
-			q.ready.Wait()
-		}
-		if !q.running {
+		it, f, ok := q.take()
+		if !ok {
 			return
 		}
-		it, _ := q.core.pop()
-		q.active++
-		q.mu.Unlock()
-		q.run(ctx, it)
-		q.mu.Lock()
-		q.active--
+		q.finish(it, f, q.run(ctx, it))
 	}
 }
 
-// run calls the process function, logging its error or panic.
-func (q *Queue) run(ctx context.Context, it Item) {
+// take waits until a worker may take an item and takes it; false once the
+// queue stops.
+func (q *Queue) take() (Item, *flight, bool) {
+	q.lock()
+	defer q.unlock()
+	for !q.takeableLocked() {
+		if !q.running {
+			return Item{}, nil, false
+		}
+		if len(q.drops) > 0 {
+			// Report expired items now, not whenever this worker wakes.
+			q.unlock()
+			q.lock()
+			continue
+		}
+		q.ready.Wait()
+		q.expireLocked()
+	}
+	it, _ := q.core.pop()
+	f := &flight{key: slotKey{it.RequestID, it.SlotIndex}}
+	q.inFlight = append(q.inFlight, f)
+	return it, f, true
+}
+
+// finish accounts for a process call that returned err, and puts its item
+// back if it asked to be requeued and was not deleted meanwhile.
+func (q *Queue) finish(it Item, f *flight, err error) {
+	now := q.lock()
+	defer q.unlock()
+	q.inFlight = slices.DeleteFunc(q.inFlight, func(g *flight) bool { return g == f })
+	q.stats.Processed++
+	q.notifyIdleLocked()
+	switch {
+	case errors.Is(err, ErrRequeue):
+		q.stats.Requeued++
+		if f.deleted {
+			return
+		}
+		it.Seen = true
+		if expired(it.Expiry, now) {
+			q.dropLocked(it, ErrExpired)
+			return
+		}
+		// ErrItemExists: the slot was pushed again meanwhile; that fresh,
+		// unseen copy waits instead.
+		if dropped, ok, err := q.core.push(it); err == nil && ok {
+			q.dropLocked(dropped, ErrEvicted)
+		}
+	case err != nil:
+		q.stats.Failed++
+	}
+}
+
+// run calls the process function, logging its error or panic, which it
+// returns as an error.
+func (q *Queue) run(ctx context.Context, it Item) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			q.log.Error("slotqueue: process panicked",
 				"request", it.RequestID, "slot", it.SlotIndex, "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("process request %s slot %d: panic: %v", it.RequestID, it.SlotIndex, r)
 		}
 	}()
-	if err := q.process(ctx, it); err != nil {
-		q.log.Error("slotqueue: process failed",
-			"request", it.RequestID, "slot", it.SlotIndex, "err", err)
+	err = q.process(ctx, it)
+	switch {
+	case errors.Is(err, ErrRequeue):
+		q.log.Debug("slotqueue: requeue", "request", it.RequestID, "slot", it.SlotIndex, "err", err)
+	case err != nil:
+		q.log.Error("slotqueue: process failed", "request", it.RequestID, "slot", it.SlotIndex, "err", err)
 	}
+	return err
 }

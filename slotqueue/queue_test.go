@@ -27,6 +27,11 @@ func TestMain(m *testing.M) {
 
 const waitFor = 5 * time.Second
 
+func epoch() time.Time { return time.Unix(0, 0) }
+
+// farFuture is an Expiry no test reaches: 2100-01-01.
+const farFuture = 4_102_444_800
+
 // held is a request whose items the recorder's process function keeps busy
 // until released or cancelled.
 var held = stowage.RequestID{0xff}
@@ -80,10 +85,12 @@ func (r *recorder) waitDone(t *testing.T, n int) []slotqueue.Item {
 	return r.done()
 }
 
-// newQueue returns a started queue that is stopped when the test ends.
+// newQueue returns a started queue that is stopped when the test ends. Its
+// clock stands at the Unix epoch, so that no item expires, unless opts set
+// another.
 func newQueue(t *testing.T, process slotqueue.ProcessFunc, opts ...slotqueue.Option) *slotqueue.Queue {
 	t.Helper()
-	q, err := slotqueue.New(process, opts...)
+	q, err := slotqueue.New(process, append([]slotqueue.Option{slotqueue.WithClock(epoch)}, opts...)...)
 	require.NoError(t, err)
 	q.Start()
 	t.Cleanup(q.Stop)
@@ -120,7 +127,7 @@ func item(request stowage.RequestID, slot uint16, reward uint64) slotqueue.Item 
 		Duration:   100,
 		Reward:     *uint256.NewInt(reward),
 		Collateral: *uint256.NewInt(10),
-		Expiry:     1000,
+		Expiry:     farFuture,
 	}
 }
 
@@ -385,11 +392,11 @@ func TestPopulate_FromExistingRequest(t *testing.T) {
 	q := newQueue(t, r.process, slotqueue.WithMaxWorkers(1))
 	holdWorkers(t, q, r)
 	id, ask := stowage.RequestID{1}, testAsk(4)
-	require.NoError(t, q.Push(slotqueue.NewItem(id, 0, ask, 77), slotqueue.NewItem(id, 2, ask, 77)))
+	require.NoError(t, q.Push(slotqueue.NewItem(id, 0, ask, farFuture), slotqueue.NewItem(id, 2, ask, farFuture)))
 
 	got, ok := q.Populate(id, 3)
 	require.True(t, ok)
-	assert.Equal(t, slotqueue.NewItem(id, 3, ask, 77), got)
+	assert.Equal(t, slotqueue.NewItem(id, 3, ask, farFuture), got)
 	require.NoError(t, q.Push(got))
 
 	_, ok = q.Populate(stowage.RequestID{2}, 0)

@@ -160,6 +160,10 @@ func OpenHost(ctx context.Context, cfg HostConfig, market Market, network Networ
 	h.stats.ErroredIn = make(map[string]int)
 	h.queue, err = slotqueue.New(h.process, append([]slotqueue.Option{
 		slotqueue.WithMaxWorkers(cfg.Workers), slotqueue.WithMaxSize(cfg.QueueSize), slotqueue.WithLogger(log),
+		// Expiry is market time, not wall time, and the host already drops
+		// the slots of a request the market cancels: the queue's own expiry
+		// check (a clock at the epoch never passes an Expiry) stays off.
+		slotqueue.WithClock(func() time.Time { return time.Unix(0, 0) }),
 	}, cfg.QueueOptions...)...)
 	if err == nil {
 		err = h.start(ctx)

@@ -6,6 +6,7 @@ package apicheck
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/holiman/uint256"
@@ -94,6 +95,18 @@ var (
 	_ func(*slotqueue.Queue) int                                                    = (*slotqueue.Queue).Size
 	_ func(*slotqueue.Queue) int                                                    = (*slotqueue.Queue).ActiveWorkers
 	_ func(*slotqueue.Queue) []slotqueue.Item                                       = (*slotqueue.Queue).Items
+	_ error                                                                         = slotqueue.ErrRequeue
+	_ error                                                                         = slotqueue.ErrEvicted
+	_ error                                                                         = slotqueue.ErrExpired
+	_                                                                               = slotqueue.Item{Seen: true}
+	_ func(func(slotqueue.Item, error)) slotqueue.Option                            = slotqueue.WithOnDrop
+	_ func(func() time.Time) slotqueue.Option                                       = slotqueue.WithClock
+	_ func(*slotqueue.Queue)                                                        = (*slotqueue.Queue).Pause
+	_ func(*slotqueue.Queue)                                                        = (*slotqueue.Queue).Resume
+	_ func(*slotqueue.Queue) bool                                                   = (*slotqueue.Queue).Paused
+	_ func(*slotqueue.Queue, ctx) error                                             = (*slotqueue.Queue).WaitIdle
+	_ func(*slotqueue.Queue) slotqueue.Stats                                        = (*slotqueue.Queue).Stats
+	_                                                                               = slotqueue.Stats{Waiting: 1, Busy: 1, Pushed: 1, Processed: 1, Failed: 1, Requeued: 1, Evicted: 1, Expired: 1}
 
 	_ func(*slog.Logger) statemachine.Option                                                = statemachine.WithLogger
 	_ func(int, ...statemachine.Option) *statemachine.Machine[int]                          = statemachine.New[int]
