@@ -74,8 +74,9 @@
 // called from, would wait forever. Go offers no way to tell such a caller
 // from any other goroutine, so Stop waits for none of them, like the stop
 // function of [context.AfterFunc]. In exchange Stop is safe everywhere, and
-// when it returns the machine has ended: State is nil, Last is set, and no
-// Run, Event or OnError starts afterwards.
+// when it returns the machine has ended: State is nil, Last is set, no state
+// is entered any more, and whatever a Run, Event or OnError still under way
+// returns is dropped.
 //
 // Start and Stop are idempotent, Schedule before Start or after the end does
 // nothing, and a machine runs at most once: after the end, Start does

@@ -184,9 +184,10 @@ func (m *Machine[T]) Start(initial State[T]) {
 	}
 	m.phase = started
 	m.core.commit(d)
-	m.enterLocked(d)
+	ctx := m.enterLocked()
 	m.mu.Unlock()
 	m.logEnter(d)
+	go m.run(ctx, d.enter, d.epoch, d.final)
 	go m.loop()
 }
 
@@ -204,13 +205,15 @@ func (m *Machine[T]) Schedule(e Event[T]) {
 // Stop ends the machine in its current state: it cancels the running state's
 // context, drops events not yet applied and ignores later ones. When Stop
 // returns, the machine has ended: State is nil, Last is the state it was
-// stopped in, Err is nil, and the machine starts nothing more (no Run, no
-// Event, no OnError). Stop is idempotent and does nothing after the end;
-// Stop before Start makes the machine unable to start.
+// stopped in, Err is nil, and nothing changes that any more: no state is
+// entered, and whatever a Run, Event or OnError still under way returns is
+// dropped. Stop is idempotent and does nothing after the end; Stop before
+// Start makes the machine unable to start.
 //
-// Stop does not wait for a Run, Event or OnError that is in flight: one may
-// be the caller. To wait until every goroutine of the machine has returned,
-// receive from Done:
+// Stop does not wait for a Run, Event or OnError that is under way: one may
+// be the caller. (A state entered just before Stop may even have its Run
+// called after Stop returns, with its ctx already cancelled.) To wait until
+// every goroutine of the machine has returned, receive from Done:
 //
 //	m.Stop()
 //	<-m.Done()
@@ -268,6 +271,9 @@ func (m *Machine[T]) Done() <-chan struct{} {
 //	Err() != nil                 failed: no state handled an error
 //	Last() implements Final      finished
 //	otherwise                    stopped
+//
+// A machine stopped while the Run of its Final state was still under way
+// reports that Final state too: its end was already under way.
 func (m *Machine[T]) Last() State[T] {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -386,9 +392,10 @@ func (m *Machine[T]) loop() {
 			break
 		}
 		m.core.commit(d)
-		m.enterLocked(d)
+		ctx := m.enterLocked()
 		m.mu.Unlock()
 		m.logEnter(d)
+		go m.run(ctx, d.enter, d.epoch, d.final)
 	}
 	returned = true
 }
@@ -407,13 +414,14 @@ func (m *Machine[T]) end(d decision[T]) {
 	m.logEnd(d)
 }
 
-// enterLocked starts the Run of d.enter, which the core has just made
-// current. m.mu must be held.
-func (m *Machine[T]) enterLocked(d decision[T]) {
+// enterLocked makes the context for the Run of the state the core has just
+// made current; the caller starts the Run once it has logged the entry, so
+// the entry comes first in the log. m.mu must be held.
+func (m *Machine[T]) enterLocked() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	m.runInFlight = true
-	go m.run(ctx, d.enter, d.epoch, d.final)
+	return ctx
 }
 
 // leave cancels the running state and waits for its Run to return.
