@@ -106,9 +106,10 @@
 // # Testing
 //
 // States are ordinary values: test Run, OnError and events by calling them.
-// To test a whole machine deterministically, run it inside
-// [testing/synctest.Test]: <-m.Done() returns when the machine has ended, and
-// if it never would, the bubble reports the deadlock instead of hanging.
+// To test a whole machine deterministically, make and run it inside
+// [testing/synctest.Test]: synctest.Wait returns once every Run has blocked,
+// <-m.Done() once the machine has ended, and a machine that would never end
+// makes the bubble report a deadlock instead of hanging the test.
 //
 // # Example
 //

@@ -389,3 +389,22 @@ func TestWithLogger_EveryLineNamesTheState(t *testing.T) {
 		{"machine ended by unhandled error", "<nil>"},
 	}, lines)
 }
+
+func TestMachine_InABubbleWaitNeedsNoPolling(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, rec := newMachine(t)
+		m.Start(state1{})
+		synctest.Wait() // state1 ran, state2 is parked on its ctx
+		assert.Equal(t, state2{}, m.State())
+
+		m.Schedule(moveToNextState)
+		synctest.Wait()
+		assert.Equal(t, state3{}, m.State())
+		assert.Equal(t, [4]int{1, 1, 1, 0}, rec.Runs())
+		assert.Equal(t, [4]int{0, 1, 0, 0}, rec.Cancellations())
+
+		m.Schedule(func(state) state { return finished{} })
+		<-m.Done()
+		assert.Equal(t, finished{}, m.Last())
+	})
+}
