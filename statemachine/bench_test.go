@@ -42,6 +42,7 @@ func BenchmarkTransition_Event(b *testing.B) {
 	}
 	b.StopTimer()
 	m.Stop()
+	<-m.Done()
 }
 
 // BenchmarkTransition_Event_Baseline: a goroutine takes events from a
@@ -122,6 +123,7 @@ func BenchmarkTransition_Run(b *testing.B) {
 	<-x.finished
 	b.StopTimer()
 	m.Stop()
+	<-m.Done()
 }
 
 // BenchmarkTransition_Run_Baseline: each state's goroutine hands its next

@@ -3,9 +3,15 @@ package statemachine
 import "fmt"
 
 // core decides, one input at a time, what the machine does next. It holds no
-// locks, starts no goroutines and never waits: the shell (Machine) feeds it
-// inputs in the order they were scheduled and carries out its decisions. All
-// ordering rules live here, so they are tested without timing.
+// locks, starts no goroutines and never waits: the Machine feeds it inputs in
+// the order they were scheduled and carries out its decisions. All ordering
+// rules live here, so they are tested without timing.
+//
+// Deciding and changing are two steps: step calls the user's Event or
+// OnError and returns a decision without changing the core; commit carries
+// the decision into the core. The Machine runs step without its lock (an
+// event may call the machine) and commit under it, so other goroutines can
+// read current under the lock while only the loop goroutine writes it.
 //
 // States are told apart by epoch, not by comparing State values (which may
 // not be comparable): entering a state starts a new epoch, and a Run result
@@ -19,86 +25,116 @@ type core[T any] struct {
 // input is one thing that happened to the machine: an event, or the outcome
 // of the Run of the state entered at epoch.
 type input[T any] struct {
-	event Event[T]
-	epoch uint64
-	next  State[T]
-	err   error
+	event    Event[T]
+	epoch    uint64
+	next     State[T]
+	err      error
+	panicked bool // Run panicked or called runtime.Goexit; err says which
 }
 
-// decision is what the shell must do after an input. The zero decision means
-// "nothing": stay in the current state.
+// decision is what the Machine must do after an input. The zero decision
+// means "nothing": stay in the current state.
 type decision[T any] struct {
-	enter   State[T] // non-nil: leave the current state and enter this one
-	epoch   uint64   // the epoch of enter
-	end     error    // non-nil: the machine ends with this error
-	handled error    // a Run error that OnError handled, for the log
+	// from is the state the input found current (nil at start). It names
+	// the log lines of the decision and, when the machine ends, is its last
+	// state.
+	from State[T]
+
+	enter State[T] // non-nil: leave from and enter this state
+	epoch uint64   // the epoch of enter
+	final bool     // enter implements Final: its Run's return ends the machine
+
+	end bool  // the machine ends in from
+	err error // with end: the error it ends with; nil when a Final state ended it
+
+	handled error // a Run error that OnError handled, for the log
+	ignored error // an error a Final state's Run returned, for the log
 }
 
-// start enters the initial state.
+// start decides the entry of the initial state.
 func (c *core[T]) start(initial State[T]) decision[T] {
 	if initial == nil {
-		return c.finish(ErrNilState)
+		return decision[T]{end: true, err: ErrNilState}
 	}
-	return c.moveTo(initial)
+	return c.moveTo(decision[T]{}, initial)
 }
 
-// apply decides what in leads to. Inputs after the end are ignored.
-func (c *core[T]) apply(in input[T]) decision[T] {
+// step decides what in leads to. Inputs before the start and after the end
+// are ignored.
+func (c *core[T]) step(in input[T]) decision[T] {
 	if c.current == nil {
 		return decision[T]{}
 	}
 	if in.event != nil {
 		return c.onEvent(in.event)
 	}
-	return c.onResult(in.epoch, in.next, in.err)
+	return c.onResult(in)
+}
+
+// commit carries d into the core.
+func (c *core[T]) commit(d decision[T]) {
+	switch {
+	case d.end:
+		c.current = nil
+	case d.enter != nil:
+		c.current, c.epoch = d.enter, d.epoch
+	}
 }
 
 func (c *core[T]) onEvent(e Event[T]) decision[T] {
+	d := decision[T]{from: c.current}
 	next, err := callEvent(e, c.current)
 	if err != nil {
-		return c.finish(fmt.Errorf("event in state %s: %w", nameOf(c.current), err))
+		return c.fail(d, fmt.Errorf("event in state %s: %w", nameOf(c.current), err))
 	}
 	if next == nil {
-		return decision[T]{}
+		return d
 	}
-	return c.moveTo(next)
+	return c.moveTo(d, next)
 }
 
-func (c *core[T]) onResult(epoch uint64, next State[T], err error) decision[T] {
-	if epoch != c.epoch {
+func (c *core[T]) onResult(in input[T]) decision[T] {
+	if in.epoch != c.epoch {
 		return decision[T]{} // stale: the state that produced it was left
 	}
-	if err == nil {
-		if next == nil {
-			return decision[T]{}
+	d := decision[T]{from: c.current}
+	if _, ok := c.current.(Final); ok {
+		if in.panicked {
+			return c.fail(d, fmt.Errorf("state %s: %w", nameOf(c.current), in.err))
 		}
-		return c.moveTo(next)
+		d.end, d.ignored = true, in.err
+		return d
+	}
+	if in.err == nil {
+		if in.next == nil {
+			return d
+		}
+		return c.moveTo(d, in.next)
 	}
 	h, ok := c.current.(ErrorHandler[T])
 	if !ok {
-		return c.finish(fmt.Errorf("state %s: %w", nameOf(c.current), err))
+		return c.fail(d, fmt.Errorf("state %s: %w", nameOf(c.current), in.err))
 	}
-	next, perr := callOnError(h, err)
+	next, perr := callOnError(h, in.err)
 	if perr != nil {
-		return c.finish(fmt.Errorf("state %s: error handler: %w", nameOf(c.current), perr))
+		return c.fail(d, fmt.Errorf("state %s: error handler: %w", nameOf(c.current), perr))
 	}
-	d := decision[T]{}
-	if next != nil {
-		d = c.moveTo(next)
+	d.handled = in.err
+	if next == nil {
+		return d
 	}
-	d.handled = err
+	return c.moveTo(d, next)
+}
+
+func (c *core[T]) moveTo(d decision[T], next State[T]) decision[T] {
+	_, final := next.(Final)
+	d.enter, d.epoch, d.final = next, c.epoch+1, final
 	return d
 }
 
-func (c *core[T]) moveTo(next State[T]) decision[T] {
-	c.current = next
-	c.epoch++
-	return decision[T]{enter: next, epoch: c.epoch}
-}
-
-func (c *core[T]) finish(err error) decision[T] {
-	c.current = nil
-	return decision[T]{end: err}
+func (c *core[T]) fail(d decision[T], err error) decision[T] {
+	d.end, d.err = true, err
+	return d
 }
 
 func callEvent[T any](e Event[T], current State[T]) (next State[T], err error) {

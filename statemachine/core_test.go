@@ -15,6 +15,12 @@ type named string
 
 func (named) Run(context.Context, *Machine[int]) (State[int], error) { return nil, nil }
 
+// done is a Final state.
+type done string
+
+func (done) Run(context.Context, *Machine[int]) (State[int], error) { return nil, nil }
+func (done) Final()                                                 {}
+
 // handling moves to next (which may be nil) on error and records what it got.
 type handling struct {
 	next State[int]
@@ -37,45 +43,74 @@ func to(s State[int]) Event[int] {
 	return func(State[int]) State[int] { return s }
 }
 
-func started(t *testing.T, initial State[int]) *core[int] {
+// apply steps c with in and commits the decision, as the machine's loop does.
+func apply(c *core[int], in input[int]) decision[int] {
+	d := c.step(in)
+	c.commit(d)
+	return d
+}
+
+func startedCore(t *testing.T, initial State[int]) *core[int] {
 	t.Helper()
 	c := &core[int]{}
 	d := c.start(initial)
+	c.commit(d)
 	require.Equal(t, initial, d.enter)
 	require.Equal(t, uint64(1), d.epoch)
-	require.NoError(t, d.end)
+	require.False(t, d.end)
 	return c
 }
 
+// ignores asserts that c ignores any input: it has ended.
+func ignores(t *testing.T, c *core[int]) {
+	t.Helper()
+	assert.Equal(t, decision[int]{}, apply(c, input[int]{event: to(named("b"))}), "an ended core ignores events")
+	assert.Equal(t, decision[int]{}, apply(c, input[int]{epoch: c.epoch, next: named("b")}), "an ended core ignores results")
+	assert.Nil(t, c.current)
+}
+
 func TestCore_StartEntersInitialState(t *testing.T) {
-	c := started(t, named("a"))
+	c := startedCore(t, named("a"))
 	assert.Equal(t, named("a"), c.current)
 }
 
 func TestCore_StartWithNilStateEnds(t *testing.T) {
 	c := &core[int]{}
 	d := c.start(nil)
-	assert.ErrorIs(t, d.end, ErrNilState)
+	c.commit(d)
+	assert.True(t, d.end)
+	assert.ErrorIs(t, d.err, ErrNilState)
 	assert.Nil(t, d.enter)
-	assert.Equal(t, decision[int]{}, c.apply(input[int]{event: to(named("b"))}), "an ended core ignores input")
+	assert.Nil(t, d.from, "no last state")
+	ignores(t, c)
+}
+
+func TestCore_StepDoesNotChangeTheCoreUntilCommit(t *testing.T) {
+	c := startedCore(t, named("a"))
+	d := c.step(input[int]{event: to(named("b"))})
+	assert.Equal(t, named("a"), c.current)
+	assert.Equal(t, uint64(1), c.epoch)
+	c.commit(d)
+	assert.Equal(t, named("b"), c.current)
+	assert.Equal(t, uint64(2), c.epoch)
 }
 
 func TestCore_RunResultMovesToNextState(t *testing.T) {
-	c := started(t, named("a"))
-	d := c.apply(input[int]{epoch: 1, next: named("b")})
-	assert.Equal(t, decision[int]{enter: named("b"), epoch: 2}, d)
+	c := startedCore(t, named("a"))
+	d := apply(c, input[int]{epoch: 1, next: named("b")})
+	assert.Equal(t, decision[int]{from: named("a"), enter: named("b"), epoch: 2}, d)
 }
 
 func TestCore_RunResultWithoutNextStays(t *testing.T) {
-	c := started(t, named("a"))
-	assert.Equal(t, decision[int]{}, c.apply(input[int]{epoch: 1}))
+	c := startedCore(t, named("a"))
+	assert.Equal(t, decision[int]{from: named("a")}, apply(c, input[int]{epoch: 1}))
 	assert.Equal(t, named("a"), c.current)
 }
 
 func TestCore_EventMovesState(t *testing.T) {
-	c := started(t, named("a"))
-	assert.Equal(t, decision[int]{enter: named("b"), epoch: 2}, c.apply(input[int]{event: to(named("b"))}))
-	assert.Equal(t, decision[int]{}, c.apply(input[int]{event: to(nil)}), "nil from an event: no transition")
+	c := startedCore(t, named("a"))
+	assert.Equal(t, decision[int]{from: named("a"), enter: named("b"), epoch: 2}, apply(c, input[int]{event: to(named("b"))}))
+	assert.Equal(t, decision[int]{from: named("b")}, apply(c, input[int]{event: to(nil)}), "nil from an event: no transition")
 	assert.Equal(t, named("b"), c.current)
 }
 
@@ -83,10 +118,10 @@ func TestCore_EventsApplyToTheStateTheyFind(t *testing.T) {
 	cycle := func(current State[int]) State[int] {
 		return map[named]named{"2": "3", "3": "1", "1": "2"}[current.(named)]
 	}
-	c := started(t, named("2"))
+	c := startedCore(t, named("2"))
 	var entered []State[int]
 	for range 3 {
-		d := c.apply(input[int]{event: cycle})
+		d := apply(c, input[int]{event: cycle})
 		entered = append(entered, d.enter)
 	}
 	assert.Equal(t, []State[int]{named("3"), named("1"), named("2")}, entered)
@@ -94,66 +129,72 @@ func TestCore_EventsApplyToTheStateTheyFind(t *testing.T) {
 }
 
 func TestCore_StaleRunResultIsDropped(t *testing.T) {
-	c := started(t, named("a"))
-	c.apply(input[int]{event: to(named("b"))}) // a is left: epoch 2
+	c := startedCore(t, named("a"))
+	apply(c, input[int]{event: to(named("b"))}) // a is left: epoch 2
 
-	assert.Equal(t, decision[int]{}, c.apply(input[int]{epoch: 1, next: named("c")}), "stale next state")
-	assert.Equal(t, decision[int]{}, c.apply(input[int]{epoch: 1, err: errors.New("late")}), "stale error")
+	assert.Equal(t, decision[int]{}, apply(c, input[int]{epoch: 1, next: named("c")}), "stale next state")
+	assert.Equal(t, decision[int]{}, apply(c, input[int]{epoch: 1, err: errors.New("late")}), "stale error")
 	assert.Equal(t, named("b"), c.current)
-	assert.Equal(t, decision[int]{enter: named("c"), epoch: 3}, c.apply(input[int]{epoch: 2, next: named("c")}), "the current state's result still counts")
+	assert.Equal(t, decision[int]{from: named("b"), enter: named("c"), epoch: 3}, apply(c, input[int]{epoch: 2, next: named("c")}), "the current state's result still counts")
 }
 
 func TestCore_ErrorGoesToHandlerWhichCanMoveOn(t *testing.T) {
 	var got []error
 	boom := errors.New("boom")
-	c := started(t, handling{next: named("retry"), got: &got})
+	h := handling{next: named("retry"), got: &got}
+	c := startedCore(t, h)
 
-	d := c.apply(input[int]{epoch: 1, err: boom})
+	d := apply(c, input[int]{epoch: 1, err: boom})
 
 	assert.Equal(t, []error{boom}, got)
 	assert.Equal(t, named("retry"), d.enter)
 	assert.Equal(t, boom, d.handled)
-	assert.NoError(t, d.end)
+	assert.Equal(t, State[int](h), d.from, "the log names the state that failed")
+	assert.False(t, d.end)
 }
 
 func TestCore_HandlerReturningNilStays(t *testing.T) {
 	var got []error
 	h := handling{got: &got}
-	c := started(t, h)
+	c := startedCore(t, h)
 
-	d := c.apply(input[int]{epoch: 1, err: errors.New("boom")})
+	d := apply(c, input[int]{epoch: 1, err: errors.New("boom")})
 
 	assert.Nil(t, d.enter)
-	assert.NoError(t, d.end)
+	assert.False(t, d.end)
 	assert.Len(t, got, 1)
 	assert.Equal(t, State[int](h), c.current)
 }
 
 func TestCore_UnhandledErrorEnds(t *testing.T) {
 	boom := errors.New("boom")
-	c := started(t, named("a"))
+	c := startedCore(t, named("a"))
 
-	d := c.apply(input[int]{epoch: 1, err: boom, next: named("ignored")})
+	d := apply(c, input[int]{epoch: 1, err: boom, next: named("ignored")})
 
-	assert.ErrorIs(t, d.end, boom)
-	assert.Contains(t, d.end.Error(), "statemachine.named")
+	assert.True(t, d.end)
+	assert.ErrorIs(t, d.err, boom)
+	assert.Contains(t, d.err.Error(), "statemachine.named")
+	assert.Equal(t, named("a"), d.from, "the last state is the one that failed")
 	assert.Nil(t, d.enter)
-	assert.Nil(t, c.current)
-	assert.Equal(t, decision[int]{}, c.apply(input[int]{event: to(named("b"))}), "an ended core ignores input")
+	ignores(t, c)
 }
 
 func TestCore_PanicInEventEnds(t *testing.T) {
-	c := started(t, named("a"))
-	d := c.apply(input[int]{event: func(State[int]) State[int] { panic("kaboom") }})
-	assert.ErrorIs(t, d.end, ErrPanic)
-	assert.Contains(t, d.end.Error(), "kaboom")
+	c := startedCore(t, named("a"))
+	d := apply(c, input[int]{event: func(State[int]) State[int] { panic("kaboom") }})
+	assert.True(t, d.end)
+	assert.ErrorIs(t, d.err, ErrPanic)
+	assert.Contains(t, d.err.Error(), "kaboom")
+	assert.Equal(t, named("a"), d.from)
 }
 
 func TestCore_PanicInErrorHandlerEnds(t *testing.T) {
-	c := started(t, panicking{})
-	d := c.apply(input[int]{epoch: 1, err: errors.New("boom")})
-	assert.ErrorIs(t, d.end, ErrPanic)
-	assert.Contains(t, d.end.Error(), "handler on fire")
+	c := startedCore(t, panicking{})
+	d := apply(c, input[int]{epoch: 1, err: errors.New("boom")})
+	assert.True(t, d.end)
+	assert.ErrorIs(t, d.err, ErrPanic)
+	assert.Contains(t, d.err.Error(), "handler on fire")
 }
 
 type panicking struct{}
@@ -163,11 +204,62 @@ func (panicking) OnError(error) State[int]                               { panic
 
 func TestCore_ReenteringAStateStartsANewEpoch(t *testing.T) {
 	s := unhashable{1, 2}
-	c := started(t, s)
-	d := c.apply(input[int]{event: func(current State[int]) State[int] { return current }})
+	c := startedCore(t, s)
+	d := apply(c, input[int]{event: func(current State[int]) State[int] { return current }})
 	assert.Equal(t, uint64(2), d.epoch)
 	assert.Equal(t, State[int](s), d.enter)
-	assert.Equal(t, decision[int]{}, c.apply(input[int]{epoch: 1, next: named("b")}), "the first visit's result is stale")
+	assert.Equal(t, decision[int]{}, apply(c, input[int]{epoch: 1, next: named("b")}), "the first visit's result is stale")
+}
+
+func TestCore_EnteringAFinalStateIsMarked(t *testing.T) {
+	c := startedCore(t, named("a"))
+	assert.True(t, apply(c, input[int]{event: to(done("x"))}).final)
+	assert.False(t, apply(c, input[int]{event: to(named("b"))}).final)
+	assert.True(t, (&core[int]{}).start(done("y")).final, "also as the initial state")
+}
+
+func TestCore_FinalStateEndsWhenItsRunReturns(t *testing.T) {
+	for name, in := range map[string]input[int]{
+		"nil, nil":             {epoch: 2},
+		"next state (ignored)": {epoch: 2, next: named("b")},
+		"error (ignored)":      {epoch: 2, err: errors.New("cleanup failed")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := startedCore(t, named("a"))
+			apply(c, input[int]{event: to(done("finished"))})
+
+			d := apply(c, in)
+
+			assert.True(t, d.end)
+			assert.NoError(t, d.err)
+			assert.Equal(t, in.err, d.ignored, "an ignored error is kept for the log")
+			assert.Equal(t, done("finished"), d.from, "the last state is the Final one")
+			assert.Nil(t, d.enter)
+			ignores(t, c)
+		})
+	}
+}
+
+func TestCore_PanicInFinalStateEndsWithTheError(t *testing.T) {
+	c := startedCore(t, done("finished"))
+	d := apply(c, input[int]{epoch: 1, err: panicError("kaboom"), panicked: true})
+	assert.True(t, d.end)
+	assert.ErrorIs(t, d.err, ErrPanic)
+	assert.Contains(t, d.err.Error(), "kaboom")
+	assert.Equal(t, done("finished"), d.from)
+}
+
+func TestCore_EventLeavesAFinalStateBeforeItsRunReturns(t *testing.T) {
+	c := startedCore(t, done("finished"))
+	d := apply(c, input[int]{event: to(named("b"))})
+	assert.Equal(t, named("b"), d.enter)
+	assert.Equal(t, decision[int]{}, apply(c, input[int]{epoch: 1}), "the Final state's Run result is stale")
+	assert.Equal(t, named("b"), c.current)
+}
+
+func TestCore_InputBeforeStartIsIgnored(t *testing.T) {
+	c := &core[int]{}
+	assert.Equal(t, decision[int]{}, apply(c, input[int]{event: to(named("b"))}))
 }
 
 func TestPanicError_WrapsErrorValues(t *testing.T) {
@@ -177,4 +269,14 @@ func TestPanicError_WrapsErrorValues(t *testing.T) {
 	assert.ErrorIs(t, err, cause)
 	assert.ErrorIs(t, panicError(42), ErrPanic)
 	assert.Contains(t, panicError(42).Error(), "42")
+}
+
+type stringer struct{}
+
+func (stringer) String() string { return "preparing" }
+
+func TestNameOf_StringerElseType(t *testing.T) {
+	assert.Equal(t, "preparing", nameOf(stringer{}))
+	assert.Equal(t, "statemachine.named", nameOf(named("a")))
+	assert.Equal(t, "<nil>", nameOf(nil))
 }

@@ -19,6 +19,33 @@
 // Run to return and only then enters the new state, so at most one Run is
 // ever in flight and a state never overlaps its successor.
 //
+// # Ending
+//
+// A machine ends in one of three ways, and once it has ended [Machine.Last]
+// and [Machine.Err] tell which:
+//
+//   - finished: a state that implements [Final] returned from Run. Last is
+//     that state, Err is nil. This is how a machine ends itself: the last
+//     state (finished, cancelled, failed...) is a Final state that does the
+//     cleanup in its Run.
+//   - stopped: someone called [Machine.Stop]. Last is the state it was
+//     stopped in, Err is nil.
+//   - failed: an error no state handled (see Errors). Last is the state that
+//     failed, Err the error.
+//
+// At the end [Machine.State] becomes nil and events are dropped. [Machine.Done]
+// is closed once, in addition, every Run, Event and OnError the machine
+// started has returned; read the outcome after it:
+//
+//	<-m.Done()
+//	if err := m.Err(); err != nil {
+//		// failed
+//	} else if _, ok := m.Last().(statemachine.Final); ok {
+//		// finished
+//	} else {
+//		// stopped
+//	}
+//
 // # Errors
 //
 // An error from Run goes to the state's OnError, if the state implements
@@ -26,22 +53,69 @@
 // returns nil to stay. A panic in Run counts as an error wrapping [ErrPanic].
 // An error no state handles ends the machine: [Machine.Done] is closed and
 // [Machine.Err] returns the error. Cancellation caused by a move or by Stop is
-// never an error: whatever a cancelled Run returns is ignored.
+// never an error: whatever a cancelled Run returns is ignored. A Final state's
+// returned error is ignored too (and logged); a panic in it is not.
 //
-// # Lifecycle
+// Retrying is a state that moves to a fresh copy of itself from OnError,
+// counting attempts in its fields; see the ErrorHandler example.
 //
-// [New] makes a machine; Start enters the first state; Stop cancels the
-// running state, waits for it and ignores events from then on. Start and Stop
-// are idempotent, Schedule before Start or after Stop does nothing, and a
-// machine runs at most once: after Stop, Start does nothing. Run may call any
-// method of the machine it is given, Stop included (that Stop returns without
-// waiting; see [Machine.Stop]). Every exported type is safe for concurrent
-// use.
+// # Stop does not wait
+//
+// [Machine.Stop] ends the machine at once and cancels the running state, but
+// it does not wait for a Run, Event or OnError that is still running; receive
+// from Done for that:
+//
+//	m.Stop()
+//	<-m.Done() // every goroutine of the machine has returned
+//
+// The reason: Run, Event and OnError may call Stop themselves, through any
+// pointer to the machine (a subject often keeps the one New returned), and
+// a Stop that waited for the caller's own Run, or for the event it is
+// called from, would wait forever. Go offers no way to tell such a caller
+// from any other goroutine, so Stop waits for none of them, like the stop
+// function of [context.AfterFunc]. In exchange Stop is safe everywhere, and
+// when it returns the machine has ended: State is nil, Last is set, no state
+// is entered any more, and whatever a Run, Event or OnError still under way
+// returns is dropped.
+//
+// Start and Stop are idempotent, Schedule before Start or after the end does
+// nothing, and a machine runs at most once: after the end, Start does
+// nothing. Every exported type is safe for concurrent use.
+//
+// # Logging
+//
+// A machine is silent unless given a logger with [WithLogger]. Every line it
+// logs carries the state it is about as the attribute "state": the state's
+// String method if it implements [fmt.Stringer], else its type, such as
+// "sales.downloading". The same name appears in the errors Err returns.
+//
+// # Caveats
+//
+//   - Run must return soon after its ctx is cancelled: a move to the next
+//     state, and Done, wait for it.
+//   - Events and OnError run on the machine's one goroutine: while one
+//     blocks, no other event is applied and no Run result is acted on.
+//   - [Query] calls its function on the caller's goroutine, concurrently
+//     with the running Run: read only what is safe to read so.
+//   - A State value may be entered more than once (a retry, an event that
+//     returns the current state): keep per-visit data in Run's locals or in
+//     a fresh State value, not in a State shared through a pointer.
+//   - A machine runs once. To run a subject again (after a restart, say),
+//     make a new Machine and Start it in the state to resume from.
+//
+// # Testing
+//
+// States are ordinary values: test Run, OnError and events by calling them.
+// To test a whole machine deterministically, make and run it inside
+// [testing/synctest.Test]: synctest.Wait returns once every Run has blocked,
+// <-m.Done() once the machine has ended, and a machine that would never end
+// makes the bubble report a deadlock instead of hanging the test.
 //
 // # Example
 //
 // A download that retries twice before giving up. The subject is the file;
-// states reach it with m.Subject().
+// states reach it with m.Subject(). The machine ends in one of two Final
+// states.
 //
 //	type file struct{ url string }
 //
@@ -61,9 +135,19 @@
 //		return failed{err: err}
 //	}
 //
+//	type downloaded struct{}
+//
+//	func (downloaded) Final() {}
+//
+//	func (downloaded) Run(ctx context.Context, m *statemachine.Machine[*file]) (statemachine.State[*file], error) {
+//		log.Printf("saved %s", m.Subject().url) // the last work; the machine ends when Run returns
+//		return nil, nil
+//	}
+//
 //	m := statemachine.New(&file{url: "https://example.com/slot"})
 //	m.Start(downloading{attempt: 1})
-//	defer m.Stop()
+//	<-m.Done()
+//	fmt.Println(m.Last(), m.Err())
 //
 // An event moves the machine from outside, for instance when the request is
 // cancelled while the download runs (the running download's ctx is
@@ -71,7 +155,7 @@
 //
 //	m.Schedule(func(current statemachine.State[*file]) statemachine.State[*file] {
 //		if _, ok := current.(downloading); ok {
-//			return cancelled{}
+//			return cancelled{} // a Final state
 //		}
 //		return nil // too late: stay where we are
 //	})

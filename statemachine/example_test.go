@@ -45,11 +45,11 @@ func ExampleMachine() {
 }
 
 // A download that retries: Run returns its error, OnError decides whether to
-// try again. The states run one after the other, so their output is ordered.
+// try again or to give up. Both ends are Final states, so the machine ends
+// by itself and Last tells which end it reached.
 
 type download struct {
 	failures int // how many attempts fail before one succeeds
-	finished chan struct{}
 }
 
 var errReset = errors.New("connection reset")
@@ -57,8 +57,7 @@ var errReset = errors.New("connection reset")
 type downloading struct{ attempt int }
 
 func (s downloading) Run(_ context.Context, m *statemachine.Machine[*download]) (statemachine.State[*download], error) {
-	d := m.Subject()
-	if s.attempt <= d.failures {
+	if s.attempt <= m.Subject().failures {
 		fmt.Printf("attempt %d: %v\n", s.attempt, errReset)
 		return nil, errReset
 	}
@@ -68,44 +67,132 @@ func (s downloading) Run(_ context.Context, m *statemachine.Machine[*download]) 
 
 func (s downloading) OnError(err error) statemachine.State[*download] {
 	if s.attempt < 3 {
-		return downloading{attempt: s.attempt + 1}
+		return downloading{attempt: s.attempt + 1} // retry: a fresh copy of the state
 	}
 	return gaveUp{err: err}
 }
 
 type downloaded struct{}
 
-func (downloaded) Run(_ context.Context, m *statemachine.Machine[*download]) (statemachine.State[*download], error) {
-	fmt.Println("downloaded")
-	close(m.Subject().finished)
+func (downloaded) Final() {}
+
+func (downloaded) Run(context.Context, *statemachine.Machine[*download]) (statemachine.State[*download], error) {
 	return nil, nil
 }
 
 type gaveUp struct{ err error }
 
-func (s gaveUp) Run(_ context.Context, m *statemachine.Machine[*download]) (statemachine.State[*download], error) {
-	fmt.Println("gave up:", s.err)
-	close(m.Subject().finished)
+func (gaveUp) Final() {}
+
+func (s gaveUp) Run(context.Context, *statemachine.Machine[*download]) (statemachine.State[*download], error) {
+	fmt.Println("giving up:", s.err)
 	return nil, nil
 }
 
-func Example_retries() {
+func ExampleErrorHandler() {
 	for _, failures := range []int{2, 5} {
-		d := &download{failures: failures, finished: make(chan struct{})}
-		m := statemachine.New(d)
+		m := statemachine.New(&download{failures: failures})
 		m.Start(downloading{attempt: 1})
-		<-d.finished
-		m.Stop()
+		<-m.Done()
+		fmt.Printf("ended in %T\n", m.Last())
 	}
 	// Output:
 	// attempt 1: connection reset
 	// attempt 2: connection reset
 	// attempt 3: ok
-	// downloaded
+	// ended in statemachine_test.downloaded
 	// attempt 1: connection reset
 	// attempt 2: connection reset
 	// attempt 3: connection reset
-	// gave up: connection reset
+	// giving up: connection reset
+	// ended in statemachine_test.gaveUp
+}
+
+// A sale ends in a Final state: its Run does the last work (here, the
+// cleanup) with a live context, and once it returns the machine has ended.
+
+type sale struct{ slot string }
+
+type filling struct{}
+
+func (filling) Run(_ context.Context, m *statemachine.Machine[*sale]) (statemachine.State[*sale], error) {
+	fmt.Println("filling", m.Subject().slot)
+	return finishedSale{}, nil
+}
+
+type finishedSale struct{}
+
+func (finishedSale) Final()         {}
+func (finishedSale) String() string { return "finished" }
+
+func (finishedSale) Run(_ context.Context, m *statemachine.Machine[*sale]) (statemachine.State[*sale], error) {
+	fmt.Println("cleaning up", m.Subject().slot)
+	return nil, nil
+}
+
+func ExampleFinal() {
+	m := statemachine.New(&sale{slot: "slot-1"})
+	m.Start(filling{})
+	<-m.Done()
+	fmt.Println("ended in", m.Last(), "with error", m.Err())
+	// Output:
+	// filling slot-1
+	// cleaning up slot-1
+	// ended in finished with error <nil>
+}
+
+// waitingForProof stays until it is stopped.
+type waitingForProof struct{}
+
+func (waitingForProof) String() string { return "waiting for proof" }
+
+func (waitingForProof) Run(ctx context.Context, _ *statemachine.Machine[*sale]) (statemachine.State[*sale], error) {
+	<-ctx.Done()
+	return nil, nil
+}
+
+// reserving fails, and handles nothing.
+type reserving struct{}
+
+func (reserving) String() string { return "reserving" }
+
+func (reserving) Run(context.Context, *statemachine.Machine[*sale]) (statemachine.State[*sale], error) {
+	return nil, errors.New("no availability")
+}
+
+// outcome waits for m to end and tells how it ended.
+func outcome(m *statemachine.Machine[*sale]) string {
+	<-m.Done()
+	if err := m.Err(); err != nil {
+		return fmt.Sprintf("failed in %v: %v", m.Last(), err)
+	}
+	if _, ok := m.Last().(statemachine.Final); ok {
+		return fmt.Sprintf("finished in %v", m.Last())
+	}
+	return fmt.Sprintf("stopped in %v", m.Last())
+}
+
+// Last and Err, read once Done is closed, tell a machine that finished from
+// one that was stopped and one that failed.
+func ExampleMachine_Last() {
+	finished := statemachine.New(&sale{slot: "slot-1"})
+	finished.Start(filling{})
+	fmt.Println(outcome(finished))
+
+	stopped := statemachine.New(&sale{slot: "slot-2"})
+	stopped.Start(waitingForProof{})
+	stopped.Stop()
+	fmt.Println(outcome(stopped))
+
+	failed := statemachine.New(&sale{slot: "slot-3"})
+	failed.Start(reserving{})
+	fmt.Println(outcome(failed))
+	// Output:
+	// filling slot-1
+	// cleaning up slot-1
+	// finished in finished
+	// stopped in waiting for proof
+	// failed in reserving: state reserving: no availability
 }
 
 type diskFull struct{}

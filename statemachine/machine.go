@@ -19,30 +19,47 @@ import (
 //     implements [ErrorHandler]; otherwise it ends the machine. next is then
 //     ignored.
 //
-// ctx is cancelled when the machine leaves the state or stops; Run must then
-// return promptly, because the machine waits for it. Whatever Run returns
-// after its ctx was cancelled is ignored, so cancellation never counts as an
-// error.
+// A state that implements [Final] ends the machine when its Run returns,
+// whatever Run returns.
 //
-// m is a handle on the machine running the state: the same machine, though
-// not the same pointer as the one New returned. Run may call any of its
-// methods, including Stop (see [Machine.Stop]); it reaches the subject with
+// ctx is cancelled when the machine leaves the state or stops; Run must then
+// return promptly, because the machine waits for it before it enters the next
+// state or closes Done. Whatever Run returns after its ctx was cancelled is
+// ignored, so cancellation never counts as an error.
+//
+// m is the machine running the state: the same pointer [New] returned. Run
+// may call any of its methods, Stop included; it reaches the subject with
 // m.Subject().
 //
 // A machine runs one Run at a time, and a state's methods are called only by
 // its machine, except for [Query], which calls its q on the caller's
 // goroutine. One State value may be entered more than once, so keep per-visit
 // data in Run's local variables or in a fresh State value.
+//
+// The machine names a state in its errors and log lines by its String method
+// when it implements [fmt.Stringer], else by its type (package.Type).
 type State[T any] interface {
 	Run(ctx context.Context, m *Machine[T]) (next State[T], err error)
 }
+
+// Final is implemented by a state that ends the machine: once its Run
+// returns, the machine ends with Err() == nil and Last() reporting the state.
+// What Run returns is ignored (a returned error is only logged), so a Final
+// state does its last work, such as cleaning up, in Run and returns nil, nil.
+// A panic in its Run is not ignored: it ends the machine with an error
+// wrapping [ErrPanic].
+//
+// A Final state is an ordinary state until its Run returns: events still
+// apply to it, and one that moves the machine elsewhere first cancels its
+// Run, which then ends nothing.
+type Final interface{ Final() }
 
 // ErrorHandler is implemented by a State that handles the errors of its own
 // Run. OnError is called on the machine's goroutine with the error Run
 // returned (or the panic it raised, wrapped in [ErrPanic]) and returns the
 // state to move to, or nil to stay in the failed state until an event moves
 // it on. It is never called for an error from a Run whose state was already
-// left.
+// left, nor for a [Final] state.
 type ErrorHandler[T any] interface {
 	OnError(err error) State[T]
 }
@@ -54,8 +71,8 @@ type ErrorHandler[T any] interface {
 // Events run one at a time on the machine's goroutine, in the order they were
 // scheduled, so an Event needs no locking of its own to read the state or
 // data that only events touch. It must not block for long, as it holds up the
-// machine, and must not call Stop on the *Machine from New, which would wait
-// for the goroutine running the event. The same holds for OnError.
+// machine. It may call the machine's methods, Stop included; the same holds
+// for OnError.
 type Event[T any] func(current State[T]) State[T]
 
 // Option configures a Machine.
@@ -65,9 +82,12 @@ type options struct {
 	log *slog.Logger
 }
 
-// WithLogger makes the machine log to l: entered states at Debug, errors
-// handled by OnError at Info, the error that ends a machine (and the stack of
-// a panic) at Error. A machine is silent by default; a nil l keeps it so.
+// WithLogger makes the machine log to l: entered states and the end in a
+// Final state or by Stop at Debug, errors handled by OnError at Info, the
+// error that ends a machine (and the stack of a panic) at Error. Every line
+// carries the state it is about as the attribute "state" (see [State] for
+// how states are named). A machine is silent by default; a nil l keeps it
+// so.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) {
 		if l != nil {
@@ -78,52 +98,52 @@ func WithLogger(l *slog.Logger) Option {
 
 // Machine drives a subject of type T through states. Create one with [New],
 // enter the first state with Start, move it with events (Schedule) or by
-// returning the next state from Run, and end it with Stop or an unhandled
-// error.
+// returning the next state from Run, and end it by entering a [Final] state,
+// by Stop, or by an unhandled error. Done is closed once it has ended and
+// every goroutine it started has returned; Last and Err then tell how it
+// ended.
 //
-// A Machine runs at most once: Start after Stop, or after an error ended the
-// machine, does nothing. Make a new Machine to run the subject again.
+// A Machine runs at most once: Start after the end does nothing. Make a new
+// Machine to run the subject again.
 //
-// All methods are safe for concurrent use, also from inside a state's Run.
+// All methods are safe for concurrent use, also from inside a state's Run,
+// an Event or an OnError.
+//
+// The Machine is the goroutine shell around the deterministic core that
+// decides each transition: one loop goroutine feeds inputs to the core in
+// FIFO order and carries out its decisions, and each running state has a
+// goroutine of its own.
 type Machine[T any] struct {
-	s *shell[T]
-	// insideRun marks the handle given to Run, whose Stop must not wait for
-	// the Run that may be calling it.
-	insideRun bool
+	subject T
+	log     *slog.Logger
+
+	wake    chan struct{} // cap 1: an input was queued or Stop was called
+	runDone chan struct{} // cap 1: the Run of the state entered last has returned
+	done    chan struct{} // closed once the machine has ended and its goroutines returned
+
+	mu     sync.Mutex
+	phase  phase
+	core   core[T]            // the current state; the loop writes it under mu
+	cancel context.CancelFunc // cancels the Run of core.current
+	queue  []input[T]         // pending inputs are queue[head:]
+	head   int
+	last   State[T] // set when the machine ends
+	err    error    // set when the machine ends
+
+	// runInFlight is owned by the loop goroutine (and by Start before it
+	// starts the loop): a Run goroutine exists whose runDone is not yet
+	// received.
+	runInFlight bool
 }
 
+// phase is where a machine is in its one life.
 type phase uint8
 
 const (
-	idle     phase = iota // not started
-	running               // started, a state is current
-	stopping              // Stop was called, the loop is winding down
-	ended                 // stopped or ended by an error; done is closed
+	notStarted phase = iota
+	started          // a state is current; inputs are taken
+	ended            // by Final, Stop or an error: last and err are set, inputs are dropped
 )
-
-// shell is the goroutine side of a Machine: one loop goroutine that feeds
-// inputs to the core in FIFO order, and one goroutine per running state.
-type shell[T any] struct {
-	subject T
-	log     *slog.Logger
-	handle  *Machine[T] // the handle given to Run
-
-	wake    chan struct{} // cap 1: an input was queued or Stop was called
-	runDone chan struct{} // cap 1: the running state's Run has returned
-	done    chan struct{} // closed when the machine has ended
-
-	mu      sync.Mutex
-	phase   phase
-	current State[T] // nil unless phase == running
-	cancel  context.CancelFunc
-	queue   []input[T] // pending inputs are queue[head:]
-	head    int
-	err     error
-
-	// Owned by the loop goroutine (and by Start before it starts the loop).
-	core    core[T]
-	running bool // a Run goroutine exists whose runDone is not yet received
-}
 
 // New returns a machine for subject, not yet started.
 func New[T any](subject T, opts ...Option) *Machine[T] {
@@ -131,45 +151,44 @@ func New[T any](subject T, opts ...Option) *Machine[T] {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &shell[T]{
+	return &Machine[T]{
 		subject: subject,
 		log:     o.log,
 		wake:    make(chan struct{}, 1),
 		runDone: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
-	s.handle = &Machine[T]{s: s, insideRun: true}
-	return &Machine[T]{s: s}
 }
 
 // Subject returns the subject the machine was made for.
 func (m *Machine[T]) Subject() T {
-	return m.s.subject
+	return m.subject
 }
 
 // Start enters initial and starts its Run. It returns at once. Start on a
-// machine that is running, stopped or ended does nothing. A nil initial state
-// ends the machine with [ErrNilState].
+// machine that was started before, or stopped, does nothing. A nil initial
+// state ends the machine with [ErrNilState].
 func (m *Machine[T]) Start(initial State[T]) {
-	s := m.s
-	s.mu.Lock()
-	if s.phase != idle {
-		s.mu.Unlock()
+	m.mu.Lock()
+	if m.phase != notStarted {
+		m.mu.Unlock()
 		return
 	}
-	d := s.core.start(initial)
-	if d.end != nil {
-		s.phase, s.err = ended, d.end
-		close(s.done)
-		s.mu.Unlock()
-		s.logEnd(d.end)
+	d := m.core.start(initial)
+	if d.end {
+		m.phase, m.err = ended, d.err
+		close(m.done)
+		m.mu.Unlock()
+		m.logEnd(d)
 		return
 	}
-	s.phase = running
-	s.enterLocked(d)
-	s.mu.Unlock()
-	s.logEnter(d)
-	go s.loop()
+	m.phase = started
+	m.core.commit(d)
+	ctx := m.enterLocked()
+	m.mu.Unlock()
+	m.logEnter(d)
+	go m.run(ctx, d.enter, d.epoch, d.final)
+	go m.loop()
 }
 
 // Schedule queues e to be applied to the state that is current when its turn
@@ -180,77 +199,101 @@ func (m *Machine[T]) Schedule(e Event[T]) {
 	if e == nil {
 		return
 	}
-	m.s.push(input[T]{event: e})
+	m.push(input[T]{event: e})
 }
 
-// Stop ends the machine: it cancels the running state's context, drops events
-// not yet applied, and ignores later ones. Stop is idempotent; Stop before
+// Stop ends the machine in its current state: it cancels the running state's
+// context, drops events not yet applied and ignores later ones. When Stop
+// returns, the machine has ended: State is nil, Last is the state it was
+// stopped in, Err is nil, and nothing changes that any more: no state is
+// entered, and whatever a Run, Event or OnError still under way returns is
+// dropped. Stop is idempotent and does nothing after the end; Stop before
 // Start makes the machine unable to start.
 //
-// Called on the *Machine returned by New, Stop waits until the running
-// state's Run has returned and the machine has ended (Done is closed); no
-// goroutine of the machine's does any work after that.
+// Stop does not wait for a Run, Event or OnError that is under way: one may
+// be the caller. (A state entered just before Stop may even have its Run
+// called after Stop returns, with its ctx already cancelled.) To wait until
+// every goroutine of the machine has returned, receive from Done:
 //
-// Called on the *Machine given to Run (from inside Run, or from a goroutine
-// the Run handed it to), Stop does not wait, since it may be running inside
-// the very Run it would wait for: it cancels and returns, and the machine
-// ends once Run returns, which Done reports. Calling Stop on the *Machine
-// from New inside a Run deadlocks; use the one Run was given.
+//	m.Stop()
+//	<-m.Done()
+//
+// Stop is safe to call from anywhere, through any pointer to the machine,
+// including from the Run, Event or OnError it would otherwise wait for. To
+// end a machine from inside, prefer moving to a [Final] state: its Run
+// finishes its work with a live context, and Last reports it.
 func (m *Machine[T]) Stop() {
-	s := m.s
-	s.mu.Lock()
-	switch s.phase {
-	case idle:
-		s.phase = ended
-		close(s.done)
-		s.mu.Unlock()
-		return
-	case running:
-		s.phase = stopping
-		s.current = nil
-		cancel := s.cancel
-		s.mu.Unlock()
+	m.mu.Lock()
+	switch m.phase {
+	case notStarted:
+		m.phase = ended
+		close(m.done)
+		m.mu.Unlock()
+	case started:
+		last, cancel := m.core.current, m.cancel
+		m.phase, m.last = ended, last
+		m.dropQueueLocked()
+		m.mu.Unlock()
 		cancel()
-		s.signal()
+		m.signal()
+		m.logStopped(last)
 	default:
-		s.mu.Unlock()
-	}
-	if !m.insideRun {
-		<-s.done
+		m.mu.Unlock()
 	}
 }
 
 // State returns the current state: the one most recently entered. It is nil
-// before Start and once the machine is stopping or has ended.
+// before Start and once the machine has ended.
 func (m *Machine[T]) State() State[T] {
-	s := m.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.current
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.phase != started {
+		return nil
+	}
+	return m.core.current
 }
 
-// Done returns a channel that is closed when the machine has ended, by Stop or
-// by an unhandled error, and every Run it started has returned.
+// Done returns a channel that is closed when the machine has ended (in a
+// [Final] state, by Stop or by an unhandled error) and every Run, Event and
+// OnError it started has returned.
 func (m *Machine[T]) Done() <-chan struct{} {
-	return m.s.done
+	return m.done
+}
+
+// Last returns the state the machine was in when it ended: the [Final] state
+// whose Run returned, the state it was stopped in, or the state whose error
+// (or whose event's panic) ended it. It is nil until the machine has ended,
+// and when it ended before entering any state (Stop before Start, a nil
+// initial state).
+//
+// With Err, Last tells the three ends apart:
+//
+//	Err() != nil                 failed: no state handled an error
+//	Last() implements Final      finished
+//	otherwise                    stopped
+//
+// A machine stopped while the Run of its Final state was still under way
+// reports that Final state too: its end was already under way.
+func (m *Machine[T]) Last() State[T] {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.last
 }
 
 // Err returns the error that ended the machine: an error from Run that no
 // OnError handled (wrapped with the state's name; errors.Is finds it), a
 // panic wrapped in [ErrPanic], or [ErrNilState]. It is nil while the machine
-// runs and after Stop.
+// runs, after Stop and after a [Final] state ended it.
 func (m *Machine[T]) Err() error {
-	s := m.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err
 }
 
 // Query returns q applied to the current state, and true; or the zero R and
-// false when no state is current (before Start, once stopping, after the
-// end). q runs on the caller's goroutine, concurrently with the state's Run,
-// so it should read only what is safe to read so; the state may be left
-// while q runs.
+// false when no state is current (before Start, after the end). q runs on
+// the caller's goroutine, concurrently with the state's Run, so it should
+// read only what is safe to read so; the state may be left while q runs.
 func Query[T, R any](m *Machine[T], q func(State[T]) R) (R, bool) {
 	st := m.State()
 	if st == nil {
@@ -260,168 +303,197 @@ func Query[T, R any](m *Machine[T], q func(State[T]) R) (R, bool) {
 	return q(st), true
 }
 
-// push queues in for the loop, unless the machine is not running.
-func (s *shell[T]) push(in input[T]) {
-	s.mu.Lock()
-	if s.phase != running {
-		s.mu.Unlock()
+// push queues in for the loop, unless the machine is not started or ended.
+func (m *Machine[T]) push(in input[T]) {
+	m.mu.Lock()
+	if m.phase != started {
+		m.mu.Unlock()
 		return
 	}
-	if len(s.queue) == cap(s.queue) && s.head > 0 {
+	if len(m.queue) == cap(m.queue) && m.head > 0 {
 		// Reuse the consumed front instead of growing.
-		n := copy(s.queue, s.queue[s.head:])
-		clear(s.queue[n:])
-		s.queue, s.head = s.queue[:n], 0
+		n := copy(m.queue, m.queue[m.head:])
+		clear(m.queue[n:])
+		m.queue, m.head = m.queue[:n], 0
 	}
-	s.queue = append(s.queue, in)
-	s.mu.Unlock()
-	s.signal()
+	m.queue = append(m.queue, in)
+	m.mu.Unlock()
+	m.signal()
 }
 
-func (s *shell[T]) signal() {
+func (m *Machine[T]) dropQueueLocked() {
+	clear(m.queue)
+	m.queue, m.head = nil, 0
+}
+
+func (m *Machine[T]) signal() {
 	select {
-	case s.wake <- struct{}{}:
+	case m.wake <- struct{}{}:
 	default:
 	}
 }
 
-// next waits for the next input. It returns false once the machine is no
-// longer running.
-func (s *shell[T]) next() (input[T], bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for s.phase == running && s.head == len(s.queue) {
-		s.mu.Unlock()
-		<-s.wake
-		s.mu.Lock()
+// next waits for the next input. It returns false once the machine has
+// ended.
+func (m *Machine[T]) next() (input[T], bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for m.phase == started && m.head == len(m.queue) {
+		m.mu.Unlock()
+		<-m.wake
+		m.mu.Lock()
 	}
-	if s.phase != running {
+	if m.phase != started {
 		return input[T]{}, false
 	}
-	in := s.queue[s.head]
-	s.queue[s.head] = input[T]{}
-	s.head++
-	if s.head == len(s.queue) {
-		s.queue, s.head = s.queue[:0], 0
+	in := m.queue[m.head]
+	m.queue[m.head] = input[T]{}
+	m.head++
+	if m.head == len(m.queue) {
+		m.queue, m.head = m.queue[:0], 0
 	}
 	return in, true
 }
 
 // loop is the machine's goroutine: it applies inputs one at a time and
-// carries out the core's decisions.
-func (s *shell[T]) loop() {
-	var endErr error
+// carries out the core's decisions. Once the machine has ended it waits for
+// the last Run and closes done.
+func (m *Machine[T]) loop() {
 	returned := false
 	defer func() {
 		if !returned {
 			// Only runtime.Goexit gets here: the core recovers panics.
-			endErr = fmt.Errorf("%w: runtime.Goexit in an event or error handler", ErrPanic)
+			m.end(decision[T]{from: m.core.current, end: true,
+				err: fmt.Errorf("%w: runtime.Goexit in an event or error handler", ErrPanic)})
 		}
-		s.finish(endErr)
+		m.leave()
+		close(m.done)
 	}()
 	for {
-		in, ok := s.next()
+		in, ok := m.next()
 		if !ok {
 			break
 		}
-		d := s.core.apply(in)
+		d := m.core.step(in)
 		if d.handled != nil {
-			s.logHandled(d.handled)
+			m.logHandled(d)
 		}
-		if d.end != nil {
-			endErr = d.end
+		if d.end {
+			m.end(d)
 			break
 		}
-		if d.enter != nil {
-			s.leave()
-			s.mu.Lock()
-			if s.phase != running {
-				s.mu.Unlock()
-				break
-			}
-			s.enterLocked(d)
-			s.mu.Unlock()
-			s.logEnter(d)
+		if d.enter == nil {
+			continue
 		}
+		m.leave()
+		m.mu.Lock()
+		if m.phase != started {
+			m.mu.Unlock()
+			break
+		}
+		m.core.commit(d)
+		ctx := m.enterLocked()
+		m.mu.Unlock()
+		m.logEnter(d)
+		go m.run(ctx, d.enter, d.epoch, d.final)
 	}
 	returned = true
 }
 
-// enterLocked makes d.enter current and starts its Run. s.mu must be held.
-func (s *shell[T]) enterLocked(d decision[T]) {
+// end records the end the core decided, unless Stop ended the machine first.
+func (m *Machine[T]) end(d decision[T]) {
+	m.mu.Lock()
+	if m.phase != started {
+		m.mu.Unlock()
+		return
+	}
+	m.core.commit(d)
+	m.phase, m.last, m.err = ended, d.from, d.err
+	m.dropQueueLocked()
+	m.mu.Unlock()
+	m.logEnd(d)
+}
+
+// enterLocked makes the context for the Run of the state the core has just
+// made current; the caller starts the Run once it has logged the entry, so
+// the entry comes first in the log. m.mu must be held.
+func (m *Machine[T]) enterLocked() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
-	s.current, s.cancel = d.enter, cancel
-	s.running = true
-	go s.run(ctx, d.enter, d.epoch)
+	m.cancel = cancel
+	m.runInFlight = true
+	return ctx
 }
 
 // leave cancels the running state and waits for its Run to return.
-func (s *shell[T]) leave() {
-	if !s.running {
+func (m *Machine[T]) leave() {
+	if !m.runInFlight {
 		return
 	}
-	s.cancel()
-	<-s.runDone
-	s.running = false
+	m.cancel()
+	<-m.runDone
+	m.runInFlight = false
 }
 
 // run calls st.Run and hands its result to the loop. A result that arrives
 // after ctx was cancelled is dropped here: the machine has already moved on.
-func (s *shell[T]) run(ctx context.Context, st State[T], epoch uint64) {
+// A Final state's result is handed over even when it is nil, nil: its
+// return is what ends the machine.
+func (m *Machine[T]) run(ctx context.Context, st State[T], epoch uint64, final bool) {
 	var next State[T]
 	var err error
-	returned := false
+	returned, panicked := false, false
 	defer func() {
 		if r := recover(); r != nil {
-			next, err = nil, panicError(r)
-			s.logPanic(st, r)
+			next, err, panicked = nil, panicError(r), true
+			m.logPanic(st, r)
 		} else if !returned {
-			next, err = nil, fmt.Errorf("%w: runtime.Goexit in Run", ErrPanic)
+			next, err, panicked = nil, fmt.Errorf("%w: runtime.Goexit in Run", ErrPanic), true
 		}
-		if (next != nil || err != nil) && ctx.Err() == nil {
-			s.push(input[T]{epoch: epoch, next: next, err: err})
+		if ctx.Err() == nil && (final || next != nil || err != nil) {
+			m.push(input[T]{epoch: epoch, next: next, err: err, panicked: panicked})
 		}
-		s.runDone <- struct{}{}
+		m.runDone <- struct{}{}
 	}()
-	next, err = st.Run(ctx, s.handle)
+	next, err = st.Run(ctx, m)
 	returned = true
 }
 
-// finish ends the machine once the loop has stopped taking inputs.
-func (s *shell[T]) finish(err error) {
-	s.mu.Lock()
-	if s.phase != running {
-		err = nil // Stop came first: the machine ends without error
-	}
-	s.phase, s.err, s.current = ended, err, nil
-	clear(s.queue)
-	s.queue, s.head = nil, 0
-	s.mu.Unlock()
-	s.leave()
-	if err != nil {
-		s.logEnd(err)
-	}
-	close(s.done)
-}
-
-func (s *shell[T]) logEnter(d decision[T]) {
-	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.log.LogAttrs(context.Background(), slog.LevelDebug, "enter state",
+func (m *Machine[T]) logEnter(d decision[T]) {
+	if m.log.Enabled(context.Background(), slog.LevelDebug) {
+		m.log.LogAttrs(context.Background(), slog.LevelDebug, "enter state",
 			slog.String("state", nameOf(d.enter)), slog.Uint64("epoch", d.epoch))
 	}
 }
 
-func (s *shell[T]) logHandled(err error) {
-	s.log.LogAttrs(context.Background(), slog.LevelInfo, "state error handled", slog.Any("error", err))
+func (m *Machine[T]) logHandled(d decision[T]) {
+	if m.log.Enabled(context.Background(), slog.LevelInfo) {
+		m.log.LogAttrs(context.Background(), slog.LevelInfo, "state error handled",
+			slog.String("state", nameOf(d.from)), slog.Any("error", d.handled))
+	}
 }
 
-func (s *shell[T]) logEnd(err error) {
-	s.log.LogAttrs(context.Background(), slog.LevelError, "machine ended by unhandled error", slog.Any("error", err))
+func (m *Machine[T]) logEnd(d decision[T]) {
+	ctx, state := context.Background(), slog.String("state", nameOf(d.from))
+	if d.err != nil {
+		m.log.LogAttrs(ctx, slog.LevelError, "machine ended by unhandled error", state, slog.Any("error", d.err))
+		return
+	}
+	if d.ignored != nil {
+		m.log.LogAttrs(ctx, slog.LevelInfo, "final state returned an error; ignored", state, slog.Any("error", d.ignored))
+	}
+	m.log.LogAttrs(ctx, slog.LevelDebug, "machine finished", state)
 }
 
-func (s *shell[T]) logPanic(st State[T], r any) {
-	if s.log.Enabled(context.Background(), slog.LevelError) {
-		s.log.LogAttrs(context.Background(), slog.LevelError, "panic in Run",
+func (m *Machine[T]) logStopped(last State[T]) {
+	if m.log.Enabled(context.Background(), slog.LevelDebug) {
+		m.log.LogAttrs(context.Background(), slog.LevelDebug, "machine stopped",
+			slog.String("state", nameOf(last)))
+	}
+}
+
+func (m *Machine[T]) logPanic(st State[T], r any) {
+	if m.log.Enabled(context.Background(), slog.LevelError) {
+		m.log.LogAttrs(context.Background(), slog.LevelError, "panic in Run",
 			slog.String("state", nameOf(st)), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
 	}
 }

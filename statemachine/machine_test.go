@@ -35,6 +35,7 @@ type recorder struct {
 	cancellations [4]int
 	errors        [4]int
 	entered       []string
+	m             *machine // the pointer New returned, for states that keep it
 }
 
 func (r *recorder) ran(i int, name string) {
@@ -140,8 +141,15 @@ func newMachine(t *testing.T) (*machine, *recorder) {
 	t.Helper()
 	rec := &recorder{}
 	m := statemachine.New(rec)
-	t.Cleanup(m.Stop)
+	t.Cleanup(func() { stopAndWait(t, m) })
 	return m, rec
+}
+
+// stopAndWait stops m and waits until every goroutine of its has returned.
+func stopAndWait[T any](t *testing.T, m *statemachine.Machine[T]) {
+	t.Helper()
+	m.Stop()
+	waitDone(t, m)
 }
 
 // barrier returns once the machine has applied every input queued before it.
@@ -218,17 +226,14 @@ func TestMachine_StopStopsSchedulingAndCurrentState(t *testing.T) {
 	eventually(t, func() bool { return rec.Runs()[1] == 1 }, "state2 runs")
 
 	m.Stop()
-	// Stop has waited for state2's Run, so its cancellation is already counted.
-	assert.Equal(t, [4]int{0, 1, 0, 0}, rec.Cancellations())
+	assert.Nil(t, m.State(), "Stop ends the machine before it returns")
+	assert.Equal(t, state2{}, m.Last())
 	m.Schedule(moveToNextState)
-	assert.Nil(t, m.State())
+	waitDone(t, m)
+	// Done waits for state2's Run, so its cancellation is counted.
+	assert.Equal(t, [4]int{0, 1, 0, 0}, rec.Cancellations())
 	assert.Equal(t, [4]int{0, 1, 0, 0}, rec.Runs())
 	assert.NoError(t, m.Err())
-	select {
-	case <-m.Done():
-	default:
-		t.Fatal("Done is not closed after Stop")
-	}
 }
 
 func TestMachine_ErrorsAreForwardedToTheHandlerWhichCanMoveOn(t *testing.T) {
@@ -329,6 +334,7 @@ func TestMachine_UnhandledErrorEndsTheMachine(t *testing.T) {
 	m.Schedule(moveToNextState)
 	m.Stop()
 	assert.Equal(t, [4]int{}, rec.Runs(), "an ended machine does not start again")
+	assert.Equal(t, failing{err: errFailed}, m.Last(), "Stop after the end keeps the last state")
 	assert.ErrorIs(t, m.Err(), errFailed, "Stop after the end keeps the error")
 }
 
@@ -422,6 +428,7 @@ func TestMachine_StartAndStopAreIdempotent(t *testing.T) {
 	}
 	wg.Wait()
 	m.Stop()
+	waitDone(t, m)
 	assert.Equal(t, [4]int{0, 1, 0, 0}, rec.Cancellations())
 	assert.Nil(t, m.State())
 }
@@ -433,7 +440,8 @@ func TestMachine_StartAfterStopDoesNothing(t *testing.T) {
 
 	m.Start(state1{})
 	assert.Nil(t, m.State())
-	assert.Equal(t, [4]int{0, 1, 0, 0}, rec.Runs())
+	waitDone(t, m)
+	assert.Equal(t, [4]int{0, 1, 0, 0}, rec.Runs(), "state2's Run is called, with a cancelled ctx")
 	assert.NoError(t, m.Err())
 }
 
@@ -461,6 +469,7 @@ func TestMachine_ScheduleBeforeStartDoesNothing(t *testing.T) {
 type insider struct{ log chan string }
 
 func (s insider) Run(ctx context.Context, m *machine) (state, error) {
+	m = m.Subject().m // the pointer New returned: the same one
 	self, ok := statemachine.Query(m, func(cur state) state { return cur })
 	s.log <- fmt.Sprintf("query: %T %v", self, ok)
 	m.Schedule(func(state) state { s.log <- "event applied"; return nil })
@@ -472,6 +481,7 @@ func (s insider) Run(ctx context.Context, m *machine) (state, error) {
 
 func TestMachine_RunCanQueryScheduleAndStopItsOwnMachine(t *testing.T) {
 	m, rec := newMachine(t)
+	rec.m = m
 	log := make(chan string, 4)
 	m.Start(insider{log: log})
 	waitDone(t, m)
@@ -485,6 +495,7 @@ func TestMachine_RunCanQueryScheduleAndStopItsOwnMachine(t *testing.T) {
 	assert.Equal(t, "query: statemachine_test.insider true", got[0])
 	assert.Contains(t, got, "stopped, ctx: context canceled, state: <nil>")
 	assert.NoError(t, m.Err())
+	assert.Equal(t, insider{log: log}, m.Last())
 	assert.Equal(t, [4]int{}, rec.Runs(), "nothing runs after Stop")
 }
 
@@ -501,7 +512,7 @@ func TestMachine_ManyGoroutinesScheduleAtOnce(t *testing.T) {
 	var seen [goroutines][]int // written only by events, which run one at a time
 	m := statemachine.New(&[]int{})
 	m.Start(counted{})
-	t.Cleanup(m.Stop)
+	t.Cleanup(func() { stopAndWait(t, m) })
 
 	var wg sync.WaitGroup
 	for g := range goroutines {
@@ -536,7 +547,7 @@ func TestMachine_StopLeavesNoGoroutine(t *testing.T) {
 	for range 10 {
 		m.Schedule(moveToNextState)
 	}
-	m.Stop()
+	stopAndWait(t, m)
 
 	failed, _ := newMachine(t)
 	failed.Start(failing{err: errFailed})

@@ -552,7 +552,7 @@ func (s *Sale) finish(ctx context.Context, m *saleMachine, o Outcome, reason str
 	// cleanup would only be redone by the next start.
 	s.host.reclaimSale(context.WithoutCancel(ctx), s)
 	s.host.track(s, func() { s.ending = true })
-	m.Stop() // the handle given to Run: does not wait for this Run
+	m.Stop() // does not wait for this Run, which returns next
 	return nil, nil
 }
 

@@ -117,6 +117,7 @@ var (
 	_ func(*statemachine.Machine[int]) statemachine.State[int]                              = (*statemachine.Machine[int]).State
 	_ func(*statemachine.Machine[int]) <-chan struct{}                                      = (*statemachine.Machine[int]).Done
 	_ func(*statemachine.Machine[int]) error                                                = (*statemachine.Machine[int]).Err
+	_ func(*statemachine.Machine[int]) statemachine.State[int]                              = (*statemachine.Machine[int]).Last
 	_ func(*statemachine.Machine[int], func(statemachine.State[int]) string) (string, bool) = statemachine.Query[int, string]
 	_ statemachine.Event[int]                                                               = func(statemachine.State[int]) statemachine.State[int] { return nil }
 )
@@ -128,3 +129,7 @@ func (st) OnError(error) statemachine.State[int]                                
 
 var _ statemachine.State[int] = st{}
 var _ statemachine.ErrorHandler[int] = st{}
+
+func (st) Final() {}
+
+var _ statemachine.Final = st{}
