@@ -1,57 +1,89 @@
 // Package reservations accounts for the bytes a storage host has promised:
 // Availabilities (what the operator offers) and Reservations (what one slot
-// of one request holds).
+// of one request holds), kept in step with the repo's quota and its blocks.
 //
-// # Availabilities
+// # The life of a slot's bytes
 //
-// An Availability says "I offer Size bytes, for requests of at most Duration
-// seconds, paying at least MinPrice per slot, locking at most
-// MaxCollateral". CreateAvailability reserves its bytes in the repo quota,
-// so nothing else can take that disk. UpdateAvailability changes the terms
-// and grows or shrinks the bytes (reserving or releasing the difference);
-// DeleteAvailability gives the bytes back, once no reservation draws on it.
+// An Availability says "I offer TotalSize bytes, for slots of at most
+// Duration seconds, paying at least MinPrice per slot, locking at most
+// MaxCollateral" (and optionally: until a date, within a collateral
+// budget). AddAvailability reserves its bytes in the repo quota, so nothing
+// else can take that disk. Its Size is the part no reservation holds.
 //
-// # Reservations
+//	a, err := store.AddAvailability(ctx, reservations.Availability{
+//		TotalSize: 100 << 30, Duration: 30 * 24 * 3600, MinPrice: minPrice, MaxCollateral: maxCollateral,
+//	})
 //
-// When the host decides to serve a slot, FindAvailability picks a matching
-// availability and CreateReservation carves SlotSize bytes out of it: the
-// availability's Size shrinks by that much and a Reservation holds the bytes.
-// Many reservations can draw on one availability at once, so a single large
-// availability does not limit how many slots download in parallel.
+// When the host decides to serve a slot, ReserveSlot finds a fitting
+// availability and carves a Reservation of SlotSize bytes out of it, in one
+// atomic step: the availability's Size shrinks, the reservation's Size
+// holds the bytes. Many reservations draw on one availability at once.
 //
-// While the slot's data is downloaded, Release hands bytes back to the repo
-// quota batch by batch, just before the blocks that use them are written
-// (repo.PutBlock). When the sale ends, however it ends, DeleteReservation
-// returns whatever the reservation still holds to its availability.
-//
-//	a, _ := store.CreateAvailability(ctx, 100<<30, 30*24*3600, minPrice, maxCollateral)
-//	found, ok, _ := store.FindAvailability(ctx, slotSize, duration, pricePerSlot, collateral)
-//	res, _ := store.CreateReservation(ctx, found.ID, slotSize, requestID, slotIndex)
-//	for _, block := range blocks {
-//		_ = store.Release(ctx, res.ID, res.AvailabilityID, uint64(len(block)))
-//		_ = r.PutBlock(ctx, key, block)
+//	res, err := store.ReserveSlot(ctx, reservations.Slot{RequestID: id, Index: i, Ask: ask, ValidUntil: end})
+//	var none *reservations.NoAvailabilityError
+//	if errors.As(err, &none) {
+//		// none.Term says what ruled the slot out: size, duration, price, ...
 //	}
-//	_ = store.DeleteReservation(ctx, res.ID, res.AvailabilityID)
+//
+// While the slot's data downloads, Store.PutBlock writes each block and
+// moves its bytes from the reservation's Size to its Used (and from the
+// repo's Reserved to its Used), in one atomic change:
+//
+//	err = store.PutBlock(ctx, res.ID, blockKey, data)
+//
+// When the sale ends, however it ends, DeleteReservation deletes the blocks
+// the reservation wrote and gives Size + Used back to the availability: the
+// offer is whole again. ReclaimExpired does the same for every reservation
+// whose contract is over, for the sales a host never got to finish; run it
+// periodically.
+//
+//	err = store.DeleteReservation(ctx, res.ID, res.AvailabilityID)
+//
+// Hosts that write blocks themselves use the lower-level Release (bytes
+// leave the reservation and the offer for good) and repo.Repo.PutBlock.
 //
 // # Guarantees
 //
-// For a repo whose Reserve and Release are called only by this package:
+// Every change re-reads the records it changes and is committed with the
+// quota counters as one atomic batch (see package repo: its grouped
+// commits, fail-stop after a failed write, and what a crash can and cannot
+// do). For a repo whose bytes and records only this package changes:
 //
-//	repo.Reserved == Σ availability.Size + Σ reservation.Size
+//  1. repo.Reserved == Σ availability.Size + Σ reservation.Size;
+//  2. for every availability, TotalSize == Size + Σ its reservations' (Size + Used);
+//  3. repo.Used == Σ stored blocks, and Σ reservation.Used <= repo.Used;
+//  4. with a collateral budget, FreeCollateral + Σ reservation.Collateral == TotalCollateral;
+//  5. the counters on disk equal those in memory;
 //
-// holds after every operation, after every failed operation and after a
-// crash at any point, because every change that touches several records and
-// the quota counter is one atomic repo.Commit, made under a lock per
-// availability, and memory changes only once the write succeeded. Verify
-// checks the invariant and reports any difference.
+// after every operation, every failed operation, and every crash. Verify
+// checks them all and reports each difference. A reservation with many
+// blocks is deleted in atomic steps of 512 blocks: a crash between two
+// leaves a smaller reservation, every invariant holding, and a repeated
+// DeleteReservation (or ReclaimExpired) finishes it.
 //
 // # Storage
 //
-// Records are JSON in the repo's metadata datastore (see Prefix): an
-// availability at /meta/sales/reservations/<availabilityID> and its
-// reservations one level below it. IDs are UUIDv7, so key order is creation
-// order; token amounts are decimal strings. A record that does not decode is
-// reported with ErrCorrupt, never acted upon.
+// Records are JSON in the repo's metadata datastore: an availability at
+// /meta/sales/reservations/<availabilityID>, its reservations one level
+// below it, and indexes beside them (see Prefix) so that listing
+// availabilities, finding a reservation by ID or by slot and finding the
+// blocks of a reservation each read only what they need. IDs are UUIDv7, so
+// key order is creation order; token amounts are decimal strings. A record
+// that does not decode is reported with ErrCorrupt, never acted upon. A
+// datastore written by the first release is brought to this layout by the
+// first call, in one atomic change.
 //
-// A Store is safe for concurrent use.
+// # Caveats
+//
+//   - A Store is safe for concurrent use, and several Stores on one repo
+//     share one state; two repos on one datastore are not supported.
+//   - All changes of a repo are staged one at a time under one lock (their
+//     commits are shared): a ModifyAvailability function must be quick and
+//     must not call the Store.
+//   - FindAvailability answers from memory and is a hint: use ReserveSlot,
+//     which finds and reserves in one step, to serve a slot.
+//   - UpdateAvailability with a copy read before other changes cannot tell
+//     a stale Size from an edit: change availabilities with
+//     ModifyAvailability, which hands its function the current record.
+//   - Verify holds every change off while it reads everything.
 package reservations

@@ -2,7 +2,9 @@ package reservations_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/holiman/uint256"
 	"github.com/ipfs/go-datastore"
@@ -13,6 +15,7 @@ import (
 	"github.com/stowage/stowage/reservations"
 )
 
+// The life of a slot's bytes: offered, reserved, written, given back.
 func Example() {
 	ctx := context.Background()
 	r, err := repo.New(ctx, dssync.MutexWrap(datastore.NewMapDatastore()), repo.WithQuotaMaxBytes(10_000))
@@ -21,44 +24,70 @@ func Example() {
 	}
 	store := reservations.New(r)
 
-	// Offer 4000 bytes for requests of up to an hour.
-	a, err := store.CreateAvailability(ctx, 4000, 3600, *uint256.NewInt(100), *uint256.NewInt(50))
+	// Offer 4000 bytes for slots of up to an hour paying at least 100.
+	a, err := store.AddAvailability(ctx, reservations.Availability{
+		TotalSize: 4000, Duration: 3600, MinPrice: *uint256.NewInt(100), MaxCollateral: *uint256.NewInt(50),
+	})
 	if err != nil {
 		panic(err)
 	}
 	fmt.Println("repo reserved:", r.Quota().Reserved)
 
-	// A slot of 1500 bytes paying 200 per slot with collateral 10 matches.
-	found, ok, err := store.FindAvailability(ctx, 1500, 600, *uint256.NewInt(200), *uint256.NewInt(10))
-	if err != nil || !ok {
-		panic("no availability")
-	}
-	res, err := store.CreateReservation(ctx, found.ID, 1500, stowage.RequestID{1}, 0)
+	// A slot of 1500 bytes for 10 minutes paying 1 per second.
+	slot := reservations.Slot{RequestID: stowage.RequestID{1}, Index: 0, Ask: stowage.StorageAsk{
+		Slots: 1, SlotSize: 1500, Duration: 600, Reward: *uint256.NewInt(1), Collateral: *uint256.NewInt(10),
+	}}
+	res, err := store.ReserveSlot(ctx, slot)
 	if err != nil {
 		panic(err)
 	}
 	a, _ = store.Availability(ctx, a.ID)
 	fmt.Println("availability free:", a.Size, "reservation:", res.Size)
 
-	// Download 1000 bytes: release them, then write the block.
-	if err := store.Release(ctx, res.ID, a.ID, 1000); err != nil {
-		panic(err)
+	// Download: each block's bytes move from the reservation to the disk.
+	for i := range 2 {
+		key := datastore.NewKey(fmt.Sprintf("block/%d", i))
+		if err := store.PutBlock(ctx, res.ID, key, make([]byte, 500)); err != nil {
+			panic(err)
+		}
 	}
-	if err := r.PutBlock(ctx, datastore.NewKey("block"), make([]byte, 1000)); err != nil {
-		panic(err)
-	}
+	res, _ = store.Reservation(ctx, res.ID, a.ID)
+	q := r.Quota()
+	fmt.Println("reservation size:", res.Size, "used:", res.Used, "repo used:", q.Used, "reserved:", q.Reserved)
 
-	// The sale ends: the 500 unwritten bytes return to the availability.
+	// The sale ends: blocks deleted, the offer whole again.
 	if err := store.DeleteReservation(ctx, res.ID, a.ID); err != nil {
 		panic(err)
 	}
 	a, _ = store.Availability(ctx, a.ID)
-	q := r.Quota()
-	fmt.Println("availability free:", a.Size, "used:", q.Used, "reserved:", q.Reserved)
-	fmt.Println("invariant:", store.Verify(ctx) == nil)
+	q = r.Quota()
+	fmt.Println("availability free:", a.Size, "of", a.TotalSize, "repo used:", q.Used, "reserved:", q.Reserved)
+	fmt.Println("books balance:", store.Verify(ctx) == nil)
 	// Output:
 	// repo reserved: 4000
 	// availability free: 2500 reservation: 1500
-	// availability free: 3000 used: 1000 reserved: 3000
-	// invariant: true
+	// reservation size: 500 used: 1000 repo used: 1000 reserved: 3000
+	// availability free: 4000 of 4000 repo used: 0 reserved: 4000
+	// books balance: true
+}
+
+// ReserveSlot says which term ruled a slot out, so an operator knows what
+// to change.
+func ExampleNoAvailabilityError() {
+	ctx := context.Background()
+	r, _ := repo.New(ctx, dssync.MutexWrap(datastore.NewMapDatastore()), repo.WithQuotaMaxBytes(1<<30))
+	store := reservations.New(r)
+	_, _ = store.AddAvailability(ctx, reservations.Availability{TotalSize: 1 << 20, Duration: 3600})
+
+	_, err := store.ReserveSlot(ctx, reservations.Slot{RequestID: stowage.RequestID{1}, Ask: stowage.StorageAsk{
+		Slots: 1, SlotSize: 4 << 20, Duration: 600,
+	}, ValidUntil: time.Unix(1e9, 0)})
+	var none *reservations.NoAvailabilityError
+	fmt.Println(errors.As(err, &none), errors.Is(err, reservations.ErrNoAvailability))
+	fmt.Println(none.Term)
+	fmt.Println(none.Detail)
+	// Output:
+	// true true
+	// size
+	// the slot needs 4 MiB, the largest free is 1 MiB
 }

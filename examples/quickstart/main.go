@@ -1,7 +1,9 @@
 // Command quickstart walks through the life of one slot's bytes: it opens a
 // repo on LevelDB, offers disk space as an availability, reserves a slot,
-// writes the slot's blocks while releasing the reservation's bytes, and
-// finally deletes the reservation, printing the accounting at each step.
+// writes some of the slot's blocks (each moving its bytes from the
+// reservation to the disk), and deletes the reservation when the sale ends,
+// which deletes the blocks and makes the offer whole again. It prints the
+// accounting at each step.
 //
 //	go run ./examples/quickstart            # in a temporary directory
 //	go run ./examples/quickstart -dir data  # keep the database in ./data
@@ -78,16 +80,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	ask := stowage.StorageAsk{Slots: 4, SlotSize: slotSize, Duration: 3600, Reward: *uint256.NewInt(2), Collateral: *uint256.NewInt(100)}
 	request := stowage.RequestID{0xca, 0xfe}
 	price := ask.PricePerSlot()
-	found, ok, err := store.FindAvailability(ctx, ask.SlotSize, ask.Duration, price, ask.Collateral)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("no availability matches the request")
-	}
-	say("A request %s… asks for %d slots of %s for an hour, paying %s per slot: it matches.", short(request.String()), ask.Slots, size(ask.SlotSize), price.Dec())
+	say("A request %s… asks for %d slots of %s for an hour, paying %s per slot.", short(request.String()), ask.Slots, size(ask.SlotSize), price.Dec())
 
-	res, err := store.CreateReservation(ctx, found.ID, ask.SlotSize, request, 2)
+	res, err := store.ReserveSlot(ctx, reservations.Slot{RequestID: request, Index: 2, Ask: ask})
 	if err != nil {
 		return err
 	}
@@ -95,24 +90,23 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	say("Reserved slot 2: reservation %s holds %s; the availability has %s left.", tail(res.ID.String()), size(res.Size), size(a.Size))
+	say("Reserved slot 2: reservation %s holds %s; the availability has %s of %s free.", tail(res.ID.String()), size(res.Size), size(a.Size), size(a.TotalSize))
 	quota()
 
-	// Download three of the slot's four blocks: release each block's bytes
-	// from the reservation, then write it.
+	// Download three of the slot's four blocks: each write moves the block's
+	// bytes from the reservation to the disk, in one atomic change.
+	var keys []datastore.Key
 	for i := range 3 {
-		if err := store.Release(ctx, res.ID, res.AvailabilityID, blockSize); err != nil {
-			return err
-		}
 		key := datastore.NewKey(fmt.Sprintf("%s/%d/%d", request, res.SlotIndex, i))
-		if err := r.PutBlock(ctx, key, make([]byte, blockSize)); err != nil {
+		keys = append(keys, key)
+		if err := store.PutBlock(ctx, res.ID, key, make([]byte, blockSize)); err != nil {
 			return err
 		}
 		res, err = store.Reservation(ctx, res.ID, res.AvailabilityID)
 		if err != nil {
 			return err
 		}
-		say("Wrote block %d (%s); the reservation still holds %s.", i, size(blockSize), size(res.Size))
+		say("Wrote block %d (%s); the reservation holds %s more and its blocks use %s.", i, size(blockSize), size(res.Size), size(res.Used))
 	}
 	quota()
 
@@ -124,13 +118,23 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	say("The %s never written went back to the availability, which now has %s.", size(res.Size), size(a.Size))
+	left := 0
+	for _, key := range keys {
+		has, err := r.HasBlock(ctx, key)
+		if err != nil {
+			return err
+		}
+		if has {
+			left++
+		}
+	}
+	say("Its blocks are deleted (%d left) and all %s came back: the availability has %s of %s free.", left, size(res.Size+res.Used), size(a.Size), size(a.TotalSize))
 	quota()
 
 	if err := store.Verify(ctx); err != nil {
 		return err
 	}
-	say("Check: reserved bytes equal availabilities plus reservations.")
+	say("Check: every invariant holds (reserved, used and blocks add up).")
 	return nil
 }
 
