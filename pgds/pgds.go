@@ -357,7 +357,7 @@ func del(ctx context.Context, q querier, s *statements, key datastore.Key) error
 func wrap(op string, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") {
-		return fmt.Errorf("pgds: %s: %w: %w", op, ErrSerialization, err)
+		return fmt.Errorf("%w: %s: %w", ErrSerialization, op, err)
 	}
 	return fmt.Errorf("pgds: %s: %w", op, err)
 }
@@ -370,5 +370,5 @@ func wrapCommit(op string, err error) error {
 	if errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxCommitRollback) || pgconn.SafeToRetry(err) {
 		return wrap(op, err)
 	}
-	return fmt.Errorf("pgds: %s: %w: %w", op, ErrCommitUnknown, err)
+	return fmt.Errorf("%w: %s: %w", ErrCommitUnknown, op, err)
 }
