@@ -141,8 +141,9 @@ func (d *Datastore) createTable(ctx context.Context, ident pgx.Identifier) error
 	_, err := d.pool.Exec(ctx, d.sql.create)
 	var pgErr *pgconn.PgError
 	// Two processes creating the table at once: one of them loses on the
-	// catalog's unique index (23505) or sees it already made (42P07).
-	if errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07") {
+	// catalog's unique indexes (23505, or 42710 for the table's row type)
+	// or sees it already made (42P07). The winner has committed by then.
+	if errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42710" || pgErr.Code == "42P07") {
 		err = nil
 	}
 	if err != nil {
