@@ -23,6 +23,8 @@
 //
 // With STOWAGE_PG_URL set (a postgres:// URL whose role may CREATE DATABASE),
 // no server is started and each test's database is created there instead.
+// Without either, URL skips the test with SkipMessage, or fails it when
+// STOWAGE_PG_REQUIRED is set.
 package pgtest
 
 import (
@@ -51,6 +53,10 @@ import (
 // EnvURL names the environment variable that points the tests at an existing
 // server instead of a private one.
 const EnvURL = "STOWAGE_PG_URL"
+
+// EnvRequired names the environment variable that, when set (as CI sets
+// it), makes a missing PostgreSQL fail the tests instead of skipping them.
+const EnvRequired = "STOWAGE_PG_REQUIRED"
 
 // SkipMessage is the one line a test skips with when no PostgreSQL is
 // available.
@@ -95,6 +101,9 @@ func URL(t testing.TB) string {
 	}
 	startOnce.Do(start)
 	if skip {
+		if os.Getenv(EnvRequired) != "" {
+			t.Fatalf("pgtest: %s is set: %s", EnvRequired, SkipMessage)
+		}
 		t.Skip(SkipMessage)
 	}
 	if srvErr != nil {
