@@ -1,0 +1,79 @@
+// Package pgds is a go-datastore on PostgreSQL: a datastore.Batching and
+// datastore.TxnDatastore over one table, through pgx and its pool. It lets
+// the hosts of a fleet keep their stowage metadata in one database server
+// instead of each in its own embedded LevelDB.
+//
+// # Basics
+//
+//	ds, err := pgds.Open(ctx, "postgres://stowage:secret@db:5432/stowage?connect_timeout=5")
+//	...
+//	defer ds.Close()
+//	r, err := repo.New(ctx, ds, repo.WithQuotaMaxBytes(100<<30))
+//
+// New takes a *pgxpool.Pool the application already has instead; Close then
+// leaves the pool open. Either creates the table if it is missing:
+//
+//	CREATE TABLE datastore (key text COLLATE "C" PRIMARY KEY, value bytea NOT NULL)
+//
+// WithTable names another table, so that several stores (one per host, or
+// metadata and blocks) share a database. The "C" collation makes key order
+// byte order, as go-datastore expects; a table that exists with another
+// collation or column types is refused with ErrTableSchema.
+//
+// # Queries
+//
+// The server does the work that its primary key index serves: the Prefix
+// (as a key range, "/a" selecting "/a/..." only), key comparisons and key
+// prefixes among the Filters, value comparisons, ordering by key (the order
+// of every query without Orders), Offset and Limit. Any other filter or
+// order runs in Go through query.NaiveQueryApply, and then Offset and Limit
+// do too. Filters and orders see the values also when KeysOnly is set.
+//
+// Results are read in pages of 1000 rows, each its own statement, so no
+// connection is held while the caller consumes them and a big result is not
+// held in memory (except where an order runs in Go). A query is therefore
+// not a snapshot: a key present during the whole query is returned exactly
+// once, a key written or deleted meanwhile may or may not be. A page that
+// fails is a Result with an Error, never a silently shorter result.
+//
+// # Batches and transactions
+//
+// Batch.Commit writes its puts and deletes, in the order they were made, in
+// one transaction: all or nothing, so repo.New needs no WithTransactions.
+// NewTransaction begins a SERIALIZABLE transaction. Two transactions that
+// read and write the same records concurrently cannot both commit: one
+// fails, in any call or at Commit, with an error wrapping ErrSerialization,
+// and is retried from the start by the caller.
+//
+// A batch or transaction whose connection fails after COMMIT was sent may
+// have been written or not: its error wraps ErrCommitUnknown (and the error
+// of pgx). Read back to learn the outcome, as the stowage repo does when it
+// refuses writes until it is reopened. An error without ErrCommitUnknown
+// from Commit means nothing was written.
+//
+// # Caveats
+//
+//   - Keys are PostgreSQL text: valid UTF-8 without NUL bytes. Put refuses
+//     others with ErrInvalidKey. Stowage's keys always qualify.
+//   - Every call is a round trip to the server. Get and a small batch cost
+//     about what the same statements cost through pgx directly (see
+//     BenchmarkBatch and BenchmarkGet), and far more than LevelDB's
+//     in-process calls.
+//   - Sync does nothing: a write is as durable as the server's
+//     synchronous_commit and replication make it.
+//   - A Txn holds a pool connection until Commit or Discard; always call
+//     one of them. Its Query reads the whole result at once.
+//   - Several processes may share a table through transactions, but the
+//     stowage repo and reservations store keep counters in memory and assume
+//     they are the only writer of their keys: give each host its own table
+//     (or namespace) until a shared mode exists.
+//
+// # Other servers
+//
+// pgds was tested against PostgreSQL 15 only (the tests start a private
+// server; see internal/pgtest). CockroachDB and YugabyteDB speak the
+// PostgreSQL protocol, default to SERIALIZABLE and report conflicts as
+// SQLSTATE 40001, so they may work, but nothing here was run against them:
+// their support for COLLATE "C", for the catalog query New uses to check the
+// table, and for ON CONFLICT is untested.
+package pgds
