@@ -39,7 +39,7 @@ var (
 	// it conflicted with a concurrent one (SQLSTATE 40001
 	// serialization_failure or 40P01 deadlock_detected). Nothing of it was
 	// written: retry it from the start, reads included.
-	ErrSerialization = errors.New("pgds: serialization failure, retry the transaction")
+	ErrSerialization error = retryable("pgds: serialization failure, retry the transaction")
 	// ErrCommitUnknown means the connection failed (or the context ended)
 	// after COMMIT was sent and before its answer arrived: the batch or
 	// transaction may or may not have been written. Read back to find out;
@@ -373,3 +373,13 @@ func wrapCommit(op string, err error) error {
 	}
 	return fmt.Errorf("%w: %s: %w", ErrCommitUnknown, op, err)
 }
+
+// retryable is an error a caller should retry from the start. Its Retryable
+// method is how the stowage repo's shared mode (repo.WithShared) knows, for
+// any datastore, which failures to retry.
+type retryable string
+
+func (e retryable) Error() string { return string(e) }
+
+// Retryable reports that the failed transaction can be retried.
+func (e retryable) Retryable() bool { return true }

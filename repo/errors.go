@@ -22,6 +22,9 @@ var (
 	// ErrInvalidOption reports an option that cannot be honoured, such as
 	// transactions on a datastore whose transactions do not work.
 	ErrInvalidOption = engine.ErrInvalid
+	// ErrConflict means a change in shared mode (WithShared) conflicted with
+	// other processes' changes on every attempt; nothing was changed.
+	ErrConflict = engine.ErrConflict
 	// ErrInvariant means Verify found the counters and the datastore
 	// disagreeing; the error reports the figures.
 	ErrInvariant = engine.ErrInvariant

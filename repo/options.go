@@ -12,6 +12,7 @@ type options struct {
 	blocks       datastore.Batching
 	noSync       bool
 	transactions bool
+	shared       bool
 	logger       *slog.Logger
 	wrapStorage  func(storage.Storage) storage.Storage // tests: fault injection
 }
@@ -75,4 +76,28 @@ func WithLogger(l *slog.Logger) Option {
 			o.logger = l
 		}
 	}
+}
+
+// WithShared runs the repo in shared mode, for several processes (a fleet
+// of hosts) selling the capacity of one datastore, such as PostgreSQL
+// through package pgds. The datastore must offer working transactions
+// (datastore.TxnDatastore) that are serializable.
+//
+// Nothing is then authoritative in memory: every change is one transaction
+// that reads the counters and records it changes, writes and commits. A
+// transaction the datastore rolls back for a conflict with another process
+// (its error has a Retryable() bool method reporting true, as pgds's
+// ErrSerialization has) is run again from the start after a jittered
+// backoff, up to 30 times; then the call fails with ErrConflict and nothing
+// is changed. A commit whose outcome is unknown (a connection lost after
+// COMMIT was sent) fails with ErrWriteFailed: read back to learn whether it
+// happened. Later changes need no reopening, as each reads what it changes.
+//
+// Quota, Available and HasAvailable report the counters as this process
+// last read or wrote them: another process may have changed them since.
+// Changes of one process run one at a time (they would only conflict with
+// each other); processes run in parallel, limited by their conflicts on the
+// counters every change of bytes updates.
+func WithShared() Option {
+	return func(o *options) { o.shared = true }
 }

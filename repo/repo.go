@@ -92,7 +92,7 @@ func apply(opts []Option) options {
 }
 
 func newRepo(ctx context.Context, c engine.Config, o options) (*Repo, error) {
-	c.Max, c.Blocks, c.Txn, c.Log = o.max, o.blocks, o.transactions, o.logger
+	c.Max, c.Blocks, c.Txn, c.Shared, c.Log = o.max, o.blocks, o.transactions, o.shared, o.logger
 	e, err := engine.New(ctx, c)
 	if err != nil {
 		return nil, err

@@ -83,7 +83,7 @@ func New(r *repo.Repo, opts ...Option) *Store {
 		opt(&o)
 	}
 	e := engine.Of(r)
-	st := e.Shared(stateKey{}, func() any { return &state{hints: map[AvailabilityID]Availability{}} }).(*state)
+	st := e.Ext(stateKey{}, func() any { return &state{hints: map[AvailabilityID]Availability{}} }).(*state)
 	return &Store{repo: r, eng: e, st: st, onAdded: o.onAdded, log: o.logger}
 }
 
@@ -212,7 +212,8 @@ func (s *state) dropHint(id AvailabilityID) {
 // them. Called under the staging lock.
 func (s *state) loadHints(t txn) error {
 	s.mu.Lock()
-	ok := s.loaded && s.gen == t.Generation()
+	// In shared mode other processes change the availabilities: read them.
+	ok := s.loaded && s.gen == t.Generation() && !t.Shared()
 	s.mu.Unlock()
 	if ok {
 		return nil

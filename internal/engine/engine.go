@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
@@ -56,6 +57,10 @@ type Config struct {
 	Meta   datastore.Batching // nil when Open is set
 	Blocks datastore.Batching // nil: blocks share Meta under BlocksPrefix
 	Txn    bool               // write groups as transactions instead of batches
+	// Shared: several processes change the datastore; every change is one
+	// of its transactions, retried on conflict, and nothing in memory is
+	// authoritative.
+	Shared bool
 	// Open opens the embedded metadata datastore; the engine calls it again
 	// to recover after a write whose outcome is unknown, and closes what it
 	// returned on Close.
@@ -67,6 +72,7 @@ type Config struct {
 type Engine struct {
 	max      uint64
 	txn      bool
+	shared   bool
 	separate bool // blocks live in their own datastore
 	open     func() (datastore.Batching, io.Closer, error)
 	log      *slog.Logger
@@ -97,8 +103,10 @@ type Engine struct {
 	countMu sync.RWMutex
 	counts  Counters // durable, for readers that must not wait on stageMu
 
-	sharedMu sync.Mutex
-	shared   map[any]any
+	extMu sync.Mutex
+	ext   map[any]any
+
+	conflicts atomic.Uint64
 }
 
 // okey names a key in the metadata store or the block store.
@@ -130,7 +138,7 @@ type change struct {
 
 // New loads the counters and returns an engine.
 func New(ctx context.Context, c Config) (*Engine, error) {
-	e := &Engine{max: c.Max, txn: c.Txn, open: c.Open, log: c.Log, meta: c.Meta, blocks: c.Blocks, overlay: map[okey]pending{}}
+	e := &Engine{max: c.Max, txn: c.Txn, shared: c.Shared, open: c.Open, log: c.Log, meta: c.Meta, blocks: c.Blocks, overlay: map[okey]pending{}}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -155,7 +163,7 @@ func New(ctx context.Context, c Config) (*Engine, error) {
 		}
 		return nil, err
 	}
-	if e.txn {
+	if e.txn || e.shared {
 		if err := probeTxn(ctx, e.meta); err != nil {
 			return fail(err)
 		}
@@ -264,6 +272,9 @@ func (e *Engine) Update(ctx context.Context, fn func(tx *Tx) error) error {
 		return ErrClosed
 	}
 	defer e.life.leave()
+	if e.shared {
+		return e.updateShared(ctx, fn)
+	}
 	e.gate.RLock()
 	defer e.gate.RUnlock()
 
@@ -295,7 +306,7 @@ func (e *Engine) stage(ctx context.Context, fn func(tx *Tx) error) (*change, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	tx := &Tx{e: e, ctx: ctx, c: e.staged}
+	tx := &Tx{e: e, ctx: ctx, c: e.staged, base: e.staged}
 	if err := fn(tx); err != nil {
 		return nil, err
 	}
@@ -548,6 +559,10 @@ func (e *Engine) View(ctx context.Context, fn func(tx *Tx) error) error {
 		return ErrClosed
 	}
 	defer e.life.leave()
+	if e.shared {
+		// One read-only transaction: a consistent snapshot of the database.
+		return e.trySharedOnce(ctx, fn, true)
+	}
 	e.gate.Lock()
 	defer e.gate.Unlock()
 	e.stageMu.Lock()
@@ -555,12 +570,15 @@ func (e *Engine) View(ctx context.Context, fn func(tx *Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	tx := &Tx{e: e, ctx: ctx, c: e.staged, readOnly: true}
+	tx := &Tx{e: e, ctx: ctx, c: e.staged, base: e.staged, readOnly: true}
 	return fn(tx)
 }
 
 // DiskCounters reads the counters from the datastore. Call it from View.
 func (tx *Tx) DiskCounters() (Counters, error) {
+	if tx.txn != nil {
+		return readCounters(tx.ctx, tx.txn)
+	}
 	tx.e.dbMu.RLock()
 	defer tx.e.dbMu.RUnlock()
 	return readCounters(tx.ctx, tx.e.meta)
@@ -641,10 +659,11 @@ func (tx *Tx) ScanBlocks(fn func(key datastore.Key, size uint64) error) error {
 	if !e.separate {
 		prefix = BlocksPrefix
 	}
-	return scan(tx.ctx, e.blocks, prefix, true, func(en query.Entry) error {
+	blocks := tx.blockStore()
+	return scan(tx.ctx, blocks, prefix, true, func(en query.Entry) error {
 		size := en.Size
 		if size < 0 {
-			n, err := e.blocks.GetSize(tx.ctx, datastore.RawKey(en.Key))
+			n, err := blocks.GetSize(tx.ctx, datastore.RawKey(en.Key))
 			if err != nil {
 				return fmt.Errorf("repo: size of block %s: %w", en.Key, err)
 			}

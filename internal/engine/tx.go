@@ -19,6 +19,8 @@ type Tx struct {
 	e        *Engine
 	ctx      context.Context
 	c        Counters
+	base     Counters      // the counters before this change
+	txn      datastore.Txn // shared mode: the datastore transaction
 	ops      []op
 	idx      map[okey]int // last op of a key in ops
 	after    []func()
@@ -62,9 +64,26 @@ func (tx *Tx) get(k okey) ([]byte, error) {
 	tx.e.dbMu.RLock()
 	defer tx.e.dbMu.RUnlock()
 	if k.blocks {
-		return tx.e.blocks.Get(tx.ctx, tx.e.blockKey(datastore.RawKey(k.key)))
+		return tx.blockStore().Get(tx.ctx, tx.e.blockKey(datastore.RawKey(k.key)))
 	}
-	return tx.e.meta.Get(tx.ctx, datastore.RawKey(k.key))
+	return tx.metaStore().Get(tx.ctx, datastore.RawKey(k.key))
+}
+
+// metaStore is where the change reads metadata: its transaction in shared
+// mode, else the datastore (behind the overlay).
+func (tx *Tx) metaStore() datastore.Read {
+	if tx.txn != nil {
+		return tx.txn
+	}
+	return tx.e.meta
+}
+
+// blockStore is where the change reads blocks.
+func (tx *Tx) blockStore() datastore.Read {
+	if !tx.e.separate {
+		return tx.metaStore()
+	}
+	return tx.e.blocks
 }
 
 // Get reads a metadata record; a missing one is datastore.ErrNotFound.
@@ -80,7 +99,7 @@ func (tx *Tx) Has(key datastore.Key) (bool, error) {
 	}
 	tx.e.dbMu.RLock()
 	defer tx.e.dbMu.RUnlock()
-	return tx.e.meta.Has(tx.ctx, key)
+	return tx.metaStore().Has(tx.ctx, key)
 }
 
 func (tx *Tx) stageOp(o op) error {
@@ -134,11 +153,11 @@ func (tx *Tx) BlockSize(key datastore.Key) (uint64, bool, error) {
 	tx.e.dbMu.RLock()
 	defer tx.e.dbMu.RUnlock()
 	bk := tx.e.blockKey(key)
-	ok, err := tx.e.blocks.Has(tx.ctx, bk)
+	ok, err := tx.blockStore().Has(tx.ctx, bk)
 	if err != nil || !ok {
 		return 0, false, err
 	}
-	n, err := tx.e.blocks.GetSize(tx.ctx, bk)
+	n, err := tx.blockStore().GetSize(tx.ctx, bk)
 	if err != nil {
 		return 0, false, err
 	}
@@ -204,7 +223,7 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 		add(k, pd.value, pd.del)
 	}
 	tx.e.dbMu.RLock()
-	err := scan(tx.ctx, tx.e.meta, prefix, keysOnly, func(en query.Entry) error {
+	err := scan(tx.ctx, tx.metaStore(), prefix, keysOnly, func(en query.Entry) error {
 		if !pendingKeys[en.Key] {
 			entries = append(entries, entry{en.Key, en.Value})
 		}
@@ -284,22 +303,22 @@ func (tx *Tx) Generation() uint64 { return tx.e.gen }
 // its write path.
 var Of func(repo any) *Engine
 
-// Shared returns the value stored under key, creating it with mk on first
+// Ext returns the value stored under key, creating it with mk on first
 // use: state that every user of one repo must share (one reservations
 // state per repo, however many Stores are made on it).
-func (e *Engine) Shared(key any, mk func() any) any {
-	e.sharedMu.Lock()
-	defer e.sharedMu.Unlock()
-	if e.shared == nil {
-		e.shared = map[any]any{}
+func (e *Engine) Ext(key any, mk func() any) any {
+	e.extMu.Lock()
+	defer e.extMu.Unlock()
+	if e.ext == nil {
+		e.ext = map[any]any{}
 	}
-	v, ok := e.shared[key]
+	v, ok := e.ext[key]
 	if !ok {
 		v = mk()
-		e.shared[key] = v
+		e.ext[key] = v
 	}
 	return v
 }
 
 // Dirty reports whether the change has staged a write or moved a counter.
-func (tx *Tx) Dirty() bool { return len(tx.ops) > 0 || tx.c != tx.e.staged }
+func (tx *Tx) Dirty() bool { return len(tx.ops) > 0 || tx.c != tx.base }

@@ -1,0 +1,156 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/ipfs/go-datastore"
+)
+
+// ErrConflict is re-exported by package repo.
+var ErrConflict = errors.New("repo: too many conflicting transactions; nothing was changed")
+
+// Shared mode: several processes change one datastore (PostgreSQL through
+// pgds, say). Nothing in memory is authoritative: every change is one
+// transaction of the datastore that reads the counters and records it
+// changes, writes, and commits. A transaction the datastore rolls back for
+// a conflict (its error has a Retryable method reporting true) is run again
+// from the start, after a jittered backoff, up to maxAttempts times.
+const (
+	maxAttempts = 30
+	minBackoff  = time.Millisecond
+	maxBackoff  = 100 * time.Millisecond
+)
+
+// retryable reports whether err asks for the transaction to be retried.
+func retryable(err error) bool {
+	var r interface{ Retryable() bool }
+	return errors.As(err, &r) && r.Retryable()
+}
+
+// updateShared runs fn in a transaction of the datastore, retrying
+// conflicts. Changes of one process are run one at a time: they would only
+// conflict with each other.
+func (e *Engine) updateShared(ctx context.Context, fn func(tx *Tx) error) error {
+	e.stageMu.Lock()
+	defer e.stageMu.Unlock()
+	backoff := minBackoff
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := e.trySharedOnce(ctx, fn, false)
+		if !retryable(err) {
+			return err
+		}
+		e.conflicts.Add(1)
+		if attempt == maxAttempts {
+			return fmt.Errorf("%w: %d attempts, the last: %w", ErrConflict, attempt, err)
+		}
+		sleep := backoff/2 + rand.N(backoff/2+1)
+		backoff = min(2*backoff, maxBackoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(sleep):
+		}
+	}
+}
+
+// trySharedOnce runs fn once in a new transaction and commits it.
+func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readOnly bool) error {
+	// e.meta is never replaced in shared mode (no self-recovery): no dbMu.
+	txn, err := e.meta.(datastore.TxnDatastore).NewTransaction(ctx, readOnly)
+	if err != nil {
+		return fmt.Errorf("repo: begin transaction: %w", err)
+	}
+	defer txn.Discard(context.WithoutCancel(ctx))
+	cs, err := readCounters(ctx, txn)
+	if err != nil {
+		return err
+	}
+	tx := &Tx{e: e, ctx: ctx, c: cs, base: cs, txn: txn, readOnly: readOnly}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !tx.Dirty() {
+		e.setCounts(cs)
+		for _, f := range tx.after {
+			f()
+		}
+		return nil
+	}
+	var meta, blockPuts, blockDels []op
+	last := map[okey]int{}
+	for i, o := range tx.ops {
+		last[o.okey] = i
+	}
+	for i, o := range tx.ops {
+		switch {
+		case last[o.okey] != i:
+		case !o.blocks || !e.separate:
+			meta = append(meta, o)
+		case o.del:
+			blockDels = append(blockDels, o)
+		default:
+			blockPuts = append(blockPuts, o)
+		}
+	}
+	if tx.c.Used != cs.Used {
+		meta = append(meta, op{okey: okey{key: UsedKey.String()}, value: encodeCounter(tx.c.Used)})
+	}
+	if tx.c.Reserved != cs.Reserved {
+		meta = append(meta, op{okey: okey{key: ReservedKey.String()}, value: encodeCounter(tx.c.Reserved)})
+	}
+	// As in the single-process path: blocks in a store of their own are
+	// deleted before and written after the metadata that counts them.
+	if err, _ := e.commit(ctx, e.blocks, blockDels, false); err != nil {
+		return err
+	}
+	for _, o := range meta {
+		k := datastore.RawKey(o.key)
+		if o.blocks {
+			k = e.blockKey(k)
+		}
+		if o.del {
+			err = txn.Delete(ctx, k)
+		} else {
+			err = txn.Put(ctx, k, o.value)
+		}
+		if err != nil {
+			return fmt.Errorf("repo: stage %s: %w", k, err)
+		}
+	}
+	if err := txn.Commit(ctx); err != nil {
+		if retryable(err) {
+			return err
+		}
+		return fmt.Errorf("%w: commit: %w", ErrWriteFailed, err)
+	}
+	if err, _ := e.commit(ctx, e.blocks, blockPuts, false); err != nil {
+		return fmt.Errorf("%w: blocks after their metadata: %w", ErrWriteFailed, err)
+	}
+	e.setCounts(tx.c)
+	for _, f := range tx.after {
+		f()
+	}
+	return nil
+}
+
+func (e *Engine) setCounts(c Counters) {
+	e.countMu.Lock()
+	e.counts = c
+	e.countMu.Unlock()
+}
+
+// Conflicts counts the transactions shared mode had to retry.
+func (e *Engine) Conflicts() uint64 { return e.conflicts.Load() }
+
+// Shared reports whether the engine runs in shared mode.
+func (tx *Tx) Shared() bool { return tx.e.shared }
