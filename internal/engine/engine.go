@@ -307,7 +307,7 @@ func (e *Engine) stage(ctx context.Context, fn func(tx *Tx) error) (*change, err
 		return nil, err
 	}
 	tx := &Tx{e: e, ctx: ctx, c: e.staged, base: e.staged}
-	if err := fn(tx); err != nil {
+	if err := run(fn, tx); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -333,6 +333,19 @@ func (e *Engine) stage(ctx context.Context, fn func(tx *Tx) error) (*change, err
 		f()
 	}
 	return c, nil
+}
+
+// ErrPanic wraps a panic in a change's function: the change is abandoned
+// and the staging lock released.
+var ErrPanic = errors.New("repo: change panicked")
+
+func run(fn func(tx *Tx) error, tx *Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", ErrPanic, p)
+		}
+	}()
+	return fn(tx)
 }
 
 // writeGroups writes the queue as one group, then hands the lead to the
@@ -369,9 +382,10 @@ func (e *Engine) writeGroups() {
 		for _, c := range group {
 			c.err = err
 		}
-		// Changes queued behind the failed ones were checked against them.
+		// Changes queued behind the failed ones were checked against them:
+		// they fail too, unwritten.
 		for _, c := range e.queue {
-			c.err = fmt.Errorf("%w: an earlier change failed: %w", ErrWriteFailed, err)
+			c.err = fmt.Errorf("repo: an earlier change in the commit queue failed: %w", err)
 		}
 		failed = e.queue
 		e.queue = nil

@@ -73,7 +73,7 @@ func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readO
 		return err
 	}
 	tx := &Tx{e: e, ctx: ctx, c: cs, base: cs, txn: txn, readOnly: readOnly}
-	if err := fn(tx); err != nil {
+	if err := run(fn, tx); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
