@@ -70,6 +70,24 @@ var (
 	_ func(*reservations.Store) uint64                                                                                                 = (*reservations.Store).Available
 	_ func(*reservations.Store, uint64) bool                                                                                           = (*reservations.Store).HasAvailable
 
+	// Additions of the second round: repo and reservations.
+	_ error                       = repo.ErrClosed
+	_ error                       = repo.ErrWriteFailed
+	_ func(*repo.Repo, ctx) error = (*repo.Repo).Verify
+
+	_ error = reservations.ErrNoAvailability
+	_ error = reservations.ErrSlotReserved
+	_       = reservations.Availability{TotalSize: 1, Disabled: true, Until: time.Time{}, TotalCollateral: uint256.Int{}, FreeCollateral: uint256.Int{}}
+	_       = reservations.Reservation{SlotSize: 1, Used: 1, Collateral: uint256.Int{}, ValidUntil: time.Time{}}
+	_       = reservations.Slot{RequestID: stowage.RequestID{}, Index: uint64(1), Ask: stowage.StorageAsk{}, ValidUntil: time.Time{}}
+
+	_ func(*reservations.Store, ctx, reservations.Availability) (reservations.Availability, error)      = (*reservations.Store).AddAvailability
+	_ func(*reservations.Store, ctx, reservations.Slot) (reservations.Reservation, error)               = (*reservations.Store).ReserveSlot
+	_ func(*reservations.Store, ctx, stowage.RequestID, uint64) (reservations.Reservation, bool, error) = (*reservations.Store).ReservationForSlot
+	_ func(*reservations.Store, ctx, reservations.ReservationID, datastore.Key, []byte) error           = (*reservations.Store).PutBlock
+	_ func(*reservations.Store, ctx, time.Time) (int, error)                                            = (*reservations.Store).ReclaimExpired
+	_ func(*reservations.Store, ctx) error                                                              = (*reservations.Store).Verify
+
 	_                                                                               = slotqueue.DefaultMaxWorkers + slotqueue.DefaultMaxSize
 	_ error                                                                         = slotqueue.ErrNotRunning
 	_ error                                                                         = slotqueue.ErrItemExists
