@@ -295,7 +295,7 @@ func (e *Engine) stage(ctx context.Context, fn func(tx *Tx) error) (*change, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	tx := &Tx{e: e, ctx: ctx, c: e.staged}
+	tx := &Tx{e: e, ctx: ctx, c: e.staged, start: e.staged}
 	if err := fn(tx); err != nil {
 		return nil, err
 	}
