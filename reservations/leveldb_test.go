@@ -43,3 +43,50 @@ func TestLevelDB_StateSurvivesReopen(t *testing.T) {
 	assert.Equal(t, uint64(900), got.Size)
 	requireInvariant(t, s2)
 }
+
+// The byte loop's records (TotalSize, Used, blocks and their indexes, the
+// slot index) survive a reopen of the embedded LevelDB.
+func TestLevelDB_ByteLoopSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	r, err := repo.Open(ctx, dir, repo.WithQuotaMaxBytes(10_000), repo.WithNoSync())
+	require.NoError(t, err)
+	s := reservations.New(r)
+	a := mustAvailability(t, s, 1000)
+	res, err := s.ReserveSlot(ctx, slotOf(5, 2, 300))
+	require.NoError(t, err)
+	require.NoError(t, s.PutBlock(ctx, res.ID, blockKey(1), []byte("hello")))
+	require.NoError(t, s.PutBlock(ctx, res.ID, blockKey(2), make([]byte, 95)))
+	require.NoError(t, r.Close())
+
+	r2, err := repo.Open(ctx, dir, repo.WithQuotaMaxBytes(10_000), repo.WithNoSync())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r2.Close() })
+	s2 := reservations.New(r2)
+	requireInvariant(t, s2)
+	assert.Equal(t, repo.Quota{Max: 10_000, Used: 100, Reserved: 900}, r2.Quota())
+	got := availability(t, s2, a.ID)
+	assert.Equal(t, uint64(1000), got.TotalSize)
+	assert.Equal(t, uint64(700), got.Size)
+	bySlot, ok, err := s2.ReservationForSlot(ctx, reqID(5), 2)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, res.ID, bySlot.ID)
+	assert.Equal(t, uint64(100), bySlot.Used)
+	assert.Equal(t, uint64(200), bySlot.Size)
+	b, err := r2.GetBlock(ctx, blockKey(1))
+	require.NoError(t, err)
+	assert.Equal(t, []byte("hello"), b)
+	_, err = s2.ReserveSlot(ctx, slotOf(5, 2, 1))
+	assert.ErrorIs(t, err, reservations.ErrSlotReserved)
+
+	// The block index came back too: deleting gives every byte back.
+	require.NoError(t, s2.DeleteReservation(ctx, res.ID, a.ID))
+	got = availability(t, s2, a.ID)
+	assert.Equal(t, got.TotalSize, got.Size)
+	assert.Equal(t, repo.Quota{Max: 10_000, Used: 0, Reserved: 1000}, r2.Quota())
+	ok, err = r2.HasBlock(ctx, blockKey(2))
+	require.NoError(t, err)
+	assert.False(t, ok)
+	requireInvariant(t, s2)
+}

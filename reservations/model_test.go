@@ -1,27 +1,68 @@
 package reservations_test
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/ipfs/go-datastore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stowage/stowage"
 	"github.com/stowage/stowage/repo"
 	"github.com/stowage/stowage/reservations"
 )
 
 // model is the simplest possible bookkeeping of what the Store must do.
 type model struct {
-	max, reserved uint64
-	avail         map[reservations.AvailabilityID]uint64
-	res           map[reservations.ReservationID]modelRes
+	max, reserved, used uint64
+	avail               map[reservations.AvailabilityID]*modelAvail
+	res                 map[reservations.ReservationID]*modelRes
 }
 
+type modelAvail struct{ size, total uint64 }
+
 type modelRes struct {
-	avail reservations.AvailabilityID
-	size  uint64
+	avail      reservations.AvailabilityID
+	size, used uint64
+	req        stowage.RequestID
+	index      uint64
+	blocks     map[datastore.Key]uint64
+}
+
+// held is what the reservations of an availability hold.
+func (m *model) held(id reservations.AvailabilityID) uint64 {
+	var n uint64
+	for _, x := range m.res {
+		if x.avail == id {
+			n += x.size + x.used
+		}
+	}
+	return n
+}
+
+// bestFit is ReserveSlot's choice among the model's availabilities (all
+// on terms every slot of the test meets): the least free bytes that fit,
+// the oldest on a tie.
+func (m *model) bestFit(size uint64) (reservations.AvailabilityID, bool) {
+	var best reservations.AvailabilityID
+	found := false
+	for id, a := range m.avail {
+		if a.size < size {
+			continue
+		}
+		if !found || a.size < m.avail[best].size || a.size == m.avail[best].size && bytes.Compare(id[:], best[:]) < 0 {
+			best, found = id, true
+		}
+	}
+	return best, found
+}
+
+func modelBlockKey(id reservations.ReservationID, i int) datastore.Key {
+	return datastore.NewKey(fmt.Sprintf("/m/%s/%d", id, i))
 }
 
 // Random operations against the Store and the model agree step by step:
@@ -29,7 +70,7 @@ type modelRes struct {
 func TestStore_MatchesModel(t *testing.T) {
 	const max = 10_000
 	s, r, _ := newStore(t, max)
-	m := model{max: max, avail: map[reservations.AvailabilityID]uint64{}, res: map[reservations.ReservationID]modelRes{}}
+	m := model{max: max, avail: map[reservations.AvailabilityID]*modelAvail{}, res: map[reservations.ReservationID]*modelRes{}}
 	rng := rand.New(rand.NewPCG(1, 2))
 	ctx := t.Context()
 
@@ -39,24 +80,26 @@ func TestStore_MatchesModel(t *testing.T) {
 		}
 		return reservations.AvailabilityID{}, false
 	}
-	pickRes := func() (reservations.ReservationID, modelRes, bool) {
+	pickRes := func() (reservations.ReservationID, *modelRes, bool) {
 		for id, x := range m.res {
 			return id, x, true
 		}
-		return reservations.ReservationID{}, modelRes{}, false
+		return reservations.ReservationID{}, nil, false
 	}
 
-	for step := range 3000 {
-		switch op := rng.IntN(6); op {
+	done := map[string]int{} // successful operations, so the test is not vacuous
+	for step := range 4000 {
+		switch op := rng.IntN(9); op {
 		case 0: // create availability
 			size := rng.Uint64N(3000) + 1
 			a, err := s.CreateAvailability(ctx, size, 100, u(1), u(1))
-			if m.reserved+size > m.max {
+			if m.reserved+m.used+size > m.max {
 				require.ErrorIs(t, err, repo.ErrQuotaNotEnough, "step %d", step)
 				break
 			}
 			require.NoError(t, err, "step %d", step)
-			m.avail[a.ID] = size
+			m.avail[a.ID] = &modelAvail{size: size, total: size}
+			done["create availability"]++
 			m.reserved += size
 		case 1: // create reservation
 			id, ok := pickAvail()
@@ -65,14 +108,15 @@ func TestStore_MatchesModel(t *testing.T) {
 			}
 			size := rng.Uint64N(800) + 1
 			res, err := s.CreateReservation(ctx, id, size, reqID(1), uint64(step))
-			if size > m.avail[id] {
+			if size > m.avail[id].size {
 				require.ErrorIs(t, err, reservations.ErrBytesOutOfBounds, "step %d", step)
 				break
 			}
 			require.NoError(t, err, "step %d", step)
-			m.avail[id] -= size
-			m.res[res.ID] = modelRes{avail: id, size: size}
-		case 2: // release
+			m.avail[id].size -= size
+			m.res[res.ID] = &modelRes{avail: id, size: size, req: reqID(1), index: uint64(step), blocks: map[datastore.Key]uint64{}}
+			done["create reservation"]++
+		case 2: // release: the bytes leave the offer for good
 			id, x, ok := pickRes()
 			if !ok {
 				break
@@ -85,33 +129,57 @@ func TestStore_MatchesModel(t *testing.T) {
 			}
 			require.NoError(t, err, "step %d", step)
 			x.size -= n
-			m.res[id] = x
 			m.reserved -= n
-		case 3: // delete reservation
+			m.avail[x.avail].total -= n
+			done["release"]++
+		case 3: // delete reservation: Size + Used go back to the availability
 			id, x, ok := pickRes()
 			if !ok {
 				break
 			}
 			require.NoError(t, s.DeleteReservation(ctx, id, x.avail), "step %d", step)
-			m.avail[x.avail] += x.size
+			m.avail[x.avail].size += x.size + x.used
+			m.reserved += x.used
+			m.used -= x.used
+			for k := range x.blocks {
+				has, err := r.HasBlock(ctx, k)
+				require.NoError(t, err)
+				require.False(t, has, "step %d: block %s deleted", step, k)
+			}
 			delete(m.res, id)
-		case 4: // update availability size
+			if x.used > 0 {
+				done["delete reservation with blocks"]++
+			}
+		case 4: // resize availability, through Size or TotalSize
 			id, ok := pickAvail()
 			if !ok {
 				break
 			}
 			a, err := s.Availability(ctx, id)
 			require.NoError(t, err)
-			old := a.Size
-			a.Size = rng.Uint64N(3000)
+			ma, held := m.avail[id], m.held(id)
+			require.Equal(t, ma.total, a.TotalSize, "step %d", step)
+			var size uint64
+			if rng.IntN(2) == 0 {
+				a.Size = rng.Uint64N(3000)
+				size = a.Size
+			} else {
+				a.TotalSize = rng.Uint64N(3000)
+				if a.TotalSize < held {
+					require.ErrorIs(t, s.UpdateAvailability(ctx, a), reservations.ErrBytesOutOfBounds, "step %d", step)
+					break
+				}
+				size = a.TotalSize - held
+			}
 			err = s.UpdateAvailability(ctx, a)
-			if a.Size > old && m.reserved+(a.Size-old) > m.max {
+			if size > ma.size && m.reserved+m.used+(size-ma.size) > m.max {
 				require.ErrorIs(t, err, repo.ErrQuotaNotEnough, "step %d", step)
 				break
 			}
 			require.NoError(t, err, "step %d", step)
-			m.reserved = m.reserved - old + a.Size
-			m.avail[id] = a.Size
+			m.reserved = m.reserved - ma.size + size
+			ma.size, ma.total = size, held+size
+			done["resize"]++
 		case 5: // delete availability
 			id, ok := pickAvail()
 			if !ok {
@@ -127,23 +195,85 @@ func TestStore_MatchesModel(t *testing.T) {
 				break
 			}
 			require.NoError(t, err, "step %d", step)
-			m.reserved -= m.avail[id]
+			m.reserved -= m.avail[id].size
 			delete(m.avail, id)
+			done["delete availability"]++
+		case 6: // reserve a slot
+			size := rng.Uint64N(800) + 1
+			slot := reservations.Slot{RequestID: reqID(2), Index: uint64(step),
+				Ask: stowage.StorageAsk{SlotSize: size, Duration: 50, Reward: u(1), Collateral: u(1)}}
+			if _, x, ok := pickRes(); ok && rng.IntN(8) == 0 {
+				slot.RequestID, slot.Index = x.req, x.index
+				_, err := s.ReserveSlot(ctx, slot)
+				require.ErrorIs(t, err, reservations.ErrSlotReserved, "step %d", step)
+				break
+			}
+			res, err := s.ReserveSlot(ctx, slot)
+			id, ok := m.bestFit(size)
+			if !ok {
+				require.ErrorIs(t, err, reservations.ErrNoAvailability, "step %d", step)
+				break
+			}
+			require.NoError(t, err, "step %d", step)
+			require.Equal(t, id, res.AvailabilityID, "step %d: best fit", step)
+			m.avail[id].size -= size
+			m.res[res.ID] = &modelRes{avail: id, size: size, req: slot.RequestID, index: slot.Index, blocks: map[datastore.Key]uint64{}}
+			done["reserve slot"]++
+		case 7, 8: // write a block: Size -> Used, Reserved -> Used
+			id, x, ok := pickRes()
+			if !ok {
+				break
+			}
+			if other, y, ok := pickRes(); ok && other != id && len(y.blocks) > 0 && rng.IntN(8) == 0 {
+				for k := range y.blocks {
+					err := s.PutBlock(ctx, id, k, []byte{1})
+					require.ErrorIs(t, err, reservations.ErrBlockExists, "step %d", step)
+					break
+				}
+				break
+			}
+			key := modelBlockKey(id, rng.IntN(4))
+			n := rng.Uint64N(300) + 1
+			old := x.blocks[key]
+			err := s.PutBlock(ctx, id, key, make([]byte, n))
+			if n > old && n-old > x.size {
+				require.ErrorIs(t, err, reservations.ErrBytesOutOfBounds, "step %d", step)
+				break
+			}
+			require.NoError(t, err, "step %d", step)
+			x.size, x.used = x.size+old-n, x.used+n-old
+			m.reserved, m.used = m.reserved+old-n, m.used+n-old
+			if n < old {
+				done["shrink block"]++
+			}
+			x.blocks[key] = n
+			done["put block"]++
 		}
-		require.Equal(t, m.reserved, r.Quota().Reserved, "step %d", step)
+		require.Equal(t, repo.Quota{Max: max, Used: m.used, Reserved: m.reserved}, r.Quota(), "step %d", step)
+		if step%500 == 0 {
+			requireInvariant(t, s)
+		}
 	}
 
 	as, err := s.Availabilities(ctx)
 	require.NoError(t, err)
 	require.Len(t, as, len(m.avail))
 	for _, a := range as {
-		assert.Equal(t, m.avail[a.ID], a.Size)
+		assert.Equal(t, m.avail[a.ID].size, a.Size)
+		assert.Equal(t, m.avail[a.ID].total, a.TotalSize)
+		assert.Equal(t, m.avail[a.ID].size+m.held(a.ID), a.TotalSize)
 	}
 	rs, err := s.Reservations(ctx)
 	require.NoError(t, err)
 	require.Len(t, rs, len(m.res))
 	for _, x := range rs {
 		assert.Equal(t, m.res[x.ID].size, x.Size)
+		assert.Equal(t, m.res[x.ID].used, x.Used)
 	}
 	requireInvariant(t, s)
+	for _, op := range []string{"create availability", "create reservation", "release", "delete reservation with blocks",
+		"resize", "delete availability", "reserve slot", "put block", "shrink block"} {
+		assert.Positive(t, done[op], op)
+	}
+	t.Log(done)
 }

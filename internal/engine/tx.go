@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -127,10 +128,30 @@ func (tx *Tx) Delete(key datastore.Key) error {
 // Reserve adds n to Reserved, or fails with ErrQuotaNotEnough.
 func (tx *Tx) Reserve(n uint64) error {
 	c, err := tx.c.reserve(tx.e.max, n)
+	if err != nil {
+		c, err = tx.withinStart(err, func(limit uint64) (Counters, error) { return tx.c.reserve(limit, n) })
+	}
 	if err == nil {
 		tx.c = c
 	}
 	return err
+}
+
+// withinStart retries a quota move that does not fit under Max against
+// what the repo held before the change: a change that only moves bytes
+// already held (Reserved to Used and back, as a reservation's blocks are
+// written and deleted) must work on a repo reopened with a Max below what
+// it holds. It returns the original error when that does not fit either.
+func (tx *Tx) withinStart(err error, move func(limit uint64) (Counters, error)) (Counters, error) {
+	held, carry := bits.Add64(tx.base.Used, tx.base.Reserved, 0)
+	if carry != 0 || held <= tx.e.max {
+		return tx.c, err
+	}
+	c, err2 := move(held)
+	if err2 != nil {
+		return tx.c, err
+	}
+	return c, nil
 }
 
 // Release takes n from Reserved, or fails with ErrReleaseExceedsReserved.
@@ -172,6 +193,9 @@ func (tx *Tx) PutBlock(key datastore.Key, data []byte) error {
 		return err
 	}
 	c, err := tx.c.store(tx.e.max, old, uint64(len(data)))
+	if err != nil {
+		c, err = tx.withinStart(err, func(limit uint64) (Counters, error) { return tx.c.store(limit, old, uint64(len(data))) })
+	}
 	if err != nil {
 		return err
 	}
