@@ -34,3 +34,11 @@ func TestLevelDB(t *testing.T) {
 		return db
 	})
 }
+
+// The process is killed in the middle of writes, three times; every
+// invariant and every acknowledged write must survive.
+func TestLevelDB_CrashSafety(t *testing.T) {
+	stowagetest.CrashSafety(t, func(dir string) (datastore.Batching, error) {
+		return leveldb.NewDatastore(dir, &leveldb.Options{NoSync: true})
+	})
+}
