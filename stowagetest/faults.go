@@ -7,6 +7,7 @@ import (
 
 	"github.com/holiman/uint256"
 	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
 
 	"github.com/stowage/stowage"
 	"github.com/stowage/stowage/repo"
@@ -70,7 +71,9 @@ func failureAtEveryWrite(t testing.TB, c *config, open func(t testing.TB) datast
 		if got, want := r.Quota(), fresh.Quota(); got != want {
 			t.Fatalf("failure at write %d: quota in memory %+v, read back %+v", at, got, want)
 		}
-		if err := reservations.New(fresh).Verify(ctx); err != nil {
+		if base.blocks != nil {
+			overCountOnly(t, at, fresh, base.blocks)
+		} else if err := reservations.New(fresh).Verify(ctx); err != nil {
 			t.Fatalf("failure at write %d: a fresh store: %v", at, err)
 		}
 		return f.n.Load()
@@ -81,6 +84,38 @@ func failureAtEveryWrite(t testing.TB, c *config, open func(t testing.TB) datast
 	}
 	for k := int64(1); k <= n; k++ {
 		run(k)
+	}
+}
+
+// overCountOnly checks what a repo with a separate block store promises
+// after a failure: Reserved balances the records, and Used counts at least
+// the stored blocks (blocks are deleted before and written after the
+// metadata that counts them, so Used may over-count, which Verify reports).
+func overCountOnly(t testing.TB, at int64, r *repo.Repo, blocks datastore.Batching) {
+	ctx := t.Context()
+	s := reservations.New(r)
+	as, err := s.Availabilities(ctx)
+	check(t, err, "list availabilities")
+	rs, err := s.Reservations(ctx)
+	check(t, err, "list reservations")
+	var held uint64
+	for _, a := range as {
+		held += a.Size
+	}
+	for _, r := range rs {
+		held += r.Size
+	}
+	q := r.Quota()
+	if q.Reserved != held {
+		t.Fatalf("failure at write %d: a fresh repo has Reserved %d, its records hold %d", at, q.Reserved, held)
+	}
+	var stored uint64
+	for e, err := range datastore.QueryIter(ctx, blocks, query.Query{}) {
+		check(t, err, "query blocks")
+		stored += uint64(len(e.Value))
+	}
+	if q.Used < stored {
+		t.Fatalf("failure at write %d: a fresh repo has Used %d, its blocks hold %d", at, q.Used, stored)
 	}
 }
 
@@ -98,12 +133,11 @@ func (f *faults) write() error {
 	return nil
 }
 
+// wrap injects f's failures into the metadata store only: a failure
+// writing a separate block store after the metadata that counts its blocks
+// leaves Used over-counted by design (see repo.WithBlockstore).
 func (s stores) wrap(f *faults) stores {
-	w := stores{meta: wrap(s.meta, f)}
-	if s.blocks != nil {
-		w.blocks = wrap(s.blocks, f)
-	}
-	return w
+	return stores{meta: wrap(s.meta, f), blocks: s.blocks}
 }
 
 // wrap returns ds with f's failures, keeping datastore.TxnDatastore if ds

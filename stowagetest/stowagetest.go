@@ -45,8 +45,10 @@
 //     blocks, DeleteAvailability, repo.PutBlock, repo.DeleteBlock) is run
 //     once per write, with that write failing. After each run the quota in
 //     memory must equal what a fresh repo.New reads, and a fresh Store's
-//     Verify (every invariant, see reservations.Store.Verify) must pass.
-//     A batch that applies its writes before Commit (one by one) fails here.
+//     Verify (every invariant, see reservations.Store.Verify) must pass
+//     (with WithBlockstore, see there). A batch that applies its writes
+//     before Commit (one by one) fails here. After a failed Commit the repo
+//     refuses writes (repo.ErrWriteFailed) and the scenario goes on.
 //
 // Datastore runs them all. When the datastore implements
 // datastore.TxnDatastore it runs them all again under "Transactions" with
@@ -58,7 +60,9 @@
 // CrashSafety, for persistent stores, is run separately: it SIGKILLs a child
 // process in the middle of writing from several goroutines, reopens the
 // directory and checks every invariant and every acknowledged write. It is
-// how a batch that is not atomic on disk shows.
+// how a batch that is not atomic on disk, or a store that acknowledges
+// writes it only buffers (autobatch), shows, when a kill lands at the
+// wrong moment.
 //
 // # What it cannot check
 //
@@ -105,7 +109,12 @@ func WithRepoOptions(opts ...repo.Option) Option {
 
 // WithBlockstore keeps blocks in a separate store (repo.WithBlockstore),
 // opened with open, which like Datastore's open must return a new, empty
-// store each time. The fault sweep injects failures into both stores.
+// store each time. Blocks and the metadata that counts them then cannot
+// change atomically together, and a failure between the two leaves Used
+// over-counted, by design (see repo.WithBlockstore), which Verify reports.
+// So the fault sweep injects failures into the metadata store only and,
+// instead of Verify, checks that Reserved balances the records and that
+// Used counts at least the stored blocks.
 func WithBlockstore(open func(t testing.TB) datastore.Batching) Option {
 	return func(c *config) { c.blocks = open }
 }

@@ -42,3 +42,9 @@ func TestLevelDB_CrashSafety(t *testing.T) {
 		return leveldb.NewDatastore(dir, &leveldb.Options{NoSync: true})
 	})
 }
+
+// Blocks in a store of their own (repo.WithBlockstore).
+func TestSeparateBlockstore(t *testing.T) {
+	open := func(testing.TB) datastore.Batching { return dssync.MutexWrap(datastore.NewMapDatastore()) }
+	stowagetest.Datastore(t, open, stowagetest.WithBlockstore(open))
+}
