@@ -12,9 +12,9 @@ import (
 	"github.com/stowage/stowage/stowagetest"
 )
 
-// Scenario drives a Store through every kind of change; the suite replays it
-// with a failure at each write. In a test of your own datastore, call
-// stowagetest.Datastore(t, open) instead.
+// Scenario drives a repo and its Store through every kind of change; the
+// suite replays it with a failure at each write. In a test of your own
+// datastore, call stowagetest.Datastore(t, open) instead.
 func ExampleScenario() {
 	ctx := context.Background()
 	ds := dssync.MutexWrap(datastore.NewMapDatastore())
