@@ -12,9 +12,9 @@ import (
 	"github.com/stowage/stowage/stowagetest"
 )
 
-// Scenario drives a Store through every kind of change; the suite replays it
-// with a failure at each write. In a test of your own datastore, call
-// stowagetest.Datastore(t, open) instead.
+// Scenario drives a repo and its Store through every kind of change; the
+// suite replays it with a failure at each write. In a test of your own
+// datastore, call stowagetest.Datastore(t, open) instead.
 func ExampleScenario() {
 	ctx := context.Background()
 	ds := dssync.MutexWrap(datastore.NewMapDatastore())
@@ -23,13 +23,14 @@ func ExampleScenario() {
 		panic(err)
 	}
 	s := reservations.New(r)
-	stowagetest.Scenario(ctx, s)
+	stowagetest.Scenario(ctx, r, s)
 
 	as, _ := s.Availabilities(ctx)
 	rs, _ := s.Reservations(ctx)
+	q := r.Quota()
 	fmt.Println("availabilities:", len(as), "reservations:", len(rs))
-	fmt.Println("reserved:", r.Quota().Reserved, "verify:", s.Verify(ctx))
+	fmt.Println("reserved:", q.Reserved, "used:", q.Used, "verify:", s.Verify(ctx))
 	// Output:
-	// availabilities: 1 reservations: 0
-	// reserved: 400 verify: <nil>
+	// availabilities: 1 reservations: 1
+	// reserved: 450 used: 60 verify: <nil>
 }

@@ -34,3 +34,17 @@ func TestLevelDB(t *testing.T) {
 		return db
 	})
 }
+
+// The process is killed in the middle of writes, three times; every
+// invariant and every acknowledged write must survive.
+func TestLevelDB_CrashSafety(t *testing.T) {
+	stowagetest.CrashSafety(t, func(dir string) (datastore.Batching, error) {
+		return leveldb.NewDatastore(dir, &leveldb.Options{NoSync: true})
+	})
+}
+
+// Blocks in a store of their own (repo.WithBlockstore).
+func TestSeparateBlockstore(t *testing.T) {
+	open := func(testing.TB) datastore.Batching { return dssync.MutexWrap(datastore.NewMapDatastore()) }
+	stowagetest.Datastore(t, open, stowagetest.WithBlockstore(open))
+}
