@@ -375,6 +375,14 @@ func (e *Engine) writeGroups() {
 			}
 		}
 	} else {
+		if _, ok := err.(*blocksAfterMeta); ok {
+			// The counters on disk are the group's: memory follows them,
+			// so that Quota and Verify tell what a reopened repo will read.
+			e.durable = last.counters
+			e.countMu.Lock()
+			e.counts = last.counters
+			e.countMu.Unlock()
+		}
 		if unknown {
 			e.failed = fmt.Errorf("%w: %w", ErrWriteFailed, err)
 			err = e.failed
@@ -497,10 +505,17 @@ func (e *Engine) write(group []*change, base, final Counters) (err error, unknow
 		return err, unknown || len(blockDels) > 0
 	}
 	if err, _ := e.commit(ctx, e.blocks, blockPuts, false); err != nil {
-		return err, true
+		return &blocksAfterMeta{err}, true
 	}
 	return nil, false
 }
+
+// blocksAfterMeta is a failed write of blocks whose metadata (and counters)
+// were committed: the counters on disk are the group's.
+type blocksAfterMeta struct{ err error }
+
+func (b *blocksAfterMeta) Error() string { return b.err.Error() }
+func (b *blocksAfterMeta) Unwrap() error { return b.err }
 
 // commit writes ops to ds in one batch or transaction.
 func (e *Engine) commit(ctx context.Context, ds datastore.Batching, ops []op, txn bool) (err error, unknown bool) {
