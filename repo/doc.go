@@ -53,7 +53,10 @@
 // behind it, and the repo refuses every later write with ErrWriteFailed until
 // it is reopened. Reads go on. A repo opened with Open reopens its own
 // database at once and reloads its counters, so it goes on accepting writes;
-// the failed changes may or may not be in it, as their error says.
+// the failed changes may or may not be in it, as their error says. A repo
+// made with New on the application's datastore cannot do that for it: close
+// and reopen the datastore itself (a LevelDB handle keeps its confused
+// sequence numbers until then), then call New again.
 //
 // Why: goleveldb, like many storage engines, returns an fsync error with the
 // batch already in its journal and without advancing its sequence numbers.

@@ -69,6 +69,13 @@ func WithTransactions() Option {
 	return func(o *options) { o.transactions = true }
 }
 
+// withStorage wraps the goleveldb storage of a repo opened with Open, at
+// every opening (tests: fault injection). Tests of other packages reach it
+// through engine.WithStorage.
+func withStorage(wrap func(storage.Storage) storage.Storage) Option {
+	return func(o *options) { o.wrapStorage = wrap }
+}
+
 // WithLogger sets the logger for diagnostics. The default discards them.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) {

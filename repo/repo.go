@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/ipfs/go-datastore"
+	"github.com/syndtr/goleveldb/leveldb/storage"
 
 	"github.com/stowage/stowage/internal/engine"
 	"github.com/stowage/stowage/internal/ldb"
@@ -47,6 +48,7 @@ type Repo struct {
 
 func init() {
 	engine.Of = func(r any) *engine.Engine { return r.(*Repo).eng }
+	engine.WithStorage = func(wrap func(storage.Storage) storage.Storage) any { return withStorage(wrap) }
 }
 
 // New opens a repo over meta, which holds the quota counters (and the

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
+	"github.com/syndtr/goleveldb/leveldb/storage"
 )
 
 // Tx is one change being staged. It reads through the change's own writes,
@@ -326,6 +327,11 @@ func (tx *Tx) Generation() uint64 { return tx.e.gen }
 // packages of this module can stage changes without the repo exporting
 // its write path.
 var Of func(repo any) *Engine
+
+// WithStorage returns a repo.Option (package repo sets it) that wraps the
+// goleveldb storage of a repo opened with repo.Open, so tests of other
+// packages can inject faults (fail an fsync).
+var WithStorage func(wrap func(storage.Storage) storage.Storage) any
 
 // Ext returns the value stored under key, creating it with mk on first
 // use: state that every user of one repo must share (one reservations

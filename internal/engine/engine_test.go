@@ -1,0 +1,213 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stowage/stowage/internal/ldb"
+)
+
+var errInjected = errors.New("injected failure")
+
+// gateDS holds the commit of a batch while armed: the caller leading the
+// group stays inside Commit until release is closed.
+type gateDS struct {
+	datastore.Batching
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+	commits atomic.Int32
+}
+
+func newGateDS(ds datastore.Batching) *gateDS {
+	return &gateDS{Batching: ds, entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (g *gateDS) Batch(ctx context.Context) (datastore.Batch, error) {
+	b, err := g.Batching.Batch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &gateBatch{Batch: b, g: g}, nil
+}
+
+type gateBatch struct {
+	datastore.Batch
+	g *gateDS
+}
+
+func (b *gateBatch) Commit(ctx context.Context) error {
+	b.g.commits.Add(1)
+	if b.g.armed.CompareAndSwap(true, false) {
+		close(b.g.entered)
+		<-b.g.release
+	}
+	return b.Batch.Commit(ctx)
+}
+
+func stores(t *testing.T) map[string]func() datastore.Batching {
+	return map[string]func() datastore.Batching{
+		"map": func() datastore.Batching { return dssync.MutexWrap(datastore.NewMapDatastore()) },
+		"leveldb": func() datastore.Batching {
+			db, err := ldb.Open(t.TempDir(), ldb.Options{NoSync: true})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = db.Close() })
+			return db
+		},
+	}
+}
+
+// Two changes of one key staged behind a group being written form the next
+// group together; the later one wins, as if they ran one by one.
+func TestGroup_PutAndDeleteOfOneKey(t *testing.T) {
+	key := datastore.NewKey("/k")
+	put := func(tx *Tx) error { return tx.Put(key, []byte("v")) }
+	del := func(tx *Tx) error { return tx.Delete(key) }
+	for name, mk := range stores(t) {
+		for _, tc := range []struct {
+			name        string
+			first, then func(*Tx) error
+			present     bool
+		}{
+			{"put then delete", put, del, false},
+			{"delete then put", del, put, true},
+		} {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				g := newGateDS(mk())
+				e, err := New(t.Context(), Config{Max: 100, Meta: g})
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = e.Close() })
+				if !tc.present {
+					require.NoError(t, e.Update(t.Context(), put), "the key exists before")
+				}
+				base := g.commits.Load()
+
+				g.armed.Store(true)
+				var wg sync.WaitGroup
+				errs := make([]error, 3)
+				wg.Go(func() {
+					errs[0] = e.Update(t.Context(), func(tx *Tx) error { return tx.Put(datastore.NewKey("/lead"), nil) })
+				})
+				<-g.entered // the lead is writing its group
+				for i, fn := range []func(*Tx) error{tc.first, tc.then} {
+					staged := make(chan struct{})
+					wg.Go(func() {
+						errs[i+1] = e.Update(t.Context(), func(tx *Tx) error {
+							tx.AfterStage(func() { close(staged) })
+							return fn(tx)
+						})
+					})
+					<-staged
+				}
+				close(g.release)
+				wg.Wait()
+				for _, err := range errs {
+					require.NoError(t, err)
+				}
+				assert.Equal(t, base+2, g.commits.Load(), "the two changes were written as one group")
+
+				ok, err := g.Has(t.Context(), key)
+				require.NoError(t, err)
+				assert.Equal(t, tc.present, ok)
+				fresh, err := New(t.Context(), Config{Max: 100, Meta: g})
+				require.NoError(t, err)
+				require.NoError(t, fresh.View(t.Context(), func(tx *Tx) error {
+					ok, err := tx.Has(key)
+					require.NoError(t, err)
+					assert.Equal(t, tc.present, ok)
+					return nil
+				}))
+			})
+		}
+	}
+}
+
+// discardDS records the batches it hands out and how they end.
+type discardDS struct {
+	datastore.Batching
+	failPut, failCommit atomic.Bool
+	batches, discards   atomic.Int32
+	cancel              bool // batches have Cancel() error instead of Discard(ctx)
+}
+
+func (d *discardDS) Batch(ctx context.Context) (datastore.Batch, error) {
+	b, err := d.Batching.Batch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.batches.Add(1)
+	rb := &recBatch{Batch: b, d: d}
+	if d.cancel {
+		return &cancelBatch{rb}, nil
+	}
+	return &discardingBatch{rb}, nil
+}
+
+type recBatch struct {
+	datastore.Batch
+	d *discardDS
+}
+
+func (b *recBatch) Put(ctx context.Context, k datastore.Key, v []byte) error {
+	if b.d.failPut.Load() {
+		return errInjected
+	}
+	return b.Batch.Put(ctx, k, v)
+}
+
+func (b *recBatch) Commit(ctx context.Context) error {
+	if b.d.failCommit.Load() {
+		return errInjected
+	}
+	return b.Batch.Commit(ctx)
+}
+
+type discardingBatch struct{ *recBatch }
+
+func (b *discardingBatch) Discard(context.Context) { b.d.discards.Add(1) }
+
+type cancelBatch struct{ *recBatch }
+
+func (b *cancelBatch) Cancel() error { b.d.discards.Add(1); return nil }
+
+func TestAbandonedBatch_IsDiscarded(t *testing.T) {
+	for _, cancel := range []bool{false, true} {
+		name := map[bool]string{false: "Discard", true: "Cancel"}[cancel]
+		t.Run(name, func(t *testing.T) {
+			d := &discardDS{Batching: dssync.MutexWrap(datastore.NewMapDatastore()), cancel: cancel}
+			e, err := New(t.Context(), Config{Max: 100, Meta: d})
+			require.NoError(t, err)
+			reserve := func(n uint64) error {
+				return e.Update(t.Context(), func(tx *Tx) error { return tx.Reserve(n) })
+			}
+
+			// A refused change never makes a batch.
+			require.ErrorIs(t, reserve(101), ErrQuotaNotEnough)
+			assert.Zero(t, d.batches.Load())
+
+			// A batch that fails while staged is discarded; the outcome is
+			// known, so writes go on.
+			d.failPut.Store(true)
+			require.ErrorIs(t, reserve(10), errInjected)
+			assert.NotErrorIs(t, reserve(10), ErrWriteFailed)
+			assert.Equal(t, int32(2), d.discards.Load())
+			d.failPut.Store(false)
+			require.NoError(t, reserve(10))
+			assert.Equal(t, int32(2), d.discards.Load(), "a committed batch is not discarded")
+
+			// A batch whose commit fails is discarded too.
+			d.failCommit.Store(true)
+			require.ErrorIs(t, reserve(10), ErrWriteFailed)
+			assert.Equal(t, int32(3), d.discards.Load())
+			assert.Equal(t, d.batches.Load(), d.discards.Load()+1)
+		})
+	}
+}
