@@ -465,18 +465,43 @@ func (e *Engine) write(group []*change, base, final Counters) (err error, unknow
 	e.dbMu.RLock()
 	defer e.dbMu.RUnlock()
 
-	// The last write of each key wins, as if the changes ran one by one.
+	var ops [][]op
+	for _, c := range group {
+		ops = append(ops, c.ops)
+	}
+	meta, blockPuts, blockDels := e.plan(ops, base, final)
+	// With a separate block store the two stores cannot change atomically
+	// together: blocks are deleted before and written after the metadata
+	// that counts them, so a crash in between over-counts Used, never
+	// under-counts it.
+	if err, unknown := e.commit(ctx, e.blocks, blockDels, false); err != nil {
+		return err, unknown
+	}
+	if err, unknown := e.commit(ctx, e.meta, meta, e.txn); err != nil {
+		return err, unknown || len(blockDels) > 0
+	}
+	if err, _ := e.commit(ctx, e.blocks, blockPuts, false); err != nil {
+		return &blocksAfterMeta{err}, true
+	}
+	return nil, false
+}
+
+// plan sorts the writes of one or more changes, in order, into what goes
+// to the metadata store (the counters too, if they moved) and what to the
+// block store. The last write of each key wins, as if the changes ran one
+// by one; so a datastore whose batches do not keep their order (a map of
+// keys, as go-datastore's basic batch is) gets the same result.
+func (e *Engine) plan(changes [][]op, base, final Counters) (meta, blockPuts, blockDels []op) {
 	last := map[okey]op{}
 	var order []okey
-	for _, c := range group {
-		for _, o := range c.ops {
+	for _, ops := range changes {
+		for _, o := range ops {
 			if _, seen := last[o.okey]; !seen {
 				order = append(order, o.okey)
 			}
 			last[o.okey] = o
 		}
 	}
-	var meta, blockPuts, blockDels []op
 	for _, k := range order {
 		o := last[k]
 		switch {
@@ -494,20 +519,27 @@ func (e *Engine) write(group []*change, base, final Counters) (err error, unknow
 	if final.Reserved != base.Reserved {
 		meta = append(meta, op{okey: okey{key: ReservedKey.String()}, value: encodeCounter(final.Reserved)})
 	}
-	// With a separate block store the two stores cannot change atomically
-	// together: blocks are deleted before and written after the metadata
-	// that counts them, so a crash in between over-counts Used, never
-	// under-counts it.
-	if err, unknown := e.commit(ctx, e.blocks, blockDels, false); err != nil {
-		return err, unknown
+	return meta, blockPuts, blockDels
+}
+
+// stageOps stages ops on w.
+func (e *Engine) stageOps(ctx context.Context, w datastore.Write, ops []op) error {
+	for _, o := range ops {
+		k := datastore.RawKey(o.key)
+		if o.blocks {
+			k = e.blockKey(k)
+		}
+		var err error
+		if o.del {
+			err = w.Delete(ctx, k)
+		} else {
+			err = w.Put(ctx, k, o.value)
+		}
+		if err != nil {
+			return fmt.Errorf("repo: stage %s: %w", k, err)
+		}
 	}
-	if err, unknown := e.commit(ctx, e.meta, meta, e.txn); err != nil {
-		return err, unknown || len(blockDels) > 0
-	}
-	if err, _ := e.commit(ctx, e.blocks, blockPuts, false); err != nil {
-		return &blocksAfterMeta{err}, true
-	}
-	return nil, false
+	return nil
 }
 
 // blocksAfterMeta is a failed write of blocks whose metadata (and counters)
@@ -538,20 +570,9 @@ func (e *Engine) commit(ctx context.Context, ds datastore.Batching, ops []op, tx
 		}
 		w, commit, discard = b, b.Commit, func() { discardBatch(ctx, b) }
 	}
-	for _, o := range ops {
-		k := datastore.RawKey(o.key)
-		if o.blocks {
-			k = e.blockKey(k)
-		}
-		if o.del {
-			err = w.Delete(ctx, k)
-		} else {
-			err = w.Put(ctx, k, o.value)
-		}
-		if err != nil {
-			discard()
-			return fmt.Errorf("repo: stage %s: %w", k, err), false
-		}
+	if err := e.stageOps(ctx, w, ops); err != nil {
+		discard()
+		return err, false
 	}
 	if err := commit(ctx); err != nil {
 		if txn {

@@ -86,46 +86,14 @@ func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readO
 		}
 		return nil
 	}
-	var meta, blockPuts, blockDels []op
-	last := map[okey]int{}
-	for i, o := range tx.ops {
-		last[o.okey] = i
-	}
-	for i, o := range tx.ops {
-		switch {
-		case last[o.okey] != i:
-		case !o.blocks || !e.separate:
-			meta = append(meta, o)
-		case o.del:
-			blockDels = append(blockDels, o)
-		default:
-			blockPuts = append(blockPuts, o)
-		}
-	}
-	if tx.c.Used != cs.Used {
-		meta = append(meta, op{okey: okey{key: UsedKey.String()}, value: encodeCounter(tx.c.Used)})
-	}
-	if tx.c.Reserved != cs.Reserved {
-		meta = append(meta, op{okey: okey{key: ReservedKey.String()}, value: encodeCounter(tx.c.Reserved)})
-	}
+	meta, blockPuts, blockDels := e.plan([][]op{tx.ops}, cs, tx.c)
 	// As in the single-process path: blocks in a store of their own are
 	// deleted before and written after the metadata that counts them.
 	if err, _ := e.commit(ctx, e.blocks, blockDels, false); err != nil {
 		return err
 	}
-	for _, o := range meta {
-		k := datastore.RawKey(o.key)
-		if o.blocks {
-			k = e.blockKey(k)
-		}
-		if o.del {
-			err = txn.Delete(ctx, k)
-		} else {
-			err = txn.Put(ctx, k, o.value)
-		}
-		if err != nil {
-			return fmt.Errorf("repo: stage %s: %w", k, err)
-		}
+	if err := e.stageOps(ctx, txn, meta); err != nil {
+		return err
 	}
 	if err := txn.Commit(ctx); err != nil {
 		if retryable(err) {
