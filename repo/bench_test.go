@@ -1,0 +1,119 @@
+package repo_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ipfs/go-datastore"
+	dsleveldb "github.com/ipfs/go-ds-leveldb"
+	"github.com/stretchr/testify/require"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/storage"
+
+	"github.com/stowage/stowage/repo"
+)
+
+// countingStorage counts the fsyncs of goleveldb's journal: one per durable
+// write.
+type countingStorage struct {
+	storage.Storage
+	syncs *atomic.Int64
+}
+
+func (s countingStorage) Create(fd storage.FileDesc) (storage.Writer, error) {
+	w, err := s.Storage.Create(fd)
+	if err != nil || fd.Type != storage.TypeJournal {
+		return w, err
+	}
+	return countingWriter{w, s.syncs}, nil
+}
+
+type countingWriter struct {
+	storage.Writer
+	syncs *atomic.Int64
+}
+
+func (w countingWriter) Sync() error {
+	w.syncs.Add(1)
+	return w.Writer.Sync()
+}
+
+// runWriters runs b.N writes spread over n goroutines and reports writes
+// per second and writes per fsync (when syncs is counted).
+func runWriters(b *testing.B, n int, syncs *atomic.Int64, put func(key string) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	if syncs != nil {
+		syncs.Store(0)
+	}
+	b.SetBytes(blockSize)
+	b.ResetTimer()
+	for w := range n {
+		wg.Go(func() {
+			for i := 0; next.Add(1) <= int64(b.N); i++ {
+				if err := put("/w" + strconv.Itoa(w) + "/" + strconv.Itoa(i)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+	if syncs != nil {
+		b.ReportMetric(float64(b.N)/float64(syncs.Load()), "writes/fsync")
+	}
+}
+
+const blockSize = 64 << 10
+
+// BenchmarkPutBlockFsync: issue 9. 64 KiB blocks with fsync from 1 and 16
+// writers: repo.PutBlock on repo.Open beside go-ds-leveldb's Put with the
+// same concurrency ("baseline"), and beside the same synced goleveldb Put on
+// a counted storage ("goleveldb-put"), which shows how many Puts
+// goleveldb's own write merging puts behind one fsync.
+func BenchmarkPutBlockFsync(b *testing.B) {
+	data := make([]byte, blockSize)
+	for _, writers := range []int{1, 16} {
+		name := fmt.Sprintf("writers=%d", writers)
+		b.Run(name+"/stowage", func(b *testing.B) {
+			var syncs atomic.Int64
+			r, err := repo.Open(b.Context(), b.TempDir(), repo.WithQuotaMaxBytes(1<<60),
+				repo.WithStorageForTest(func(s storage.Storage) storage.Storage { return countingStorage{s, &syncs} }))
+			require.NoError(b, err)
+			b.Cleanup(func() { _ = r.Close() })
+			runWriters(b, writers, &syncs, func(key string) error {
+				return r.PutBlock(context.Background(), datastore.RawKey(key), data)
+			})
+		})
+		b.Run(name+"/baseline", func(b *testing.B) {
+			db, err := dsleveldb.NewDatastore(b.TempDir(), nil)
+			require.NoError(b, err)
+			b.Cleanup(func() { _ = db.Close() })
+			runWriters(b, writers, nil, func(key string) error {
+				return db.Put(context.Background(), datastore.RawKey(key), data)
+			})
+		})
+		b.Run(name+"/goleveldb-put", func(b *testing.B) {
+			var syncs atomic.Int64
+			fs, err := storage.OpenFile(b.TempDir(), false)
+			require.NoError(b, err)
+			db, err := leveldb.Open(countingStorage{fs, &syncs}, nil)
+			require.NoError(b, err)
+			b.Cleanup(func() {
+				_ = db.Close()
+				_ = fs.Close()
+			})
+			wo := &opt.WriteOptions{Sync: true}
+			runWriters(b, writers, &syncs, func(key string) error {
+				return db.Put(datastore.RawKey(key).Bytes(), data, wo)
+			})
+		})
+	}
+}
