@@ -113,7 +113,7 @@ func slotKey(req string, i int) string { return "/meta/sales/slots/" + req + "/"
 func blockIdxPrefix(rid string) string { return "/meta/sales/blocks/" + rid }
 
 // blockKey names the j-th block of a caller's i-th cycle.
-func blockKey(caller, i, j int) string {
+func benchBlockKey(caller, i, j int) string {
 	return "/c" + strconv.Itoa(caller) + "/" + strconv.Itoa(i) + "/" + strconv.Itoa(j)
 }
 
@@ -443,7 +443,7 @@ var slotCycle = cycleKind{
 			return err
 		}
 		for j := range 2 {
-			if err := s.PutBlock(ctx, r.ID, datastore.RawKey(blockKey(caller, i, j)), data); err != nil {
+			if err := s.PutBlock(ctx, r.ID, datastore.RawKey(benchBlockKey(caller, i, j)), data); err != nil {
 				return err
 			}
 		}
@@ -456,7 +456,7 @@ var slotCycle = cycleKind{
 			return err
 		}
 		for j := range 2 {
-			if err := rawPutBlock(ctx, db, rec, aid, rid, blockKey(caller, i, j)); err != nil {
+			if err := rawPutBlock(ctx, db, rec, aid, rid, benchBlockKey(caller, i, j)); err != nil {
 				return err
 			}
 		}
