@@ -29,7 +29,11 @@ func (s *Store) PutBlock(ctx context.Context, id ReservationID, key datastore.Ke
 			return err
 		}
 		idx := blockIndexKey(id, key)
-		var old uint64
+		stored, exists, err := t.BlockSize(key)
+		if err != nil {
+			return err
+		}
+		var old uint64 // what this reservation's books say the block holds
 		switch b, err := t.Get(idx); {
 		case err == nil:
 			if old, err = decodeSize(idx, b); err != nil {
@@ -37,12 +41,8 @@ func (s *Store) PutBlock(ctx context.Context, id ReservationID, key datastore.Ke
 			}
 		case !errors.Is(err, datastore.ErrNotFound):
 			return err
-		default:
-			if _, exists, err := t.BlockSize(key); err != nil {
-				return err
-			} else if exists {
-				return fmt.Errorf("%w: %s", ErrBlockExists, key)
-			}
+		case exists:
+			return fmt.Errorf("%w: %s", ErrBlockExists, key)
 		}
 		if n > old {
 			grow := n - old
@@ -53,12 +53,12 @@ func (s *Store) PutBlock(ctx context.Context, id ReservationID, key datastore.Ke
 				return err
 			}
 			r.Size, r.Used = r.Size-grow, r.Used+grow
-			if err := t.PutBlock(key, data); err != nil {
+			if err := t.ReplaceBlock(key, data, stored); err != nil {
 				return err
 			}
 		} else {
 			shrink := old - n
-			if err := t.PutBlock(key, data); err != nil {
+			if err := t.ReplaceBlock(key, data, stored); err != nil {
 				return err
 			}
 			if err := t.Reserve(shrink); err != nil {

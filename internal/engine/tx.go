@@ -193,6 +193,12 @@ func (tx *Tx) PutBlock(key datastore.Key, data []byte) error {
 	if err != nil {
 		return err
 	}
+	return tx.ReplaceBlock(key, data, old)
+}
+
+// ReplaceBlock is PutBlock for a caller that has just read, with BlockSize
+// in this change, the size of the block stored under key (zero: none).
+func (tx *Tx) ReplaceBlock(key datastore.Key, data []byte, old uint64) error {
 	c, err := tx.c.store(tx.e.max, old, uint64(len(data)))
 	if err != nil {
 		c, err = tx.withinStart(err, func(limit uint64) (Counters, error) { return tx.c.store(limit, old, uint64(len(data))) })
