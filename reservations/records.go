@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/holiman/uint256"
@@ -94,18 +95,23 @@ func (a Availability) Key() datastore.Key { return availabilityKey(a.ID) }
 // Key returns the datastore key of the reservation's record.
 func (r Reservation) Key() datastore.Key { return reservationKey(r.AvailabilityID, r.ID) }
 
+// Without methods, so that encoding them reaches uint256.Int's marshaller
+// (which has a pointer receiver) directly.
+type (
+	plainAvailability Availability
+	plainReservation  Reservation
+)
+
 // MarshalJSON encodes the record with amounts as decimal strings (a plain
 // json.Marshal of the value would not reach uint256.Int's marshaller, which
-// has a pointer receiver).
+// has a pointer receiver, and would write amounts as arrays).
 func (a Availability) MarshalJSON() ([]byte, error) {
-	type plain Availability
-	return json.Marshal((*plain)(&a))
+	return json.Marshal((*plainAvailability)(&a))
 }
 
 // MarshalJSON encodes the record; see Availability.MarshalJSON.
 func (r Reservation) MarshalJSON() ([]byte, error) {
-	type plain Reservation
-	return json.Marshal((*plain)(&r))
+	return json.Marshal((*plainReservation)(&r))
 }
 
 // held is what the availability's reservations hold: TotalSize - Size.
@@ -150,12 +156,60 @@ func encode(v any) []byte {
 	return b
 }
 
+// memo remembers records this process decoded or encoded, by their bytes.
+// The same bytes always decode to the same record, so a hit is as good as
+// decoding; it is no cache of state (every change still reads the record's
+// bytes from the datastore), only of the work of encoding/json, which is
+// most of the CPU a change costs. It holds the few records in use.
+type memo[T any] struct {
+	mu sync.Mutex
+	m  map[string]T
+}
+
+const memoSize = 256
+
+func (c *memo[T]) get(b []byte) (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[string(b)]
+	return v, ok
+}
+
+func (c *memo[T]) put(b []byte, v T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= memoSize {
+		c.m = make(map[string]T, memoSize)
+	}
+	c.m[string(b)] = v
+}
+
+var (
+	availabilityMemo memo[Availability]
+	reservationMemo  memo[Reservation]
+)
+
+func encodeAvailability(a Availability) []byte {
+	b := encode((*plainAvailability)(&a))
+	availabilityMemo.put(b, a)
+	return b
+}
+
+func encodeReservation(r Reservation) []byte {
+	b := encode((*plainReservation)(&r))
+	reservationMemo.put(b, r)
+	return b
+}
+
 // decodeAvailability decodes the record stored under key, checking that it
 // belongs there.
 func decodeAvailability(key datastore.Key, data []byte) (Availability, error) {
-	var a Availability
-	if err := json.Unmarshal(data, &a); err != nil {
-		return Availability{}, fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
+	a, ok := availabilityMemo.get(data)
+	if !ok {
+		if err := json.Unmarshal(data, &a); err != nil {
+			return Availability{}, fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
+		}
+		availabilityMemo.put(data, a)
 	}
 	if availabilityKey(a.ID) != key {
 		return Availability{}, fmt.Errorf("%w: %s holds availability %s", ErrCorrupt, key, a.ID)
@@ -169,9 +223,12 @@ func decodeAvailability(key datastore.Key, data []byte) (Availability, error) {
 // decodeReservation decodes the record stored under key, checking that it
 // belongs there.
 func decodeReservation(key datastore.Key, data []byte) (Reservation, error) {
-	var r Reservation
-	if err := json.Unmarshal(data, &r); err != nil {
-		return Reservation{}, fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
+	r, ok := reservationMemo.get(data)
+	if !ok {
+		if err := json.Unmarshal(data, &r); err != nil {
+			return Reservation{}, fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
+		}
+		reservationMemo.put(data, r)
 	}
 	if reservationKey(r.AvailabilityID, r.ID) != key {
 		return Reservation{}, fmt.Errorf("%w: %s holds reservation %s of availability %s", ErrCorrupt, key, r.ID, r.AvailabilityID)

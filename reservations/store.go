@@ -177,7 +177,7 @@ func (t txn) reservationOf(id ReservationID, availabilityID AvailabilityID) (Res
 
 func (t txn) putAvailability(s *state, a Availability) error {
 	t.AfterStage(func() { s.setHint(a) })
-	return t.Put(a.Key(), encode(&a))
+	return t.Put(a.Key(), encodeAvailability(a))
 }
 
 // addAvailability stages a new availability and its index entry.
@@ -189,7 +189,7 @@ func (t txn) addAvailability(s *state, a Availability) error {
 }
 
 func (t txn) putReservation(r Reservation) error {
-	return t.Put(r.Key(), encode(&r))
+	return t.Put(r.Key(), encodeReservation(r))
 }
 
 // setHint records a staged availability in the hints, if they are loaded.
@@ -677,7 +677,7 @@ func migrate(t txn, log *slog.Logger) (bool, error) {
 		if a.TotalSize == 0 {
 			a.TotalSize = a.Size + held[a.ID]
 		}
-		if err := t.Put(a.Key(), encode(&a)); err != nil {
+		if err := t.Put(a.Key(), encodeAvailability(a)); err != nil {
 			return false, err
 		}
 		if err := t.Put(availabilityIndexKey(a.ID), nil); err != nil {

@@ -492,18 +492,24 @@ func (e *Engine) write(group []*change, base, final Counters) (err error, unknow
 // by one; so a datastore whose batches do not keep their order (a map of
 // keys, as go-datastore's basic batch is) gets the same result.
 func (e *Engine) plan(changes [][]op, base, final Counters) (meta, blockPuts, blockDels []op) {
-	last := map[okey]op{}
-	var order []okey
-	for _, ops := range changes {
-		for _, o := range ops {
-			if _, seen := last[o.okey]; !seen {
-				order = append(order, o.okey)
+	var ops []op
+	if len(changes) == 1 {
+		ops = changes[0] // a Tx writes each key once
+	} else {
+		last := map[okey]int{}
+		for _, c := range changes {
+			for _, o := range c {
+				if i, seen := last[o.okey]; seen {
+					ops[i] = o
+				} else {
+					last[o.okey] = len(ops)
+					ops = append(ops, o)
+				}
 			}
-			last[o.okey] = o
 		}
 	}
-	for _, k := range order {
-		o := last[k]
+	meta = make([]op, 0, len(ops)+2)
+	for _, o := range ops {
 		switch {
 		case !o.blocks || !e.separate:
 			meta = append(meta, o)
@@ -676,11 +682,16 @@ func (e *Engine) Scan(ctx context.Context, prefix datastore.Key, keysOnly bool, 
 	defer e.life.leave()
 	e.dbMu.RLock()
 	defer e.dbMu.RUnlock()
-	return scan(ctx, e.meta, prefix, keysOnly, func(en query.Entry) error { return fn(en.Key, en.Value) })
+	return scan(ctx, e.meta, prefix, keysOnly, byKey, func(en query.Entry) error { return fn(en.Key, en.Value) })
 }
 
-func scan(ctx context.Context, ds datastore.Read, prefix datastore.Key, keysOnly bool, fn func(query.Entry) error) error {
-	q := query.Query{Prefix: prefix.String(), KeysOnly: keysOnly, ReturnsSizes: keysOnly, Orders: []query.Order{query.OrderByKey{}}}
+// byKey asks a scan for key order.
+var byKey = []query.Order{query.OrderByKey{}}
+
+// scan calls fn for every entry under prefix, in the given orders (none:
+// the store's).
+func scan(ctx context.Context, ds datastore.Read, prefix datastore.Key, keysOnly bool, orders []query.Order, fn func(query.Entry) error) error {
+	q := query.Query{Prefix: prefix.String(), KeysOnly: keysOnly, ReturnsSizes: keysOnly, Orders: orders}
 	for en, err := range datastore.QueryIter(ctx, ds, q) {
 		if err != nil {
 			return fmt.Errorf("repo: scan %s: %w", prefix, err)
@@ -710,7 +721,7 @@ func (tx *Tx) ScanBlocks(fn func(key datastore.Key, size uint64) error) error {
 		prefix = BlocksPrefix
 	}
 	blocks := tx.blockStore()
-	return scan(tx.ctx, blocks, prefix, true, func(en query.Entry) error {
+	return scan(tx.ctx, blocks, prefix, true, nil, func(en query.Entry) error {
 		size := en.Size
 		if size < 0 {
 			n, err := blocks.GetSize(tx.ctx, datastore.RawKey(en.Key))

@@ -108,6 +108,10 @@ func (tx *Tx) stageOp(o op) error {
 	if tx.readOnly {
 		return errReadOnly
 	}
+	if i, ok := tx.idx[o.okey]; ok {
+		tx.ops[i] = o // one write per key and change: the last
+		return nil
+	}
 	if tx.idx == nil {
 		tx.idx = make(map[okey]int)
 	}
@@ -254,7 +258,9 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 		add(k, pd.value, pd.del)
 	}
 	tx.e.dbMu.RLock()
-	err := scan(tx.ctx, tx.metaStore(), prefix, keysOnly, func(en query.Entry) error {
+	// No order asked of the store: the entries are sorted below, with the
+	// pending ones among them.
+	err := scan(tx.ctx, tx.metaStore(), prefix, keysOnly, nil, func(en query.Entry) error {
 		if !pendingKeys[en.Key] {
 			entries = append(entries, entry{en.Key, en.Value})
 		}
