@@ -179,7 +179,7 @@ func (s *Store) deleteStep(ctx context.Context, id ReservationID, availabilityID
 			if err != nil {
 				return err
 			}
-			if _, err := t.DeleteBlock(datastore.RawKey(key[base:])); err != nil {
+			if err := t.ForgetBlock(datastore.RawKey(key[base:]), size); err != nil {
 				return err
 			}
 			freed += size

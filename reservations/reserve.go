@@ -81,6 +81,30 @@ func (n *need) failures(a *Availability) []Term {
 	return terms
 }
 
+// fits reports whether a takes the slot: failures(a) is empty.
+func (n *need) fits(a *Availability) bool {
+	return (!n.checkDisabled || !a.Disabled) &&
+		(a.Until.IsZero() || !n.until.IsZero() && !n.until.After(a.Until)) &&
+		n.size <= a.Size && n.duration <= a.Duration &&
+		!n.price.Lt(&a.MinPrice) && !n.coll.Gt(&a.MaxCollateral) &&
+		(!n.checkCollBudget || !a.hasBudget() || !n.coll.Gt(&a.FreeCollateral))
+}
+
+// best returns the hinted availability that fits n and comes first in
+// bestFit order.
+func (s *state) best(n *need) (Availability, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var best Availability
+	found := false
+	for _, a := range s.hints {
+		if n.fits(&a) && (!found || bestFit(a, best) < 0) {
+			best, found = a, true
+		}
+	}
+	return best, found
+}
+
 // bestFit orders availabilities as FindAvailability chooses among them:
 // least free bytes first, so large availabilities stay whole for large
 // slots; the oldest on a tie.
@@ -119,12 +143,8 @@ func (s *Store) FindAvailability(ctx context.Context, size, duration uint64, pri
 		return Availability{}, false, fmt.Errorf("find availability: %w", err)
 	}
 	n := need{size: size, duration: duration, price: price, coll: collateral, checkDisabled: true, checkCollBudget: true}
-	for _, a := range s.st.candidates() {
-		if len(n.failures(&a)) == 0 {
-			return a, true, nil
-		}
-	}
-	return Availability{}, false, nil
+	a, ok := s.st.best(&n)
+	return a, ok, nil
 }
 
 // ReserveSlot finds an availability for the slot and carves a reservation
@@ -159,25 +179,22 @@ func (s *Store) ReserveSlot(ctx context.Context, slot Slot) (Reservation, error)
 		if err := s.st.loadHints(t); err != nil {
 			return err
 		}
-		hints := s.st.candidates()
-		var seen []Availability
-		for _, h := range hints {
-			if len(n.failures(&h)) > 0 {
-				seen = append(seen, h)
-				continue
+		for {
+			h, ok := s.st.best(&n)
+			if !ok {
+				return closest(&n, s.st.candidates())
 			}
 			// The hint says it fits; the record decides.
 			a, err := t.availability(h.ID)
+			if errors.Is(err, ErrNotFound) {
+				s.st.dropHint(h.ID)
+				continue
+			}
 			if err != nil {
-				if errors.Is(err, ErrNotFound) {
-					s.st.dropHint(h.ID)
-					continue
-				}
 				return err
 			}
-			if len(n.failures(&a)) > 0 {
-				s.st.setHint(a)
-				seen = append(seen, a)
+			if !n.fits(&a) {
+				s.st.setHint(a) // it differs from the hint, which fit: not picked again
 				continue
 			}
 			r = Reservation{
@@ -191,7 +208,6 @@ func (s *Store) ReserveSlot(ctx context.Context, slot Slot) (Reservation, error)
 			a.Size -= n.size
 			return t.createReservation(s.st, a, r)
 		}
-		return closest(&n, seen)
 	})
 	if err != nil {
 		return Reservation{}, fmt.Errorf("reserve slot %d of %s: %w", slot.Index, slot.RequestID, err)

@@ -217,6 +217,19 @@ func (tx *Tx) ReplaceBlock(key datastore.Key, data []byte, old uint64) error {
 	return nil
 }
 
+// ForgetBlock stages the removal of a block whose size the caller's own
+// records give (written in the same atomic change as the block), and
+// subtracts that size from Used without reading the block. Were the block
+// missing (a crash between a separate block store and the metadata that
+// counts it), Used counted it: subtracting its size corrects that.
+func (tx *Tx) ForgetBlock(key datastore.Key, size uint64) error {
+	if err := tx.stageOp(op{okey: okey{blocks: true, key: key.String()}, del: true}); err != nil {
+		return err
+	}
+	tx.c.Used -= min(size, tx.c.Used)
+	return nil
+}
+
 // DeleteBlock stages the removal of a block and subtracts its size from
 // Used, returning that size (zero for a missing block, which is no error).
 func (tx *Tx) DeleteBlock(key datastore.Key) (uint64, error) {
@@ -239,12 +252,15 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 		value []byte
 	}
 	var entries []entry
-	p := prefix.String()
-	under := func(k string) bool { return p == "/" || strings.HasPrefix(k, p+"/") }
-	pendingKeys := map[string]bool{}
+	p := prefix.String() + "/"
+	under := func(k string) bool { return p == "//" || strings.HasPrefix(k, p) }
+	var pendingKeys map[string]bool // written by this change or one in flight
 	add := func(k okey, value []byte, del bool) {
 		if k.blocks || pendingKeys[k.key] || !under(k.key) {
 			return
+		}
+		if pendingKeys == nil {
+			pendingKeys = map[string]bool{}
 		}
 		pendingKeys[k.key] = true
 		if !del {
