@@ -131,9 +131,9 @@ func (d *DS) GetSize(_ context.Context, key datastore.Key) (int, error) {
 		return len(it.Value()), nil
 	}
 	if err := it.Error(); err != nil {
-		return 0, err
+		return -1, err
 	}
-	return 0, datastore.ErrNotFound
+	return -1, datastore.ErrNotFound
 }
 
 // Put stores value under key.
@@ -268,7 +268,10 @@ func (t *txn) Has(_ context.Context, key datastore.Key) (bool, error) {
 
 func (t *txn) GetSize(ctx context.Context, key datastore.Key) (int, error) {
 	v, err := t.Get(ctx, key)
-	return len(v), err
+	if err != nil {
+		return -1, err
+	}
+	return len(v), nil
 }
 
 func (t *txn) Query(ctx context.Context, q query.Query) (query.Results, error) {
