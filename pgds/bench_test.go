@@ -2,15 +2,26 @@ package pgds_test
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"strconv"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stowage/stowage"
+	"github.com/stowage/stowage/internal/pgtest"
 	"github.com/stowage/stowage/pgds"
+	"github.com/stowage/stowage/repo"
+	"github.com/stowage/stowage/reservations"
 )
 
 // The statements pgds runs, written out for the raw pgx baselines.
@@ -113,4 +124,227 @@ func BenchmarkGet(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkReservationCycle times the reservation cycle (ReserveSlot, two
+// Store.PutBlock of 1 KiB, DeleteReservation) through a repo in shared mode
+// on pgds, beside raw pgx running the very statements the cycle ran (as
+// recorded from it) in SERIALIZABLE transactions, one per step, and beside
+// an embedded LevelDB with fsync (repo.Open).
+func BenchmarkReservationCycle(b *testing.B) {
+	ctx := context.Background()
+	url := pgtest.URL(b)
+	h, s, _ := hookedStore(b, url)
+	_, err := s.AddAvailability(ctx, pinnedAvailability(0, 1<<18))
+	require.NoError(b, err)
+	i := 0
+	cycle := func(b *testing.B, s *reservations.Store) {
+		i++
+		var req stowage.RequestID
+		binary.BigEndian.PutUint64(req[:], uint64(i))
+		if err := reservationCycle(ctx, s, req, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("pgds", func(b *testing.B) {
+		for b.Loop() {
+			cycle(b, s)
+		}
+	})
+
+	var trace []txnTrace
+	h.set(func(d *hookDS) { d.trace = &trace })
+	cycle(b, s)
+	h.set(func(d *hookDS) { d.trace = nil })
+	require.Len(b, trace, 4, "one transaction per step")
+	pool := newPoolAt(b, url)
+	b.Run("pgx", func(b *testing.B) {
+		for b.Loop() {
+			for _, steps := range trace {
+				if err := replay(ctx, pool, steps); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+
+	b.Run("leveldb", func(b *testing.B) {
+		r, err := repo.Open(ctx, b.TempDir(), repo.WithQuotaMaxBytes(1<<31))
+		require.NoError(b, err)
+		defer r.Close()
+		s := reservations.New(r)
+		_, err = s.AddAvailability(ctx, pinnedAvailability(0, 1<<18))
+		require.NoError(b, err)
+		for b.Loop() {
+			cycle(b, s)
+		}
+	})
+}
+
+func newPoolAt(b *testing.B, url string) *pgxpool.Pool {
+	pool, err := pgxpool.New(b.Context(), url)
+	require.NoError(b, err)
+	b.Cleanup(pool.Close)
+	return pool
+}
+
+// replay runs the statements pgds ran for the recorded transaction.
+func replay(ctx context.Context, pool *pgxpool.Pool, steps txnTrace) error {
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	for _, o := range steps {
+		switch o.kind {
+		case "get":
+			var v []byte
+			err = tx.QueryRow(ctx, rawGet, o.key).Scan(&v)
+		case "has":
+			var ok bool
+			err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM datastore WHERE key = $1)`, o.key).Scan(&ok)
+		case "size":
+			var n int
+			err = tx.QueryRow(ctx, `SELECT octet_length(value) FROM datastore WHERE key = $1`, o.key).Scan(&n)
+		case "put":
+			_, err = tx.Exec(ctx, rawPut, o.key, o.value)
+		case "delete":
+			_, err = tx.Exec(ctx, rawDel, o.key)
+		case "query":
+			// What pgds sends the server for a prefix in key order.
+			byKey := len(o.q.Orders) == 0
+			if len(o.q.Orders) == 1 {
+				switch o.q.Orders[0].(type) {
+				case query.OrderByKey, *query.OrderByKey:
+					byKey = true
+				}
+			}
+			if len(o.q.Filters) > 0 || !byKey || o.q.Prefix == "" || o.q.Offset != 0 || o.q.Limit != 0 {
+				return fmt.Errorf("cannot replay %s", o.q)
+			}
+			cols := "key, value"
+			if o.q.KeysOnly {
+				cols = "key"
+			}
+			lo := o.q.Prefix + "/"
+			hi := o.q.Prefix + "0" // '/' + 1
+			var rows pgx.Rows
+			rows, err = tx.Query(ctx, `SELECT `+cols+` FROM datastore WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3`, lo, hi, 1000)
+			if err == nil {
+				for rows.Next() {
+				}
+				rows.Close()
+				err = rows.Err()
+			}
+		}
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", o.kind, o.key, err)
+		}
+	}
+	return tx.Commit(ctx)
+}
+
+// BenchmarkFleet runs the reservation cycle in 1, 2 and 4 processes of 8
+// goroutines each (this binary re-executed), on an availability of each
+// process's own ("distinct") or all on one ("shared"), and reports calls
+// per second over the fleet and retried transactions per call; "leveldb"
+// is one process of 8 goroutines on an embedded LevelDB with fsync. An op
+// is one cycle (4 calls). Run with a fixed count: -benchtime=800x.
+func BenchmarkFleet(b *testing.B) {
+	for _, mode := range []string{"distinct", "shared"} {
+		for _, procs := range []int{1, 2, 4} {
+			b.Run(fmt.Sprintf("%s/procs=%d", mode, procs), func(b *testing.B) {
+				benchFleet(b, mode, procs)
+			})
+		}
+	}
+	b.Run("leveldb", func(b *testing.B) {
+		ctx := context.Background()
+		r, err := repo.Open(ctx, b.TempDir(), repo.WithQuotaMaxBytes(1<<31))
+		require.NoError(b, err)
+		defer r.Close()
+		s := reservations.New(r)
+		_, err = s.AddAvailability(ctx, pinnedAvailability(0, 1<<18))
+		require.NoError(b, err)
+		n := max(1, b.N/fleetGoroutines)
+		start := time.Now()
+		var wg sync.WaitGroup
+		for g := range fleetGoroutines {
+			wg.Go(func() {
+				for i := range n {
+					var req stowage.RequestID
+					binary.BigEndian.PutUint64(req[:], uint64(g))
+					binary.BigEndian.PutUint64(req[8:], uint64(i))
+					if err := reservationCycle(ctx, s, req, 0); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		took := time.Since(start)
+		cycles := float64(n * fleetGoroutines)
+		b.ReportMetric(float64(took.Nanoseconds())/cycles, "ns/op")
+		b.ReportMetric(4*cycles/took.Seconds(), "calls/s")
+	})
+}
+
+func benchFleet(b *testing.B, mode string, procs int) {
+	url := pgtest.URL(b)
+	s, _ := sharedStore(b, url)
+	pins := 1
+	if mode == "distinct" {
+		pins = procs
+	}
+	for i := range pins {
+		_, err := s.AddAvailability(b.Context(), pinnedAvailability(i, 1<<18))
+		require.NoError(b, err)
+	}
+	n := max(1, b.N/(procs*fleetGoroutines))
+	ps, events := startFleet(b, procs, func(i int) []string {
+		pin := 0
+		if mode == "distinct" {
+			pin = i
+		}
+		return []string{envFleetURL + "=" + url, envFleetRole + "=cycle", envFleetProc + "=" + strconv.Itoa(i),
+			envFleetPin + "=" + strconv.Itoa(pin), envFleetN + "=" + strconv.Itoa(n)}
+	})
+	var took time.Duration
+	var conflicts uint64
+	ready, exited := 0, 0
+	for ready < procs {
+		ev := next(b, events)
+		require.NotNil(b, ev.fields, "child %d exited: %s", ev.proc, ps[ev.proc].output())
+		if ev.fields[0] == "ready" {
+			ready++
+		}
+	}
+	for _, p := range ps {
+		_, err := io.WriteString(p.stdin, "go\n")
+		require.NoError(b, err)
+	}
+	for exited < procs {
+		ev := next(b, events)
+		switch {
+		case ev.fields == nil:
+			exited++
+			require.NoError(b, ps[ev.proc].err, ps[ev.proc].output())
+		case ev.fields[0] == "took":
+			d, err := strconv.ParseInt(ev.fields[1], 10, 64)
+			require.NoError(b, err)
+			took = max(took, time.Duration(d))
+		case ev.fields[0] == "conflicts":
+			c, err := strconv.ParseUint(ev.fields[1], 10, 64)
+			require.NoError(b, err)
+			conflicts += c
+		}
+	}
+	cycles := float64(n * procs * fleetGoroutines)
+	b.ReportMetric(float64(took.Nanoseconds())/cycles, "ns/op")
+	b.ReportMetric(4*cycles/took.Seconds(), "calls/s")
+	b.ReportMetric(float64(conflicts)/(4*cycles), "retries/call")
 }

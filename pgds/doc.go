@@ -63,17 +63,51 @@
 //     synchronous_commit and replication make it.
 //   - A Txn holds a pool connection until Commit or Discard; always call
 //     one of them. Its Query reads the whole result at once.
-//   - Several processes may share a table through transactions, but the
-//     stowage repo and reservations store keep counters in memory and assume
-//     they are the only writer of their keys: give each host its own table
-//     (or namespace) until a shared mode exists.
+//   - Several repos on one table must all be opened with repo.WithShared
+//     (see "Running a fleet"); a repo opened without it keeps its counters
+//     in memory and assumes it is the only writer: give such a host a table
+//     of its own (WithTable).
+//
+// # Running a fleet
+//
+// A fleet is several hosts selling one pooled capacity: one quota, one set
+// of availabilities and reservations, in one table every host reaches, each
+// host opening its repo in shared mode (blocks, by default, are rows of the
+// same table, which every host must reach: any host may delete a
+// reservation another wrote, and its blocks):
+//
+//	ds, err := pgds.Open(ctx, url)
+//	...
+//	r, err := repo.New(ctx, ds, repo.WithShared(), repo.WithQuotaMaxBytes(100<<30))
+//	...
+//	store := reservations.New(r)
+//
+// Every change is then one SERIALIZABLE transaction; one that fails with
+// ErrSerialization is run again from the start (up to 30 times, then
+// repo.ErrConflict, nothing written), one that fails with ErrCommitUnknown
+// is reported as repo.ErrWriteFailed. The tests run 4 processes of 8
+// goroutines on the same slots and availabilities, kill one with SIGKILL,
+// kill sessions and cut the server off mid-run, and check that no slot is
+// held twice, nothing acknowledged is lost and the books balance.
+//
+// What it costs, on 2 shared cores with the server on the same machine
+// (BenchmarkReservationCycle, BenchmarkFleet; the README has the table):
+// a reservation cycle (ReserveSlot, two Store.PutBlock, DeleteReservation)
+// takes 4.1 ms, 1.10× the same statements through raw pgx and 6.6× an
+// embedded LevelDB with fsync; 4 processes of 8 goroutines make about 1000
+// to 1300 calls per second with 0.03 to 0.05 retries per call, where one
+// process on LevelDB makes 16000. Choose LevelDB for a host selling its own
+// disks, a fleet for hosts that must sell one capacity together.
 //
 // # Other servers
 //
 // pgds was tested against PostgreSQL 15 only (the tests start a private
 // server; see internal/pgtest). CockroachDB and YugabyteDB speak the
-// PostgreSQL protocol, default to SERIALIZABLE and report conflicts as
-// SQLSTATE 40001, so they may work, but nothing here was run against them:
-// their support for COLLATE "C", for the catalog query New uses to check the
-// table, and for ON CONFLICT is untested.
+// PostgreSQL protocol, offer SERIALIZABLE and report conflicts as SQLSTATE
+// 40001 (which pgds reports as ErrSerialization, so shared mode retries
+// them), so they may work, but nothing here was run against them: their
+// support for COLLATE "C", for the catalog query New uses to check the
+// table, and for ON CONFLICT is untested, and their optimistic transactions
+// may conflict more often than PostgreSQL's. Run this package's tests with
+// STOWAGE_PG_URL pointing at such a server before relying on it.
 package pgds

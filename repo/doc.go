@@ -105,8 +105,11 @@
 // # Caveats
 //
 //   - One repo per datastore: two Repos (in one process or two) on the same
-//     datastore each believe they own the counters. Several
-//     reservations.Stores on one Repo are fine: they share its state.
+//     datastore each believe they own the counters, unless every one of
+//     them is opened WithShared on a datastore with serializable
+//     transactions (a fleet on PostgreSQL: see package pgds and "Running a
+//     fleet" in the README). Several reservations.Stores on one Repo are
+//     fine: they share its state.
 //   - Writing the SDK's keys (the quota counters, /blocks, /meta/sales)
 //     through Datastore behind the repo's back is outside the contract:
 //     changes re-read what they change, so nothing is resurrected or

@@ -488,21 +488,31 @@ func (s *Store) ReservationForSlot(ctx context.Context, requestID stowage.Reques
 		a AvailabilityID
 		r ReservationID
 	}
-	ref, err := read(ctx, s, key, func(key datastore.Key, b []byte) (ids, error) {
-		a, r, err := decodeSlot(key, b)
-		return ids{a, r}, err
-	})
-	if errors.Is(err, ErrNotFound) {
-		return Reservation{}, false, nil
+	var last ids
+	for {
+		ref, err := read(ctx, s, key, func(key datastore.Key, b []byte) (ids, error) {
+			a, r, err := decodeSlot(key, b)
+			return ids{a, r}, err
+		})
+		if errors.Is(err, ErrNotFound) {
+			return Reservation{}, false, nil
+		}
+		if err != nil {
+			return Reservation{}, false, fmt.Errorf("reservation for slot %d of %s: %w", index, requestID, err)
+		}
+		r, err := read(ctx, s, reservationKey(ref.a, ref.r), decodeReservation)
+		// The two reads are not one snapshot: the reservation may have
+		// been deleted (and the slot freed or taken again) in between.
+		// Read the slot again, unless it still names the missing record.
+		if errors.Is(err, ErrNotFound) && ref != last {
+			last = ref
+			continue
+		}
+		if err != nil {
+			return Reservation{}, false, fmt.Errorf("reservation for slot %d of %s: %w", index, requestID, err)
+		}
+		return r, true, nil
 	}
-	if err != nil {
-		return Reservation{}, false, fmt.Errorf("reservation for slot %d of %s: %w", index, requestID, err)
-	}
-	r, err := read(ctx, s, reservationKey(ref.a, ref.r), decodeReservation)
-	if err != nil {
-		return Reservation{}, false, fmt.Errorf("reservation for slot %d of %s: %w", index, requestID, err)
-	}
-	return r, true, nil
 }
 
 // read reads one durable record and decodes it; a missing one is
