@@ -273,7 +273,7 @@ func (e *Engine) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	defer e.life.leave()
 	if e.shared {
-		return e.updateShared(ctx, fn)
+		return e.updateShared(ctx, fn, false)
 	}
 	e.gate.RLock()
 	defer e.gate.RUnlock()
@@ -616,8 +616,9 @@ func (e *Engine) View(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	defer e.life.leave()
 	if e.shared {
-		// One read-only transaction: a consistent snapshot of the database.
-		return e.trySharedOnce(ctx, fn, true)
+		// One read-only transaction: a consistent snapshot of the database
+		// (retried like any other, should the database roll it back).
+		return e.updateShared(ctx, fn, true)
 	}
 	e.gate.Lock()
 	defer e.gate.Unlock()

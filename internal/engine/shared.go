@@ -34,7 +34,7 @@ func retryable(err error) bool {
 // updateShared runs fn in a transaction of the datastore, retrying
 // conflicts. Changes of one process are run one at a time: they would only
 // conflict with each other.
-func (e *Engine) updateShared(ctx context.Context, fn func(tx *Tx) error) error {
+func (e *Engine) updateShared(ctx context.Context, fn func(tx *Tx) error, readOnly bool) error {
 	e.stageMu.Lock()
 	defer e.stageMu.Unlock()
 	backoff := minBackoff
@@ -42,7 +42,7 @@ func (e *Engine) updateShared(ctx context.Context, fn func(tx *Tx) error) error 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := e.trySharedOnce(ctx, fn, false)
+		err := e.trySharedOnce(ctx, fn, readOnly)
 		if !retryable(err) {
 			return err
 		}
