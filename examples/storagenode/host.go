@@ -57,11 +57,11 @@ type Config struct {
 
 // Stats counts what the host did since it was opened.
 type Stats struct {
-	Requests  int // requests the market announced
-	Resumed   int // sales resumed at open
-	Orphans   int // reservations deleted at open: their slot was no longer the host's
-	Reclaimed int // reservations deleted by ReclaimExpired
-	Filled    int // sales that filled their slot
+	Requests  int            // requests the market announced
+	Resumed   int            // sales resumed at open
+	Orphans   int            // reservations deleted at open: their slot was no longer the host's
+	Reclaimed int            // reservations deleted by ReclaimExpired
+	Filled    int            // sales that filled their slot
 	Ended     map[string]int // ended sales by final state
 	Ignored   map[string]int // slots not served, by reason
 	ErroredIn map[string]int // errored sales by the state they failed in

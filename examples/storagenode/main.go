@@ -286,6 +286,7 @@ func simulate(o options, e env) (syscall.Signal, error) {
 		r.stopped += "; run again with the same -dir to resume"
 	}
 	r.err = errors.Join(r.err, host.Close())
+	time.Sleep(2 * time.Second) // bubble time: goleveldb's mpoolDrain exits a second after Close
 	r.wall = e.wall().Sub(wallStart)
 	if keep {
 		r.err = errors.Join(r.err, market.Save(filepath.Join(o.dir, marketFile)), saveHost(o))
@@ -349,6 +350,7 @@ func openSim(o *options, stderr io.Writer) (*sim.Market, *sim.Clock, bool, error
 	o.sim, o.host.Capacity, o.host.Availabilities = c, saved.Capacity, saved.Availabilities
 	return m, clock, true, nil
 }
+
 // byteSize is a flag.Value for a byte count with an optional binary unit:
 // 4096, 64KiB, 32MiB, 1GiB (K, M, G and T alone mean the same).
 type byteSize uint64

@@ -45,15 +45,15 @@ func resolveProgress(mode ProgressMode, w io.Writer) ProgressMode {
 // time simulated time crosses a multiple of every, so the output of a run
 // depends only on its flags.
 type progress struct {
-	w       io.Writer
-	mode    ProgressMode
-	start   uint64 // simulated time the scenario started at
-	every   uint64 // plain mode: simulated seconds between lines
-	redraw  int // line mode: steps between two redraws
+	w      io.Writer
+	mode   ProgressMode
+	start  uint64 // simulated time the scenario started at
+	every  uint64 // plain mode: simulated seconds between lines
+	redraw int    // line mode: steps between two redraws
 
 	steps   int
 	nextSim uint64
-	drawn    bool // line mode: a line is on screen
+	drawn   bool // line mode: a line is on screen
 }
 
 func newProgress(w io.Writer, mode ProgressMode, start, every uint64) *progress {

@@ -66,7 +66,7 @@ func blockKey(ref market.SlotRef, offset uint64) datastore.Key {
 // restart goes on from the bytes already stored.
 type downloading struct{}
 
-func (*downloading) String() string                { return "downloading" }
+func (*downloading) String() string                 { return "downloading" }
 func (st *downloading) OnError(err error) saleState { return &errored{err: err, in: st.String()} }
 
 func (*downloading) Run(ctx context.Context, m *saleMachine) (saleState, error) {
@@ -93,7 +93,7 @@ func (*downloading) Run(ctx context.Context, m *saleMachine) (saleState, error) 
 // filling it (the simulated market accepts any non-empty proof).
 type initialProving struct{}
 
-func (*initialProving) String() string                { return "initial-proving" }
+func (*initialProving) String() string                 { return "initial-proving" }
 func (st *initialProving) OnError(err error) saleState { return &errored{err: err, in: st.String()} }
 
 func (*initialProving) Run(ctx context.Context, m *saleMachine) (saleState, error) {
@@ -116,7 +116,7 @@ func (*initialProving) Run(ctx context.Context, m *saleMachine) (saleState, erro
 // filling submits the proof to the market, which locks the collateral.
 type filling struct{ proof []byte }
 
-func (*filling) String() string                { return "filling" }
+func (*filling) String() string                 { return "filling" }
 func (st *filling) OnError(err error) saleState { return &errored{err: err, in: st.String()} }
 
 func (st *filling) Run(ctx context.Context, m *saleMachine) (saleState, error) {
@@ -139,7 +139,7 @@ func (st *filling) Run(ctx context.Context, m *saleMachine) (saleState, error) {
 // next slot can download while this one is held.
 type filled struct{}
 
-func (*filled) String() string                { return "filled" }
+func (*filled) String() string                 { return "filled" }
 func (st *filled) OnError(err error) saleState { return &errored{err: err, in: st.String()} }
 
 func (*filled) Run(ctx context.Context, m *saleMachine) (saleState, error) {
@@ -161,7 +161,7 @@ func (*proving) Run(context.Context, *saleMachine) (saleState, error) { return n
 // payout collects the reward and the collateral of a finished request.
 type payout struct{}
 
-func (*payout) String() string                { return "payout" }
+func (*payout) String() string                 { return "payout" }
 func (st *payout) OnError(err error) saleState { return &errored{err: err, in: st.String()} }
 
 func (*payout) Run(ctx context.Context, m *saleMachine) (saleState, error) {

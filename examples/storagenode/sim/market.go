@@ -150,9 +150,9 @@ type simSlot struct {
 type simRequest struct {
 	*script `json:"-"`
 	State   market.RequestState `json:"state"`
-	Start   uint64       `json:"start,omitempty"`
-	End     uint64       `json:"end,omitempty"`
-	Slots   []simSlot    `json:"slots"`
+	Start   uint64              `json:"start,omitempty"`
+	End     uint64              `json:"end,omitempty"`
+	Slots   []simSlot           `json:"slots"`
 }
 
 // Market is a simulated marketplace for one host, driven by a Clock.
@@ -632,10 +632,10 @@ func (m *Market) freeLocked(r *simRequest, slot uint64) {
 
 // simSnapshot is the market's state as Save writes it.
 type simSnapshot struct {
-	Config   Config     `json:"config"`
+	Config   Config        `json:"config"`
 	Now      uint64        `json:"now"`
 	Requests []*simRequest `json:"requests"`
-	Stats    Stats      `json:"stats"`
+	Stats    Stats         `json:"stats"`
 }
 
 // Save writes the market's state to path as JSON, so that LoadMarket can
