@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var summaryLine = regexp.MustCompile(`^summary: this run: requests=(\d+) filled=(\d+) ignored=(\d+) errored=(\d+) reservations_left=(\d+) invariant=(ok|FAILED)$`)
+
+// runSim runs the program in a bubble, as main does; stop, if set, is
+// asked for a signal at every step.
+func runSim(t *testing.T, args []string, stop func() syscall.Signal) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	if stop == nil {
+		stop = func() syscall.Signal { return 0 }
+	}
+	synctest.Test(t, func(t *testing.T) {
+		code = run(args, env{stdout: &out, stderr: &errb, wall: time.Now, signal: stop})
+	})
+	return code, out.String(), errb.String()
+}
+
+// lastLine returns the fields of the summary line, the last of out.
+func lastLine(t *testing.T, out string) []string {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	m := summaryLine.FindStringSubmatch(lines[len(lines)-1])
+	require.NotNil(t, m, "last line: %q", lines[len(lines)-1])
+	return m
+}
+
+func TestRun_PrintsProgressThenSummary(t *testing.T) {
+	code, out, stderr := runSim(t, []string{"-requests", "60", "-capacity", "16MiB", "-progress", "plain"}, nil)
+	require.Equal(t, 0, code, stderr)
+	assert.Empty(t, stderr, "no logs without -v")
+	m := lastLine(t, out)
+	assert.Equal(t, "60", m[1])
+	assert.NotEqual(t, "0", m[2], "filled")
+	assert.Equal(t, "0", m[5], "reservations left")
+	assert.Equal(t, "ok", m[6])
+	assert.Contains(t, out, "sim +0d02h", "a plain progress line every two simulated hours")
+	assert.Contains(t, out, "OUTCOME (this run)")
+	assert.Contains(t, out, "MARKET (cumulative)")
+	assert.Regexp(t, `availability 1 +8\.0 MiB total, 8\.0 MiB free, 0 B held`, out)
+	assert.NotContains(t, out, "\r")
+	assert.NotContains(t, out, "-dir to resume", "no resume hint without -dir")
+}
+
+func TestRun_SameSeedSameRun(t *testing.T) {
+	summary := func(seed string) string {
+		code, out, stderr := runSim(t, []string{"-seed", seed, "-requests", "40", "-progress", "none"}, nil)
+		require.Equal(t, 0, code, stderr)
+		return out[strings.Index(out, "OUTCOME"):strings.Index(out, "simulated ")]
+	}
+	assert.Equal(t, summary("5"), summary("5"))
+}
+
+// TestRun_SignalSavesAndResumesToTheSameTotals interrupts a run, resumes it
+// and compares the market's cumulative totals with an uninterrupted run.
+func TestRun_SignalSavesAndResumesToTheSameTotals(t *testing.T) {
+	args := []string{"-requests", "60", "-capacity", "16MiB", "-progress", "none"}
+	code, whole, _ := runSim(t, args, nil)
+	require.Equal(t, 0, code)
+	market := func(out string) string {
+		return out[strings.Index(out, "MARKET"):strings.Index(out, "HOST")]
+	}
+	for sig, want := range map[syscall.Signal]int{syscall.SIGINT: 130, syscall.SIGTERM: 143} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			steps := 0
+			code, first, stderr := runSim(t, append(args, "-dir", dir), func() syscall.Signal {
+				if steps++; steps > 300 {
+					return sig
+				}
+				return 0
+			})
+			require.Equal(t, want, code, stderr)
+			assert.Contains(t, first, "stopped         by "+sig.String()+"; run again with the same -dir to resume")
+			assert.Equal(t, "ok", lastLine(t, first)[6])
+
+			code, second, stderr := runSim(t, append(args, "-dir", dir, "-seed", "9"), nil)
+			require.Equal(t, 0, code, stderr)
+			assert.Contains(t, stderr, "-seed 9 ignored")
+			m := lastLine(t, second)
+			assert.Equal(t, "0", m[5])
+			assert.Equal(t, "ok", m[6])
+			assert.NotContains(t, second, "from sim +0d00h00m", "simulated time goes on")
+			assert.Equal(t, market(whole), market(second), "the same cumulative market totals")
+		})
+	}
+}
+
+func TestRun_HelpSaysWhatItDoes(t *testing.T) {
+	code, _, stderr := runSim(t, []string{"-h"}, nil)
+	assert.Equal(t, 0, code)
+	assert.True(t, strings.HasPrefix(stderr, "storagenode runs a storage host"), stderr)
+	assert.Contains(t, stderr, "-capacity")
+}
+
+func TestRun_RejectsBadFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"-capacity", "lots"}, "-capacity"},
+		{[]string{"-capacity", "1KiB"}, "-capacity 1KiB: want 1MiB to 1TiB"},
+		{[]string{"-progress", "fancy"}, "-progress fancy: want auto, line, plain or none"},
+		{[]string{"-min-price", "-1"}, "-min-price"},
+		{[]string{"stray"}, "unexpected arguments"},
+		{[]string{"-workers", "0"}, "-workers 0: want 1 to -queue (128)"},
+		{[]string{"-workers", "9", "-queue", "8"}, "-workers 9: want 1 to -queue (8)"},
+		{[]string{"-queue", "70000"}, "-queue 70000: want 1 to 65535"},
+		{[]string{"-requests", "-5"}, "-requests -5: want 1 to 1000000"},
+		{[]string{"-availabilities", "0"}, "-availabilities 0: want 1 to 64"},
+		{[]string{"-batch", "0"}, "-batch 0: want 1 to 64MiB"},
+		{[]string{"-max-duration", "-1h"}, "-max-duration -1h0m0s: want a positive duration"},
+		{[]string{"-every", "-1h"}, "-every -1h0m0s: want a positive duration"},
+		{[]string{"-for", "-1h"}, "-for -1h0m0s: want a positive duration"},
+		{[]string{"-for", "0s"}, "-for 0s: want a positive duration"},
+		{[]string{"-market-timeout", "0s"}, "-market-timeout 0s: want a positive duration"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(c.args, env{stdout: &stdout, stderr: &stderr})
+		assert.Equal(t, 2, code, "%q", c.args)
+		assert.Contains(t, stderr.String(), c.says, "%q", c.args)
+		assert.Empty(t, stdout.String())
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]uint64{
+		"4096": 4096, "64KiB": 64 << 10, "64K": 64 << 10, "32MiB": 32 << 20, "1GiB": 1 << 30, "2TiB": 2 << 40, "7B": 7,
+	} {
+		got, err := parseBytes(in)
+		if assert.NoError(t, err, in) {
+			assert.Equal(t, want, got, in)
+		}
+	}
+	for _, in := range []string{"", "KiB", "1.5MiB", "-1", "20000000TiB", "12XB"} {
+		_, err := parseBytes(in)
+		assert.Error(t, err, in)
+	}
+}
