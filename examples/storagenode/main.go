@@ -64,7 +64,8 @@ func main() {
 		stdout: os.Stdout, stderr: os.Stderr, wall: wallClock(),
 		signal: func() syscall.Signal { return syscall.Signal(got.Load()) },
 	}
-	inBubble(func() int { return run(os.Args[1:], env) })
+	args := os.Args[1:] // inBubble clears os.Args for the testing package
+	inBubble(func() int { return run(args, env) })
 }
 
 // env is what run needs from the process.
