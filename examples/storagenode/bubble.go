@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// inBubble runs f in a testing/synctest bubble and exits with its status.
+// inBubble runs f in a testing/synctest bubble, then atExit (if set), and
+// exits with f's status.
 //
 // The simulation steps its clock whenever the host has done all it can,
 // which is when every goroutine of the host is blocked: synctest.Wait
@@ -16,12 +17,15 @@ import (
 // testing.Main. Inside the bubble the time package runs on a fake clock;
 // the host never reads it (its clock is the simulated one), and wallClock
 // gives the real time for the report.
-func inBubble(f func() int) {
+func inBubble(f func() int, atExit func()) {
 	os.Args = os.Args[:1] // the flags are f's, not the testing package's
 	testing.Main(func(string, string) (bool, error) { return true, nil },
 		[]testing.InternalTest{{Name: "storagenode", F: func(t *testing.T) {
 			code := 0
 			synctest.Test(t, func(*testing.T) { code = f() })
+			if atExit != nil {
+				atExit()
+			}
 			os.Exit(code)
 		}}}, nil, nil)
 }

@@ -65,7 +65,20 @@ func main() {
 		signal: func() syscall.Signal { return syscall.Signal(got.Load()) },
 	}
 	args := os.Args[1:] // inBubble clears os.Args for the testing package
-	inBubble(func() int { return run(args, env) })
+	// The profiler's goroutine must run outside the bubble: inside, it never
+	// blocks durably and synctest.Wait would wait for it forever.
+	if path := cpuprofileFlag(args); path != "" {
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "storagenode:", err)
+			os.Exit(1)
+		}
+		env.atExit = func() { pprof.StopCPUProfile(); f.Close() }
+	}
+	inBubble(func() int { return run(args, env) }, env.atExit)
 }
 
 // env is what run needs from the process.
@@ -73,6 +86,16 @@ type env struct {
 	stdout, stderr io.Writer
 	wall           func() time.Time      // real time, also inside the bubble
 	signal         func() syscall.Signal // the first SIGINT or SIGTERM received, else 0
+	atExit         func()                // main: stops the CPU profile
+}
+
+// cpuprofileFlag returns the value of -cpuprofile in args, if any.
+func cpuprofileFlag(args []string) string {
+	o, err := parseFlags(args, io.Discard)
+	if err != nil {
+		return ""
+	}
+	return o.cpuprofile
 }
 
 // Files -dir keeps beside the repo.
@@ -110,7 +133,7 @@ Usage: storagenode [flags]
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	o := options{sim: sim.DefaultConfig(), maxDuration: 12 * time.Hour, every: 2 * time.Hour, progress: "auto"}
 	o.host = Config{Capacity: 32 << 20, Availabilities: 2, Workers: 3, QueueSize: 128, Batch: 16 << 10,
-		MarketTimeout: 5 * time.Second, ReclaimEvery: 10 * time.Minute}
+		MarketTimeout: 5 * time.Second, ReclaimEvery: time.Hour}
 	o.host.MinPrice.SetUint64(100_000)
 	o.host.MaxCollateral.SetUint64(800)
 	fs := flag.NewFlagSet("storagenode", flag.ContinueOnError)
@@ -184,18 +207,6 @@ func run(args []string, e env) int {
 	case err != nil:
 		fmt.Fprintln(e.stderr, "storagenode:", err)
 		return 2
-	}
-	if o.cpuprofile != "" {
-		f, err := os.Create(o.cpuprofile)
-		if err == nil {
-			defer f.Close()
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(e.stderr, "storagenode:", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
 	}
 	sig, err := simulate(o, e)
 	switch {
