@@ -1,42 +1,34 @@
-// Command storagenode is a storage host running against a simulated
-// marketplace: the stowage packages wired together the way an application
-// does it.
-//
-// The market posts storage requests over simulated time; the host queues
-// their slots most profitable first (slotqueue), serves each one through a
-// state machine (statemachine) that reserves the slot's bytes in an
-// availability (reservations), downloads the data into the repo's block
-// store releasing the reservation batch by batch (repo), proves, fills the
-// slot, holds it until the request ends and collects the payout. Every sale,
-// however it ends, gives its bytes back.
+// Command storagenode runs a storage host against a simulated marketplace
+// for a simulated day or more, in a few seconds: clients post storage
+// requests, the host queues their slots most profitable first, reserves
+// each slot's bytes in an availability, downloads and stores the data,
+// fills the slot, holds it until the request ends and collects the payout;
+// however a sale ends, its bytes go back to the offer. It ends with a
+// summary whose last line says whether the books balanced.
 //
 // Usage:
 //
 //	go run ./examples/storagenode [flags]
 //
-// A run takes a few seconds and ends with a summary whose last line reads
-// "summary: requests=... invariant=ok". With -dir the repo and the market's
-// state are kept in a directory, and a second run with the same -dir resumes
-// where the first stopped (use -for to stop a run part way, or interrupt it).
+// With -dir the repo and the market are kept in a directory, and a second
+// run with the same -dir resumes where the first stopped (-for, SIGINT or
+// SIGTERM).
 //
 // # Where to look
 //
-//   - market.go: the Market and Network interfaces, all the host needs from
-//     a marketplace; a chain client implements them.
-//   - host.go: the Host, which wires repo, reservations, slotqueue and one
-//     statemachine per sale, routes market events, resumes after a restart
-//     and gives every byte back when a sale ends.
-//   - sale.go: the sale's states (preparing, downloading, initial-proving,
-//     filling, filled, proving, payout, and the final finished, cancelled,
-//     failed, errored, ignored; unknown after a restart) and the market
-//     events that move them.
-//   - simmarket.go, clock.go: the simulated marketplace and its clock,
-//     deterministic for a given -seed.
-//   - main.go, report.go: flags, progress and the summary.
+//   - host.go and sale.go: the host, the wiring to copy. It opens the repo
+//     and the reservations store, runs the slot queue, one state machine
+//     per sale, restarts and resumes, and reclaims expired reservations.
+//   - market/: the Market and Network interfaces, all the host needs from a
+//     marketplace; a chain client implements them.
+//   - sim/: the simulated marketplace, network and clock.
+//   - main.go, report.go, bubble.go: flags, the simulation loop, progress and
+//     the summary.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -48,228 +40,327 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing/synctest"
 	"time"
 
 	"github.com/holiman/uint256"
 
+	"github.com/stowage/stowage/examples/storagenode/sim"
 	"github.com/stowage/stowage/slotqueue"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	var got atomic.Int32
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		for s := range sigc {
+			got.CompareAndSwap(0, int32(s.(syscall.Signal)))
+		}
+	}()
+	env := env{
+		stdout: os.Stdout, stderr: os.Stderr, wall: wallClock(),
+		signal: func() syscall.Signal { return syscall.Signal(got.Load()) },
+	}
+	args := os.Args[1:] // inBubble clears os.Args for the testing package
+	// The profiler's goroutine must run outside the bubble: inside, it never
+	// blocks durably and synctest.Wait would wait for it forever.
+	if path := cpuprofileFlag(args); path != "" {
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "storagenode:", err)
+			os.Exit(1)
+		}
+		env.atExit = func() { pprof.StopCPUProfile(); f.Close() }
+	}
+	inBubble(func() int { return run(args, env) }, env.atExit)
 }
 
-// marketFile is where -dir keeps the simulated market's state.
-const marketFile = "market.json"
+// env is what run needs from the process.
+type env struct {
+	stdout, stderr io.Writer
+	wall           func() time.Time      // real time, also inside the bubble
+	signal         func() syscall.Signal // the first SIGINT or SIGTERM received, else 0
+	atExit         func()                // main: stops the CPU profile
+}
 
-// run is the whole program: parse args, simulate, print the summary. It
-// returns the exit status: 0 when the accounts add up, 1 when they do not or
-// the run failed, 2 for bad flags.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	sim := DefaultSimConfig()
-	cfg := HostConfig{
-		Capacity:       32 << 20,
-		Availabilities: 2,
-		MaxDuration:    12 * 3600,
-		Workers:        3,
-		QueueSize:      128,
-		Batch:          16 << 10,
-		MarketTimeout:  5 * time.Second,
+// cpuprofileFlag returns the value of -cpuprofile in args, if any.
+func cpuprofileFlag(args []string) string {
+	o, err := parseFlags(args, io.Discard)
+	if err != nil {
+		return ""
 	}
-	cfg.MinPrice.SetUint64(100_000)
-	cfg.MaxCollateral.SetUint64(800)
-	var (
-		verbose    bool
-		cpuprofile string
-		mode       = string(ProgressAuto)
-		maxDur     = 12 * time.Hour
-		until      time.Duration
-		every      = 2 * time.Hour
-	)
+	return o.cpuprofile
+}
+
+// Files -dir keeps beside the repo.
+const (
+	marketFile = "market.json"
+	hostFile   = "host.json"
+)
+
+// options are the parsed flags.
+type options struct {
+	host        Config
+	sim         sim.Config
+	dir         string
+	maxDuration time.Duration
+	until       time.Duration
+	every       time.Duration
+	progress    string
+	verbose     bool
+	cpuprofile  string
+	set         map[string]bool // flags given on the command line
+}
+
+const usageIntro = `storagenode runs a storage host built on the stowage SDK against a simulated
+marketplace: clients post storage requests over simulated time, the host
+reserves space for the slots worth serving, downloads and stores them, fills
+them and collects the payout, and every sale gives its bytes back when it
+ends. A simulated day takes seconds; the last line says whether the books
+balanced. With -dir the state is kept, and a second run resumes it.
+
+Usage: storagenode [flags]
+`
+
+// parseFlags parses and checks args; the error names the flag and what it
+// accepts.
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	o := options{sim: sim.DefaultConfig(), maxDuration: 12 * time.Hour, every: 2 * time.Hour, progress: "auto"}
+	o.host = Config{Capacity: 32 << 20, Availabilities: 2, Workers: 3, QueueSize: 128, Batch: 16 << 10,
+		MarketTimeout: 5 * time.Second, ReclaimEvery: time.Hour}
+	o.host.MinPrice.SetUint64(100_000)
+	o.host.MaxCollateral.SetUint64(800)
 	fs := flag.NewFlagSet("storagenode", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Uint64Var(&sim.Seed, "seed", sim.Seed, "seed of the simulated market: same seed, same scenario (a resumed -dir keeps its own)")
-	fs.IntVar(&sim.Requests, "requests", sim.Requests, "storage requests the market posts (a resumed -dir keeps its own)")
-	fs.StringVar(&cfg.Dir, "dir", "", "keep the repo and the market state in this directory and resume from it (default: a temporary directory)")
-	fs.BoolVar(&cfg.Sync, "sync", false, "fsync every repo write")
-	fs.Var((*byteSize)(&cfg.Capacity), "capacity", "bytes to sell (repo quota), e.g. 32MiB")
-	fs.IntVar(&cfg.Availabilities, "availabilities", cfg.Availabilities, "availabilities the capacity is split into")
-	fs.DurationVar(&maxDur, "max-duration", maxDur, "longest request to serve")
-	fs.Var((*amountFlag)(&cfg.MinPrice), "min-price", "least a slot must pay over its duration (reward × duration)")
-	fs.Var((*amountFlag)(&cfg.MaxCollateral), "max-collateral", "most collateral to lock for one slot")
-	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "slots downloaded at once")
-	fs.IntVar(&cfg.QueueSize, "queue", cfg.QueueSize, "slots waiting in the slot queue at most")
-	fs.Var((*byteSize)(&cfg.Batch), "batch", "download batch and block size")
-	fs.DurationVar(&cfg.MarketTimeout, "market-timeout", cfg.MarketTimeout, "longest a market call may take")
-	fs.DurationVar(&until, "for", 0, "stop after this much simulated time (0: when the market is done)")
-	fs.StringVar(&mode, "progress", mode, "progress display: auto, line, plain or none")
-	fs.DurationVar(&every, "every", every, "simulated time between two plain progress lines")
-	fs.BoolVar(&verbose, "v", false, "debug logs on stderr")
-	fs.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageIntro, "\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.Uint64Var(&o.sim.Seed, "seed", o.sim.Seed, "seed of the simulated market: same seed, same run")
+	fs.IntVar(&o.sim.Requests, "requests", o.sim.Requests, "storage requests the market posts, 1 to 1000000")
+	fs.StringVar(&o.dir, "dir", "", "keep the repo and the market in this directory and resume from it (default: a temporary directory, deleted at the end)")
+	fs.BoolVar(&o.host.Sync, "sync", false, "fsync every repo write")
+	fs.Var((*byteSize)(&o.host.Capacity), "capacity", "bytes to sell (repo quota), 1MiB to 1TiB, e.g. 32MiB")
+	fs.IntVar(&o.host.Availabilities, "availabilities", o.host.Availabilities, "availabilities the capacity is split into, 1 to 64")
+	fs.DurationVar(&o.maxDuration, "max-duration", o.maxDuration, "longest request to serve, positive")
+	fs.Var((*amountFlag)(&o.host.MinPrice), "min-price", "least a slot must pay over its duration (reward × duration)")
+	fs.Var((*amountFlag)(&o.host.MaxCollateral), "max-collateral", "most collateral to lock for one slot")
+	fs.IntVar(&o.host.Workers, "workers", o.host.Workers, "slots downloaded at once, 1 to -queue")
+	fs.IntVar(&o.host.QueueSize, "queue", o.host.QueueSize, "slots waiting in the slot queue at most, 1 to 65535")
+	fs.Var((*byteSize)(&o.host.Batch), "batch", "download batch and block size, 1 to 64MiB")
+	fs.DurationVar(&o.host.MarketTimeout, "market-timeout", o.host.MarketTimeout, "longest a market call may take, positive")
+	fs.DurationVar(&o.until, "for", 0, "stop after this much simulated time, positive (default: when the market is done)")
+	fs.StringVar(&o.progress, "progress", o.progress, "progress display: auto, line, plain or none")
+	fs.DurationVar(&o.every, "every", o.every, "simulated time between two plain progress lines, positive")
+	fs.BoolVar(&o.verbose, "v", false, "debug logs on stderr, stamped with simulated time")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+		return o, err
+	}
+	o.set = make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	h := o.host
+	for _, c := range []struct {
+		bad  bool
+		flag string
+		want string
+	}{
+		{fs.NArg() > 0, "", fmt.Sprintf("unexpected arguments %q: flags only", fs.Args())},
+		{o.sim.Requests < 1 || o.sim.Requests > 1_000_000, "-requests", "1 to 1000000"},
+		{h.Capacity < 1<<20 || h.Capacity > 1<<40, "-capacity", "1MiB to 1TiB"},
+		{h.Availabilities < 1 || h.Availabilities > 64, "-availabilities", "1 to 64"},
+		{o.maxDuration < time.Second, "-max-duration", "a positive duration of at least 1s"},
+		{h.QueueSize < 1 || h.QueueSize > 65535, "-queue", "1 to 65535"},
+		{h.Workers < 1 || h.Workers > h.QueueSize, "-workers", fmt.Sprintf("1 to -queue (%d)", h.QueueSize)},
+		{h.Batch < 1 || h.Batch > 64<<20, "-batch", "1 to 64MiB"},
+		{h.MarketTimeout <= 0, "-market-timeout", "a positive duration"},
+		{o.set["for"] && o.until < time.Second, "-for", "a positive duration of at least 1s"},
+		{o.every < time.Second, "-every", "a positive duration of at least 1s"},
+		{!strings.Contains(" auto line plain none ", " "+o.progress+" "), "-progress", "auto, line, plain or none"},
+	} {
+		if c.bad && c.flag == "" {
+			return o, errors.New(c.want)
 		}
-		return 2
+		if c.bad {
+			return o, fmt.Errorf("%s %s: want %s", c.flag, fs.Lookup(strings.TrimPrefix(c.flag, "-")).Value, c.want)
+		}
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "storagenode: unexpected arguments %q\n", fs.Args())
-		return 2
-	}
-	switch m := ProgressMode(mode); m {
-	case ProgressAuto, ProgressLine, ProgressPlain, ProgressNone:
-	default:
-		fmt.Fprintf(stderr, "storagenode: -progress %q: want auto, line, plain or none\n", m)
-		return 2
-	}
-	cfg.MaxDuration = uint64(maxDur / time.Second)
+	o.host.MaxDuration = uint64(o.maxDuration / time.Second)
+	return o, nil
+}
 
-	if cpuprofile != "" {
-		f, err := os.Create(cpuprofile)
-		if err != nil {
-			fmt.Fprintln(stderr, "storagenode:", err)
-			return 1
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(stderr, "storagenode:", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
+// run is the whole program: parse args, simulate, print the summary. It
+// returns the exit status: 0 when the books balance, 1 when they do not or
+// the run failed, 2 for bad flags, 130 after SIGINT and 143 after SIGTERM.
+// It runs in a synctest bubble (see inBubble).
+func run(args []string, e env) int {
+	o, err := parseFlags(args, e.stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case err != nil:
+		fmt.Fprintln(e.stderr, "storagenode:", err)
+		return 2
 	}
-	if verbose {
-		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	if err := simulate(ctx, cfg, sim, ProgressMode(mode), uint64(until/time.Second), uint64(every/time.Second), stdout); err != nil {
-		fmt.Fprintln(stderr, "storagenode:", err)
+	sig, err := simulate(o, e)
+	switch {
+	case err != nil:
+		fmt.Fprintln(e.stderr, "storagenode:", err)
 		return 1
+	case sig != 0:
+		return 128 + int(sig)
 	}
 	return 0
 }
 
 // errInvariant makes run exit non-zero after printing a summary whose
 // invariant failed.
-var errInvariant = errors.New("the accounts do not add up")
+var errInvariant = errors.New("the books do not balance")
 
-// simulate runs the host against the simulated market and prints progress
-// and the summary to stdout.
-func simulate(ctx context.Context, cfg HostConfig, sim SimConfig, mode ProgressMode, until, every uint64, stdout io.Writer) error {
-	keep := cfg.Dir != ""
+// simulate runs the host against the simulated market until the market is
+// done, -for has passed or a signal came, and prints the summary.
+func simulate(o options, e env) (syscall.Signal, error) {
+	ctx := context.Background()
+	keep := o.dir != ""
 	if !keep {
 		dir, err := os.MkdirTemp("", "storagenode-")
 		if err != nil {
-			return err
+			return 0, err
 		}
 		defer os.RemoveAll(dir)
-		cfg.Dir = dir
+		o.dir = dir
 	}
-	market, clock, err := openMarket(cfg.Dir, sim)
+	market, clock, resumed, err := openSim(&o, e.stderr)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	start := clock.Now()
-	wallStart := time.Now()
-
+	cfg := o.host
+	cfg.Dir, cfg.Clock = o.dir, clock
+	if o.verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug,
+			ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+				if a.Key == slog.TimeKey && len(groups) == 0 {
+					return slog.String("sim", clock.Now().Format(time.DateTime))
+				}
+				return a
+			}}))
+	}
 	// Slots that tie in the queue (those of one request) are served in an
-	// order drawn from the market's seed, so that a run repeats exactly. A
-	// real host leaves the order random.
-	cfg.QueueOptions = append(cfg.QueueOptions, slotqueue.WithTieSeed(market.Config().Seed))
+	// order drawn from the seed, so that a run repeats exactly.
+	cfg.QueueOptions = []slotqueue.Option{slotqueue.WithTieSeed(market.Config().Seed)}
+	runStart, wallStart := clock.Unix(), e.wall()
 	host, err := OpenHost(ctx, cfg, market, market)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	p := newProgress(stdout, resolveProgress(mode, stdout), start, every)
+	p := newProgress(e.stdout, resolveProgress(ProgressMode(o.progress), e.stdout), market.Config().Start, uint64(o.every/time.Second))
 	stopAt := uint64(0)
-	if until > 0 {
-		stopAt = start + until
+	if o.until > 0 {
+		stopAt = runStart + uint64(o.until/time.Second)
 	}
-	runErr := drive(ctx, clock, host, stopAt, func() error {
-		p.update(clock.Now(), host)
-		return nil
-	})
-	p.done(clock.Now(), host)
-
-	// Take the final figures before closing the host. After a clean run it
-	// is idle and its accounts must add up exactly; after an interrupt,
-	// sales are mid-flight and only the invariant that holds at every
-	// instant can be checked.
-	bg := context.WithoutCancel(ctx)
-	r := report{host: host.Stats(), market: market.Stats(), simSeconds: clock.Now() - start, wall: time.Since(wallStart)}
-	if runErr == nil {
-		r.err = host.CheckAccounts(bg)
-	} else {
-		r.err = host.Verify(bg)
-	}
-	if rs, err := host.Store().Reservations(bg); err == nil {
-		r.reservations = len(rs)
-	} else {
-		r.err = errors.Join(r.err, err)
-	}
-	if as, err := host.Store().Availabilities(bg); err == nil {
-		for _, a := range as {
-			r.available = append(r.available, a.Size)
-		}
-	}
-	switch {
-	case errors.Is(runErr, context.Canceled):
-		r.stopped = "interrupted"
-		if keep {
-			r.stopped += "; run again with the same -dir to resume"
-		}
-	case runErr != nil:
-		r.stopped = runErr.Error()
-	case !market.Done():
-		r.stopped = "at the -for limit; run again with the same -dir to resume"
-	}
-	if err := host.Close(); err != nil {
-		r.err = errors.Join(r.err, err)
-	}
-	if keep {
-		if err := market.Save(filepath.Join(cfg.Dir, marketFile)); err != nil {
-			r.err = errors.Join(r.err, err)
-		}
-	}
-	writeSummary(stdout, r)
-	if r.err != nil {
-		return fmt.Errorf("%w: %v", errInvariant, r.err)
-	}
-	return nil
-}
-
-// openMarket resumes the market saved in dir, or starts a new one.
-func openMarket(dir string, sim SimConfig) (*SimMarket, *SimClock, error) {
-	m, clock, err := LoadSimMarket(filepath.Join(dir, marketFile))
-	if err == nil || !errors.Is(err, os.ErrNotExist) {
-		return m, clock, err
-	}
-	clock = NewSimClock(sim.Start)
-	m, err = NewSimMarket(sim, clock)
-	return m, clock, err
-}
-
-// drive steps the clock whenever the host is idle, calling step before
-// each move, until nothing is left to happen, the clock would pass stopAt
-// (when not zero), or ctx is done.
-func drive(ctx context.Context, clock *SimClock, host *Host, stopAt uint64, step func() error) error {
+	var sig syscall.Signal
 	for {
-		if err := host.WaitIdle(ctx); err != nil {
-			return err
-		}
-		if err := step(); err != nil {
-			return err
+		synctest.Wait() // the host has done all it can until the clock moves
+		p.update(clock.Unix(), host)
+		if sig = e.signal(); sig != 0 || market.Done() {
+			break
 		}
 		next, ok := clock.Next()
 		if !ok || (stopAt > 0 && next > stopAt) {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
+			break
 		}
 		clock.Step()
 	}
+	p.done(clock.Unix(), host)
+
+	r := report{host: host.Stats(), queue: host.Queue().Stats(), market: market.Stats(), sales: host.SaleStates(),
+		start: market.Config().Start, runStart: runStart, now: clock.Unix(), resumed: resumed}
+	r.err = host.Store().Verify(ctx)
+	if rs, err := host.Store().Reservations(ctx); err == nil {
+		r.reservations = len(rs)
+	}
+	if as, err := host.Store().Availabilities(ctx); err == nil {
+		r.availabilities = as
+	}
+	switch {
+	case sig != 0:
+		r.stopped = "by " + sig.String()
+	case !market.Done():
+		r.stopped = "at the -for limit"
+	}
+	if r.stopped != "" && keep {
+		r.stopped += "; run again with the same -dir to resume"
+	}
+	r.err = errors.Join(r.err, host.Close())
+	time.Sleep(2 * time.Second) // bubble time: goleveldb's mpoolDrain exits a second after Close
+	r.wall = e.wall().Sub(wallStart)
+	if keep {
+		r.err = errors.Join(r.err, market.Save(filepath.Join(o.dir, marketFile)), saveHost(o))
+	}
+	writeSummary(e.stdout, r)
+	if r.err != nil {
+		return sig, fmt.Errorf("%w: %v", errInvariant, r.err)
+	}
+	return sig, nil
+}
+
+// savedHost is what -dir keeps of the host's flags: those that shaped the
+// availabilities when they were created.
+type savedHost struct {
+	Capacity       uint64 `json:"capacity"`
+	Availabilities int    `json:"availabilities"`
+}
+
+func saveHost(o options) error {
+	b, err := json.Marshal(savedHost{o.host.Capacity, o.host.Availabilities})
+	if err == nil {
+		err = os.WriteFile(filepath.Join(o.dir, hostFile), b, 0o644)
+	}
+	return err
+}
+
+// openSim resumes the market saved in o.dir, or starts a new one. Resuming,
+// the saved scenario and host settings stand, and flags given that differ
+// from them are named in a warning.
+func openSim(o *options, stderr io.Writer) (*sim.Market, *sim.Clock, bool, error) {
+	m, clock, err := sim.LoadMarket(filepath.Join(o.dir, marketFile))
+	if errors.Is(err, os.ErrNotExist) {
+		clock = sim.NewClock(o.sim.Start)
+		m, err = sim.NewMarket(o.sim, clock)
+		return m, clock, false, err
+	}
+	if err != nil {
+		return nil, nil, false, err
+	}
+	var saved savedHost
+	if b, err := os.ReadFile(filepath.Join(o.dir, hostFile)); err != nil {
+		return nil, nil, false, err
+	} else if err := json.Unmarshal(b, &saved); err != nil {
+		return nil, nil, false, fmt.Errorf("%s: %w", hostFile, err)
+	}
+	warn := func(flag string, given, kept any) {
+		if o.set[flag] && fmt.Sprint(given) != fmt.Sprint(kept) {
+			fmt.Fprintf(stderr, "storagenode: warning: -%s %v ignored: resuming %s, which keeps -%s %v\n", flag, given, o.dir, flag, kept)
+		}
+	}
+	c := m.Config()
+	warn("seed", o.sim.Seed, c.Seed)
+	warn("requests", o.sim.Requests, c.Requests)
+	warn("capacity", (*byteSize)(&o.host.Capacity), (*byteSize)(&saved.Capacity))
+	warn("availabilities", o.host.Availabilities, saved.Availabilities)
+	for _, f := range []string{"max-duration", "min-price", "max-collateral"} {
+		if o.set[f] {
+			fmt.Fprintf(stderr, "storagenode: warning: -%s ignored: resuming %s, whose availabilities keep their terms\n", f, o.dir)
+		}
+	}
+	o.sim, o.host.Capacity, o.host.Availabilities = c, saved.Capacity, saved.Availabilities
+	return m, clock, true, nil
 }
 
 // byteSize is a flag.Value for a byte count with an optional binary unit:

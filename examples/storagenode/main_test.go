@@ -2,21 +2,33 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-var summaryLine = regexp.MustCompile(`^summary: requests=(\d+) filled=(\d+) ignored=(\d+) errored=(\d+) reservations_left=(\d+) invariant=(ok|FAILED)$`)
+var summaryLine = regexp.MustCompile(`^summary: this run: requests=(\d+) filled=(\d+) ignored=(\d+) errored=(\d+) reservations_left=(\d+) invariant=(ok|FAILED)$`)
 
-// lastLine returns the last line of out and checks its shape.
+// runSim runs the program in a bubble, as main does; stop, if set, is
+// asked for a signal at every step.
+func runSim(t *testing.T, args []string, stop func() syscall.Signal) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	if stop == nil {
+		stop = func() syscall.Signal { return 0 }
+	}
+	synctest.Test(t, func(t *testing.T) {
+		code = run(args, env{stdout: &out, stderr: &errb, wall: time.Now, signal: stop})
+	})
+	return code, out.String(), errb.String()
+}
+
+// lastLine returns the fields of the summary line, the last of out.
 func lastLine(t *testing.T, out string) []string {
 	t.Helper()
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
@@ -26,82 +38,101 @@ func lastLine(t *testing.T, out string) []string {
 }
 
 func TestRun_PrintsProgressThenSummary(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"-requests", "60", "-capacity", "16MiB", "-progress", "plain"}, &stdout, &stderr)
-	require.Equal(t, 0, code, "stderr: %s", stderr.String())
-	assert.Empty(t, stderr.String(), "no logs without -v")
-
-	out := stdout.String()
+	code, out, stderr := runSim(t, []string{"-requests", "60", "-capacity", "16MiB", "-progress", "plain"}, nil)
+	require.Equal(t, 0, code, stderr)
+	assert.Empty(t, stderr, "no logs without -v")
 	m := lastLine(t, out)
-	assert.Equal(t, "60", m[1], "requests")
+	assert.Equal(t, "60", m[1])
 	assert.NotEqual(t, "0", m[2], "filled")
 	assert.Equal(t, "0", m[5], "reservations left")
 	assert.Equal(t, "ok", m[6])
 	assert.Contains(t, out, "sim +0d02h", "a plain progress line every two simulated hours")
-	assert.Contains(t, out, "OUTCOME")
-	assert.Contains(t, out, "finished")
-	assert.NotContains(t, out, "\r", "no redrawn line when stdout is not a terminal")
+	assert.Contains(t, out, "OUTCOME (this run)")
+	assert.Contains(t, out, "MARKET (cumulative)")
+	assert.Regexp(t, `availability 1 +8\.0 MiB total, 8\.0 MiB free, 0 B held`, out)
+	assert.NotContains(t, out, "\r")
+	assert.NotContains(t, out, "-dir to resume", "no resume hint without -dir")
 }
 
 func TestRun_SameSeedSameRun(t *testing.T) {
-	outcome := func(seed string) string {
-		var stdout, stderr bytes.Buffer
-		require.Equal(t, 0, run(context.Background(), []string{"-seed", seed, "-requests", "40", "-progress", "none"}, &stdout, &stderr))
-		return lastLine(t, stdout.String())[0]
+	summary := func(seed string) string {
+		code, out, stderr := runSim(t, []string{"-seed", seed, "-requests", "40", "-progress", "none"}, nil)
+		require.Equal(t, 0, code, stderr)
+		return out[strings.Index(out, "OUTCOME"):strings.Index(out, "simulated ")]
 	}
-	assert.Equal(t, outcome("5"), outcome("5"))
+	assert.Equal(t, summary("5"), summary("5"))
 }
 
-func TestRun_ResumesFromItsDirectory(t *testing.T) {
-	dir := t.TempDir()
-	args := []string{"-dir", dir, "-requests", "60", "-capacity", "16MiB", "-progress", "none"}
+// TestRun_SignalSavesAndResumesToTheSameTotals interrupts a run, resumes it
+// and compares the market's cumulative totals with an uninterrupted run.
+func TestRun_SignalSavesAndResumesToTheSameTotals(t *testing.T) {
+	args := []string{"-requests", "60", "-capacity", "16MiB", "-progress", "none"}
+	code, whole, _ := runSim(t, args, nil)
+	require.Equal(t, 0, code)
+	market := func(out string) string {
+		return out[strings.Index(out, "MARKET"):strings.Index(out, "HOST")]
+	}
+	for sig, want := range map[syscall.Signal]int{syscall.SIGINT: 130, syscall.SIGTERM: 143} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			steps := 0
+			code, first, stderr := runSim(t, append(args, "-dir", dir), func() syscall.Signal {
+				if steps++; steps > 300 {
+					return sig
+				}
+				return 0
+			})
+			require.Equal(t, want, code, stderr)
+			assert.Contains(t, first, "stopped         by "+sig.String()+"; run again with the same -dir to resume")
+			assert.Equal(t, "ok", lastLine(t, first)[6])
 
-	var first, stderr bytes.Buffer
-	require.Equal(t, 0, run(context.Background(), append(args, "-for", "3h"), &first, &stderr), stderr.String())
-	assert.Contains(t, first.String(), "run again with the same -dir to resume")
-	m := lastLine(t, first.String())
-	assert.NotEqual(t, "0", m[5], "sales were running when the first run stopped")
-	assert.FileExists(t, filepath.Join(dir, marketFile))
-
-	var second bytes.Buffer
-	require.Equal(t, 0, run(context.Background(), args, &second, &stderr), stderr.String())
-	m = lastLine(t, second.String())
-	assert.Equal(t, "0", m[5], "nothing left once the market is done")
-	assert.Equal(t, "ok", m[6])
-	assert.Regexp(t, `total +\d+ +\d+ reached filled, [1-9]\d* resumed after a restart`, second.String())
+			code, second, stderr := runSim(t, append(args, "-dir", dir, "-seed", "9"), nil)
+			require.Equal(t, 0, code, stderr)
+			assert.Contains(t, stderr, "-seed 9 ignored")
+			m := lastLine(t, second)
+			assert.Equal(t, "0", m[5])
+			assert.Equal(t, "ok", m[6])
+			assert.NotContains(t, second, "from sim +0d00h00m", "simulated time goes on")
+			assert.Equal(t, market(whole), market(second), "the same cumulative market totals")
+		})
+	}
 }
 
-func TestRun_HelpExitsZero(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	assert.Equal(t, 0, run(context.Background(), []string{"-h"}, &stdout, &stderr))
-	assert.Contains(t, stderr.String(), "-capacity")
+func TestRun_HelpSaysWhatItDoes(t *testing.T) {
+	code, _, stderr := runSim(t, []string{"-h"}, nil)
+	assert.Equal(t, 0, code)
+	assert.True(t, strings.HasPrefix(stderr, "storagenode runs a storage host"), stderr)
+	assert.Contains(t, stderr, "-capacity")
 }
 
 func TestRun_RejectsBadFlags(t *testing.T) {
-	for _, args := range [][]string{
-		{"-capacity", "lots"},
-		{"-progress", "fancy"},
-		{"-min-price", "-1"},
-		{"stray"},
-		{"-workers", "0"},
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"-capacity", "lots"}, "-capacity"},
+		{[]string{"-capacity", "1KiB"}, "-capacity 1KiB: want 1MiB to 1TiB"},
+		{[]string{"-progress", "fancy"}, "-progress fancy: want auto, line, plain or none"},
+		{[]string{"-min-price", "-1"}, "-min-price"},
+		{[]string{"stray"}, "unexpected arguments"},
+		{[]string{"-workers", "0"}, "-workers 0: want 1 to -queue (128)"},
+		{[]string{"-workers", "9", "-queue", "8"}, "-workers 9: want 1 to -queue (8)"},
+		{[]string{"-queue", "70000"}, "-queue 70000: want 1 to 65535"},
+		{[]string{"-requests", "-5"}, "-requests -5: want 1 to 1000000"},
+		{[]string{"-availabilities", "0"}, "-availabilities 0: want 1 to 64"},
+		{[]string{"-batch", "0"}, "-batch 0: want 1 to 64MiB"},
+		{[]string{"-max-duration", "-1h"}, "-max-duration -1h0m0s: want a positive duration"},
+		{[]string{"-every", "-1h"}, "-every -1h0m0s: want a positive duration"},
+		{[]string{"-for", "-1h"}, "-for -1h0m0s: want a positive duration"},
+		{[]string{"-for", "0s"}, "-for 0s: want a positive duration"},
+		{[]string{"-market-timeout", "0s"}, "-market-timeout 0s: want a positive duration"},
 	} {
 		var stdout, stderr bytes.Buffer
-		code := run(context.Background(), args, &stdout, &stderr)
-		assert.NotZero(t, code, "%q", args)
-		assert.NotEmpty(t, stderr.String(), "%q says why", args)
+		code := run(c.args, env{stdout: &stdout, stderr: &stderr})
+		assert.Equal(t, 2, code, "%q", c.args)
+		assert.Contains(t, stderr.String(), c.says, "%q", c.args)
+		assert.Empty(t, stdout.String())
 	}
-}
-
-func TestWriteSummary_FailedInvariantIsTheLastLine(t *testing.T) {
-	var out bytes.Buffer
-	writeSummary(&out, report{
-		host:         HostStats{Requests: 3, Filled: 2, Ignored: 1},
-		reservations: 1,
-		err:          errors.New("reserved bytes do not add up"),
-	})
-	m := lastLine(t, out.String())
-	assert.Equal(t, "summary: requests=3 filled=2 ignored=1 errored=0 reservations_left=1 invariant=FAILED", m[0])
-	assert.Contains(t, out.String(), "reserved bytes do not add up")
 }
 
 func TestParseBytes(t *testing.T) {
@@ -117,38 +148,4 @@ func TestParseBytes(t *testing.T) {
 		_, err := parseBytes(in)
 		assert.Error(t, err, in)
 	}
-	for _, n := range []uint64{0, 1000, 16 << 10, 32 << 20, 3 << 30, 1<<40 + 1} {
-		b := byteSize(n)
-		back, err := parseBytes(b.String())
-		require.NoError(t, err, b.String())
-		assert.Equal(t, n, back, "String and Set agree")
-	}
-}
-
-func TestResolveProgress(t *testing.T) {
-	assert.Equal(t, ProgressPlain, resolveProgress(ProgressAuto, &bytes.Buffer{}))
-	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
-	require.NoError(t, err)
-	defer f.Close()
-	assert.Equal(t, ProgressPlain, resolveProgress(ProgressAuto, f), "a regular file is not a terminal")
-	assert.Equal(t, ProgressLine, resolveProgress(ProgressLine, f))
-}
-
-func TestProgress_LineModeRedrawsInPlace(t *testing.T) {
-	ctx := context.Background()
-	sim := testSim(3, 5)
-	market, clock := newTestMarket(t, sim)
-	h, err := OpenHost(ctx, testHostConfig(t), market, market)
-	require.NoError(t, err)
-	defer h.Close()
-	var out bytes.Buffer
-	p := newProgress(&out, ProgressLine, sim.Start, 3600)
-	p.refresh = 0
-	p.update(clock.Now(), h)
-	p.update(clock.Now(), h)
-	p.done(clock.Now(), h)
-	s := out.String()
-	assert.Equal(t, 3, strings.Count(s, "\r"))
-	assert.Equal(t, 1, strings.Count(s, "\n"), "one newline, at the end")
-	assert.Contains(t, s, "queue")
 }

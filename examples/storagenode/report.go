@@ -10,7 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/holiman/uint256"
+	"github.com/stowage/stowage/examples/storagenode/sim"
+	"github.com/stowage/stowage/reservations"
+	"github.com/stowage/stowage/slotqueue"
 )
 
 // ProgressMode is how progress is shown while the simulation runs.
@@ -39,31 +41,30 @@ func resolveProgress(mode ProgressMode, w io.Writer) ProgressMode {
 }
 
 // progress prints what the host is doing. In line mode it redraws one line
-// at most every refresh of wall time; in plain mode it prints a line each
+// every few steps; in plain mode it prints a line each
 // time simulated time crosses a multiple of every, so the output of a run
 // depends only on its flags.
 type progress struct {
-	w       io.Writer
-	mode    ProgressMode
-	start   uint64 // simulated time the run started at
-	every   uint64 // plain mode: simulated seconds between lines
-	refresh time.Duration
+	w      io.Writer
+	mode   ProgressMode
+	start  uint64 // simulated time the scenario started at
+	every  uint64 // plain mode: simulated seconds between lines
+	redraw int    // line mode: steps between two redraws
 
-	lastWall time.Time
-	nextSim  uint64
-	drawn    bool // line mode: a line is on screen
+	steps   int
+	nextSim uint64
+	drawn   bool // line mode: a line is on screen
 }
 
 func newProgress(w io.Writer, mode ProgressMode, start, every uint64) *progress {
-	return &progress{w: w, mode: mode, start: start, every: every, refresh: 100 * time.Millisecond, nextSim: start + every}
+	return &progress{w: w, mode: mode, start: start, every: every, redraw: 64, nextSim: start + every}
 }
 
 // update is called between simulation steps.
 func (p *progress) update(now uint64, h *Host) {
 	switch p.mode {
 	case ProgressLine:
-		if t := time.Now(); t.Sub(p.lastWall) >= p.refresh {
-			p.lastWall = t
+		if p.steps++; p.steps%p.redraw == 0 {
 			fmt.Fprintf(p.w, "\r%s\x1b[K", p.line(now, h))
 			p.drawn = true
 		}
@@ -85,10 +86,14 @@ func (p *progress) done(now uint64, h *Host) {
 }
 
 func (p *progress) line(now uint64, h *Host) string {
-	st, q := h.Stats(), h.Quota()
-	return fmt.Sprintf("%s  queue %3d  active %3d  reserved %9s  used %9s  filled %4d  ignored %4d  errored %3d",
-		simElapsed(now-p.start), h.QueueLen(), st.Active, formatBytes(q.Reserved), formatBytes(q.Used),
-		st.Filled, st.Ignored, st.Errored)
+	st, q, qs, sales := h.Stats(), h.Quota(), h.Queue().Stats(), h.SaleStates()
+	active := 0
+	for _, n := range sales {
+		active += n
+	}
+	return fmt.Sprintf("%s  waiting %3d  downloading %3d  active %3d  reserved %9s  used %9s  filled %4d  ignored %4d  errored %3d",
+		simElapsed(now-p.start), qs.Waiting, sales["downloading"], active, formatBytes(q.Reserved), formatBytes(q.Used),
+		st.Filled, ignoredTotal(st), st.Ended["errored"])
 }
 
 // simElapsed formats simulated seconds as days, hours and minutes.
@@ -112,29 +117,48 @@ func formatBytes(n uint64) string {
 
 // report is everything the summary shows.
 type report struct {
-	host         HostStats
-	market       SimStats
-	simSeconds   uint64
-	wall         time.Duration
-	reservations int
-	available    []uint64 // free bytes per availability
-	err          error    // CheckAccounts
-	stopped      string   // why the run stopped early, if it did
+	host           Stats           // this run
+	queue          slotqueue.Stats // this run
+	market         sim.Stats       // since the scenario started
+	sales          map[string]int  // running when the run stopped, by state
+	start          uint64          // simulated time the scenario started at
+	runStart, now  uint64          // simulated time this run started and stopped at
+	resumed        bool
+	wall           time.Duration
+	reservations   int
+	availabilities []reservations.Availability
+	err            error  // Verify
+	stopped        string // why the run stopped early, if it did
 }
 
-// salesPerSecond is the sales that ended per second of wall time.
+func ignoredTotal(st Stats) int {
+	n := 0
+	for _, k := range st.Ignored {
+		n += k
+	}
+	return n
+}
+
+func ended(st Stats) int {
+	n := 0
+	for _, k := range st.Ended {
+		n += k
+	}
+	return n
+}
+
+// salesPerSecond is the sales that ended per second of wall time, ignored
+// ones included (as the first release counted them).
 func (r report) salesPerSecond() float64 {
 	if r.wall <= 0 {
 		return 0
 	}
-	h := r.host
-	ended := h.Finished + h.Cancelled + h.Failed + h.Errored + h.Ignored
-	return float64(ended) / r.wall.Seconds()
+	return float64(ended(r.host)+ignoredTotal(r.host)) / r.wall.Seconds()
 }
 
-// writeSummary prints the summary table and, last, the one-line summary.
+// writeSummary prints the summary tables and, last, the one-line summary.
 func writeSummary(w io.Writer, r report) {
-	h, m := r.host, r.market
+	h, m, q := r.host, r.market, r.queue
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(cells ...any) {
 		for i, c := range cells {
@@ -145,39 +169,59 @@ func writeSummary(w io.Writer, r report) {
 		}
 		fmt.Fprintln(tw)
 	}
+	active := 0
+	for _, n := range r.sales {
+		active += n
+	}
 	fmt.Fprintln(w)
-	row("OUTCOME", "SALES")
-	row("finished", h.Finished, "paid out")
-	row("cancelled", h.Cancelled, "request expired before it started")
-	row("failed", h.Failed, "request failed, collateral slashed")
-	row("errored", h.Errored, erroredNote(h.ErroredIn))
-	row("ignored", h.Ignored, ignoredNote(h.IgnoredReasons))
-	row("active", h.Active, "still running when the run stopped")
-	row("total", h.Sales, fmt.Sprintf("%d reached filled, %d resumed after a restart", h.Filled, h.Resumed))
+	row("OUTCOME (this run)", "SALES")
+	row("finished", h.Ended["finished"], "paid out")
+	row("cancelled", h.Ended["cancelled"], "request expired before it started")
+	row("failed", h.Ended["failed"], "request failed, collateral slashed")
+	row("errored", h.Ended["errored"], notes(h.ErroredIn, "in "))
+	row("ignored", ignoredTotal(h), notes(h.Ignored, ""))
+	row("active", active, notes(r.sales, "")+" (running when the run stopped)")
+	row("filled", h.Filled, fmt.Sprintf("%d resumed after a restart", h.Resumed))
 	tw.Flush()
 
 	fmt.Fprintln(w)
-	row("MARKET")
+	taken := q.Processed - q.Requeued
+	accounted := taken + q.Evicted + q.Expired + uint64(q.Waiting) + uint64(q.Busy)
+	removed := uint64(0)
+	if q.Pushed > accounted {
+		removed = q.Pushed - accounted
+	}
+	row("SLOTS (this run)")
+	row("queued", fmt.Sprintf("%d of %d requests", q.Pushed, h.Requests))
+	row("taken", fmt.Sprintf("%d by a worker (a sale, or ignored for its terms); %d tries put back for want of space", taken, q.Requeued))
+	row("dropped", fmt.Sprintf("%d expired, %d evicted by better slots", q.Expired, q.Evicted))
+	row("removed", fmt.Sprintf("%d (request started or ended, or slot filled by another host)", removed))
+	row("left", fmt.Sprintf("%d waiting, %d being taken", q.Waiting, q.Busy))
+	tw.Flush()
+
+	fmt.Fprintln(w)
+	row("MARKET (cumulative)")
 	row("requests", fmt.Sprintf("%d posted, %d started, %d cancelled, %d failed, %d finished",
 		m.Posted, m.Started, m.Cancelled, m.Failed, m.Finished))
 	row("slots", fmt.Sprintf("%d filled by this host, %d by others, %d freed",
 		m.FilledByHost, m.FilledByOthers, m.Freed))
 	row("earned", fmt.Sprintf("%s reward, %s collateral slashed, %s collateral locked",
-		amount(m.Earned), amount(m.Slashed), amount(m.Locked)))
+		m.Earned.Dec(), m.Slashed.Dec(), m.Locked.Dec()))
 	tw.Flush()
 
 	fmt.Fprintln(w)
-	row("HOST")
-	row("queued", fmt.Sprintf("%d slots of %d requests", h.Queued, h.Requests))
+	row("HOST (this run)")
 	row("downloaded", formatBytes(h.Downloaded))
-	row("collected", amount(h.Collected)+" (rewards and collateral back)")
-	free := make([]string, len(r.available))
-	for i, n := range r.available {
-		free[i] = formatBytes(n)
+	row("collected", h.Collected.Dec()+" (rewards and collateral back)")
+	for i, a := range r.availabilities {
+		row(fmt.Sprintf("availability %d", i+1), fmt.Sprintf("%s total, %s free, %s held by reservations",
+			formatBytes(a.TotalSize), formatBytes(a.Size), formatBytes(a.TotalSize-a.Size)))
 	}
-	row("availabilities", strings.Join(free, ", ")+" free")
-	row("reservations", fmt.Sprintf("%d left, %d orphans deleted at start", r.reservations, h.Orphans))
-	row("simulated", fmt.Sprintf("%s in %s wall: %.0f sales/s", simElapsed(r.simSeconds), r.wall.Round(time.Millisecond), r.salesPerSecond()))
+	row("reservations", fmt.Sprintf("%d left; at start %d resumed, %d deleted (slot no longer the host's); %d reclaimed expired",
+		r.reservations, h.Resumed, h.Orphans, h.Reclaimed))
+	sim := fmt.Sprintf("%s (this run from %s) in %s wall: %.0f sales/s", simElapsed(r.now-r.start),
+		simElapsed(r.runStart-r.start), r.wall.Round(time.Millisecond), r.salesPerSecond())
+	row("simulated", sim)
 	if r.stopped != "" {
 		row("stopped", r.stopped)
 	}
@@ -190,31 +234,19 @@ func writeSummary(w io.Writer, r report) {
 	if r.err != nil {
 		invariant = "FAILED"
 	}
-	fmt.Fprintf(w, "summary: requests=%d filled=%d ignored=%d errored=%d reservations_left=%d invariant=%s\n",
-		h.Requests, h.Filled, h.Ignored, h.Errored, r.reservations, invariant)
+	fmt.Fprintf(w, "summary: this run: requests=%d filled=%d ignored=%d errored=%d reservations_left=%d invariant=%s\n",
+		h.Requests, h.Filled, ignoredTotal(h), h.Ended["errored"], r.reservations, invariant)
 }
 
-func ignoredNote(reasons map[string]int) string {
-	var parts []string
-	for _, reason := range []string{reasonNoAvailability, reasonLostRace, reasonNotOpen} {
-		if n := reasons[reason]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%s: %d", reason, n))
+// notes lists counts by key, largest first.
+func notes(by map[string]int, prefix string) string {
+	keys := slices.Sorted(maps.Keys(by))
+	slices.SortStableFunc(keys, func(a, b string) int { return by[b] - by[a] })
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if by[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s%s: %d", prefix, k, by[k]))
 		}
 	}
 	return strings.Join(parts, ", ")
 }
-
-func erroredNote(in map[string]int) string {
-	states := slices.Sorted(maps.Keys(in))
-	parts := make([]string, 0, len(states))
-	for _, st := range states {
-		name := st
-		if name == "" {
-			name = "unhandled"
-		}
-		parts = append(parts, fmt.Sprintf("in %s: %d", name, in[st]))
-	}
-	return strings.Join(parts, ", ")
-}
-
-func amount(x uint256.Int) string { return x.Dec() }

@@ -1,4 +1,10 @@
-package main
+// Package sim is the simulated marketplace the example storage host runs
+// against: clients posting storage requests over simulated time, competing
+// hosts, requests that expire, fail or lose a host, and the clients'
+// uploads. Market implements market.Market and market.Network; Clock is the
+// simulated time everything is scheduled on, and the host's clock too. The
+// whole scenario is a pure function of Config, its Seed included.
+package sim
 
 import (
 	"context"
@@ -14,13 +20,14 @@ import (
 	"github.com/holiman/uint256"
 
 	"github.com/stowage/stowage"
+	"github.com/stowage/stowage/examples/storagenode/market"
 )
 
-// SimConfig shapes the simulated marketplace. The whole scenario (every
+// Config shapes the simulated marketplace. The whole scenario (every
 // request, its terms, when competing hosts fill its slots, whether it fails
 // or loses a host) is a pure function of these values, Seed included; only
 // what this host does changes the outcome.
-type SimConfig struct {
+type Config struct {
 	Seed     uint64 `json:"seed"`
 	Requests int    `json:"requests"` // how many requests clients post
 	Start    uint64 `json:"start"`    // market time when the simulation starts
@@ -44,10 +51,10 @@ type SimConfig struct {
 	NetworkErrorRate float64 `json:"networkErrorRate"` // chance that fetching one batch fails
 }
 
-// DefaultSimConfig returns the scenario the example runs by default: a day of
+// DefaultConfig returns the scenario the example runs by default: a day of
 // market activity with KiB-sized slots, so that it runs in seconds.
-func DefaultSimConfig() SimConfig {
-	return SimConfig{
+func DefaultConfig() Config {
+	return Config{
 		Seed:             1,
 		Requests:         200,
 		Start:            1767225600, // 2026-01-01T00:00:00Z
@@ -69,7 +76,8 @@ func DefaultSimConfig() SimConfig {
 	}
 }
 
-func (c SimConfig) validate() error {
+// Validate reports the first setting out of range, naming it.
+func (c Config) Validate() error {
 	switch {
 	case c.Requests < 0:
 		return fmt.Errorf("sim: %d requests", c.Requests)
@@ -92,8 +100,8 @@ func (c SimConfig) validate() error {
 	return nil
 }
 
-// SimStats counts what happened on the simulated market.
-type SimStats struct {
+// Stats counts what happened on the simulated market.
+type Stats struct {
 	Posted    int `json:"posted"`
 	Started   int `json:"started"`
 	Cancelled int `json:"cancelled"`
@@ -141,13 +149,13 @@ type simSlot struct {
 
 type simRequest struct {
 	*script `json:"-"`
-	State   RequestState `json:"state"`
-	Start   uint64       `json:"start,omitempty"`
-	End     uint64       `json:"end,omitempty"`
-	Slots   []simSlot    `json:"slots"`
+	State   market.RequestState `json:"state"`
+	Start   uint64              `json:"start,omitempty"`
+	End     uint64              `json:"end,omitempty"`
+	Slots   []simSlot           `json:"slots"`
 }
 
-// SimMarket is a simulated marketplace for one host, driven by a SimClock.
+// Market is a simulated marketplace for one host, driven by a Clock.
 // Clients post requests over time; competing hosts fill some slots first;
 // requests not filled by their expiry are cancelled; a few started requests
 // fail or lose a host; finished requests pay out. It implements Market for
@@ -155,32 +163,32 @@ type simRequest struct {
 //
 // Events are delivered in order on whichever goroutine caused them: the
 // clock's for scheduled ones, the host's for those its FillSlot caused.
-type SimMarket struct {
-	cfg     SimConfig
-	clock   *SimClock
+type Market struct {
+	cfg     Config
+	clock   *Clock
 	scripts []script
 
 	mu     sync.Mutex
 	posted []*simRequest
 	byID   map[stowage.RequestID]*simRequest
-	stats  SimStats
-	subs   map[int]func(Event)
+	stats  Stats
+	subs   map[int]func(market.Event)
 	nextID int
-	outbox []Event
+	outbox []market.Event
 	data   []byte // the bytes every upload is cut from
 
 	deliver sync.Mutex // held while events are handed to subscribers
 }
 
 var (
-	_ Market  = (*SimMarket)(nil)
-	_ Network = (*SimMarket)(nil)
+	_ market.Market  = (*Market)(nil)
+	_ market.Network = (*Market)(nil)
 )
 
-// NewSimMarket returns a market that posts its first request on clock, which
+// NewMarket returns a market that posts its first request on clock, which
 // should stand at cfg.Start.
-func NewSimMarket(cfg SimConfig, clock *SimClock) (*SimMarket, error) {
-	m, err := newSimMarket(cfg, clock)
+func NewMarket(cfg Config, clock *Clock) (*Market, error) {
+	m, err := newMarket(cfg, clock)
 	if err != nil {
 		return nil, err
 	}
@@ -190,23 +198,23 @@ func NewSimMarket(cfg SimConfig, clock *SimClock) (*SimMarket, error) {
 	return m, nil
 }
 
-func newSimMarket(cfg SimConfig, clock *SimClock) (*SimMarket, error) {
-	if err := cfg.validate(); err != nil {
+func newMarket(cfg Config, clock *Clock) (*Market, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := &SimMarket{
+	m := &Market{
 		cfg:     cfg,
 		clock:   clock,
 		scripts: makeScripts(cfg),
 		byID:    make(map[stowage.RequestID]*simRequest),
-		subs:    make(map[int]func(Event)),
+		subs:    make(map[int]func(market.Event)),
 	}
 	return m, nil
 }
 
 // makeScripts draws the whole scenario. Each request has a generator of its
 // own, so one request's terms never depend on another's.
-func makeScripts(cfg SimConfig) []script {
+func makeScripts(cfg Config) []script {
 	scripts := make([]script, cfg.Requests)
 	at := cfg.Start
 	for i := range scripts {
@@ -260,24 +268,24 @@ func requestIDFor(seed uint64, i int) stowage.RequestID {
 }
 
 // Config returns the scenario.
-func (m *SimMarket) Config() SimConfig { return m.cfg }
+func (m *Market) Config() Config { return m.cfg }
 
 // Stats returns what happened so far.
-func (m *SimMarket) Stats() SimStats {
+func (m *Market) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.stats
 }
 
 // Done reports whether every request was posted and has ended.
-func (m *SimMarket) Done() bool {
+func (m *Market) Done() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.posted) < len(m.scripts) {
 		return false
 	}
 	for _, r := range m.posted {
-		if r.State == RequestNew || r.State == RequestStarted {
+		if r.State == market.RequestNew || r.State == market.RequestStarted {
 			return false
 		}
 	}
@@ -285,7 +293,7 @@ func (m *SimMarket) Done() bool {
 }
 
 // Subscribe implements Market.
-func (m *SimMarket) Subscribe(fn func(Event)) (unsubscribe func()) {
+func (m *Market) Subscribe(fn func(market.Event)) (unsubscribe func()) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	id := m.nextID
@@ -304,40 +312,41 @@ func (m *SimMarket) Subscribe(fn func(Event)) (unsubscribe func()) {
 }
 
 // SlotStatus implements Market.
-func (m *SimMarket) SlotStatus(ctx context.Context, id stowage.RequestID, slot uint64) (SlotStatus, error) {
+func (m *Market) SlotStatus(ctx context.Context, id stowage.RequestID, slot uint64) (market.SlotStatus, error) {
 	if err := ctx.Err(); err != nil {
-		return SlotStatus{}, err
+		return market.SlotStatus{}, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.byID[id]
 	if !ok {
-		return SlotStatus{}, fmt.Errorf("slot status %s: %w", id, ErrUnknownRequest)
+		return market.SlotStatus{}, fmt.Errorf("slot status %s: %w", id, market.ErrUnknownRequest)
 	}
-	st := SlotStatus{Request: r.State, Ask: r.ask, Expiry: r.expiry}
+	st := market.SlotStatus{Request: r.State, Ask: r.ask, Expiry: r.expiry}
 	if slot < uint64(len(r.Slots)) {
 		st.Mine = r.Slots[slot].Host == hostMe
+		st.Free = r.Slots[slot].Host == hostNone
 		st.Paid = st.Mine && r.Slots[slot].Paid
 	}
 	return st, nil
 }
 
-// MySlots implements Market: the slots this host filled, still holds and has
+// MySlots lists the slots this host filled, still holds and has
 // not been paid for, except those of failed requests (nothing to collect).
-func (m *SimMarket) MySlots(ctx context.Context) ([]SlotRef, error) {
+func (m *Market) MySlots(ctx context.Context) ([]market.SlotRef, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []SlotRef
+	var out []market.SlotRef
 	for _, r := range m.posted {
-		if r.State == RequestFailed {
+		if r.State == market.RequestFailed {
 			continue
 		}
 		for i, s := range r.Slots {
 			if s.Host == hostMe && !s.Paid {
-				out = append(out, SlotRef{Request: r.id, Slot: uint64(i)})
+				out = append(out, market.SlotRef{Request: r.id, Slot: uint64(i)})
 			}
 		}
 	}
@@ -345,7 +354,7 @@ func (m *SimMarket) MySlots(ctx context.Context) ([]SlotRef, error) {
 }
 
 // FillSlot implements Market.
-func (m *SimMarket) FillSlot(ctx context.Context, id stowage.RequestID, slot uint64, proof []byte) error {
+func (m *Market) FillSlot(ctx context.Context, id stowage.RequestID, slot uint64, proof []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -357,13 +366,13 @@ func (m *SimMarket) FillSlot(ctx context.Context, id stowage.RequestID, slot uin
 	switch {
 	case !ok:
 		m.mu.Unlock()
-		return fmt.Errorf("fill slot %s/%d: %w", id, slot, ErrUnknownRequest)
-	case r.State != RequestNew && r.State != RequestStarted:
+		return fmt.Errorf("fill slot %s/%d: %w", id, slot, market.ErrUnknownRequest)
+	case r.State != market.RequestNew && r.State != market.RequestStarted:
 		m.mu.Unlock()
-		return fmt.Errorf("fill slot %s/%d: request %s: %w", id, slot, r.State, ErrRequestNotOpen)
+		return fmt.Errorf("fill slot %s/%d: request %s: %w", id, slot, r.State, market.ErrRequestNotOpen)
 	case slot >= uint64(len(r.Slots)) || r.Slots[slot].Host != hostNone:
 		m.mu.Unlock()
-		return fmt.Errorf("fill slot %s/%d: %w", id, slot, ErrSlotNotFree)
+		return fmt.Errorf("fill slot %s/%d: %w", id, slot, market.ErrSlotNotFree)
 	}
 	m.fillLocked(r, slot, hostMe)
 	m.mu.Unlock()
@@ -372,7 +381,7 @@ func (m *SimMarket) FillSlot(ctx context.Context, id stowage.RequestID, slot uin
 }
 
 // FreeSlot implements Market.
-func (m *SimMarket) FreeSlot(ctx context.Context, id stowage.RequestID, slot uint64) (uint256.Int, error) {
+func (m *Market) FreeSlot(ctx context.Context, id stowage.RequestID, slot uint64) (uint256.Int, error) {
 	var paid uint256.Int
 	if err := ctx.Err(); err != nil {
 		return paid, err
@@ -381,25 +390,25 @@ func (m *SimMarket) FreeSlot(ctx context.Context, id stowage.RequestID, slot uin
 	defer m.mu.Unlock()
 	r, ok := m.byID[id]
 	if !ok {
-		return paid, fmt.Errorf("free slot %s/%d: %w", id, slot, ErrUnknownRequest)
+		return paid, fmt.Errorf("free slot %s/%d: %w", id, slot, market.ErrUnknownRequest)
 	}
 	if slot >= uint64(len(r.Slots)) || r.Slots[slot].Host != hostMe {
-		return paid, fmt.Errorf("free slot %s/%d: %w", id, slot, ErrNotSlotHost)
+		return paid, fmt.Errorf("free slot %s/%d: %w", id, slot, market.ErrNotSlotHost)
 	}
 	s := &r.Slots[slot]
 	if s.Paid {
-		return paid, fmt.Errorf("free slot %s/%d: %w", id, slot, ErrAlreadyPaid)
+		return paid, fmt.Errorf("free slot %s/%d: %w", id, slot, market.ErrAlreadyPaid)
 	}
 	switch r.State {
-	case RequestNew, RequestStarted:
-		return paid, fmt.Errorf("free slot %s/%d: %w", id, slot, ErrRequestRunning)
-	case RequestFailed:
-		return paid, fmt.Errorf("free slot %s/%d: %w", id, slot, ErrRequestFailed)
-	case RequestFinished:
+	case market.RequestNew, market.RequestStarted:
+		return paid, fmt.Errorf("free slot %s/%d: %w", id, slot, market.ErrRequestRunning)
+	case market.RequestFailed:
+		return paid, fmt.Errorf("free slot %s/%d: %w", id, slot, market.ErrRequestFailed)
+	case market.RequestFinished:
 		reward := stowage.MulSaturating(r.End-max(s.FilledAt, r.Start), &r.ask.Reward)
 		m.stats.Earned.Add(&m.stats.Earned, &reward)
 		paid.Add(&reward, &r.ask.Collateral)
-	case RequestCancelled:
+	case market.RequestCancelled:
 		paid = r.ask.Collateral
 	}
 	m.stats.Locked.Sub(&m.stats.Locked, &r.ask.Collateral)
@@ -407,13 +416,11 @@ func (m *SimMarket) FreeSlot(ctx context.Context, id stowage.RequestID, slot uin
 	return paid, nil
 }
 
-// Fetch implements Network: the client uploads at cfg.Bandwidth, so n bytes
-// arrive n/Bandwidth simulated seconds later. A few fetches fail, decided by
-// the seed, the slot and the offset. The simulated network ignores ctx: a
-// delivery for a download that was abandoned is dropped by the host.
-func (m *SimMarket) Fetch(_ context.Context, id stowage.RequestID, slot, offset, n uint64, deliver func([]byte, error)) {
-	at := m.clock.Now() + max(1, (n+m.cfg.Bandwidth-1)/m.cfg.Bandwidth)
-	fail := m.fetchFails(id, slot, offset)
+// Fetch implements market.Network: the client uploads at cfg.Bandwidth, so
+// n bytes arrive n/Bandwidth simulated seconds after the call. A few fetches
+// fail, decided by the seed, the slot and the offset.
+func (m *Market) Fetch(ctx context.Context, id stowage.RequestID, slot, offset, n uint64) ([]byte, error) {
+	at := m.clock.Unix() + max(1, (n+m.cfg.Bandwidth-1)/m.cfg.Bandwidth)
 	m.mu.Lock()
 	if uint64(len(m.data)) < n {
 		m.data = make([]byte, n)
@@ -423,19 +430,24 @@ func (m *SimMarket) Fetch(_ context.Context, id stowage.RequestID, slot, offset,
 	}
 	data := m.data[:n:n] // read-only: shared by every delivery
 	m.mu.Unlock()
-	m.clock.AfterFunc(at, func() {
-		if fail {
-			deliver(nil, fmt.Errorf("fetch %s/%d at %d: %w", id, slot, offset, errConnectionReset))
-			return
-		}
-		deliver(data, nil)
-	})
+	arrived := make(chan struct{})
+	stop := m.clock.AfterFunc(at, func() { close(arrived) })
+	select {
+	case <-arrived:
+	case <-ctx.Done():
+		stop()
+		return nil, ctx.Err()
+	}
+	if m.fetchFails(id, slot, offset) {
+		return nil, fmt.Errorf("fetch %s/%d at %d: %w", id, slot, offset, errConnectionReset)
+	}
+	return data, nil
 }
 
 // errConnectionReset is the simulated network's failure.
 var errConnectionReset = errors.New("connection reset by peer")
 
-func (m *SimMarket) fetchFails(id stowage.RequestID, slot, offset uint64) bool {
+func (m *Market) fetchFails(id stowage.RequestID, slot, offset uint64) bool {
 	if m.cfg.NetworkErrorRate <= 0 {
 		return false
 	}
@@ -449,21 +461,21 @@ func (m *SimMarket) fetchFails(id stowage.RequestID, slot, offset uint64) bool {
 }
 
 // emitLocked queues ev for delivery by flush. m.mu must be held.
-func (m *SimMarket) emitLocked(ev Event) {
+func (m *Market) emitLocked(ev market.Event) {
 	m.outbox = append(m.outbox, ev)
 }
 
 // flush hands queued events to the subscribers, in order, outside m.mu so
 // that they may call the market. m.deliver keeps two goroutines flushing at
 // once from reordering events.
-func (m *SimMarket) flush() {
+func (m *Market) flush() {
 	m.deliver.Lock()
 	defer m.deliver.Unlock()
 	for {
 		m.mu.Lock()
 		evs := m.outbox
 		m.outbox = nil
-		subs := make([]func(Event), 0, len(m.subs))
+		subs := make([]func(market.Event), 0, len(m.subs))
 		for id := range m.nextID {
 			if fn, ok := m.subs[id]; ok {
 				subs = append(subs, fn)
@@ -482,7 +494,7 @@ func (m *SimMarket) flush() {
 }
 
 // at runs f under m.mu at market time t, then delivers what it emitted.
-func (m *SimMarket) at(t uint64, f func()) {
+func (m *Market) at(t uint64, f func()) {
 	m.clock.AfterFunc(t, func() {
 		m.mu.Lock()
 		f()
@@ -494,17 +506,17 @@ func (m *SimMarket) at(t uint64, f func()) {
 // armPostLocked schedules the posting of request i, if the scenario has
 // one. Each posting arms the next, so postings stay in order and the clock
 // holds one of them at a time.
-func (m *SimMarket) armPostLocked(i int) {
+func (m *Market) armPostLocked(i int) {
 	if i >= len(m.scripts) {
 		return
 	}
 	s := &m.scripts[i]
 	m.at(s.posted, func() {
-		r := &simRequest{script: s, State: RequestNew, Slots: make([]simSlot, s.ask.Slots)}
+		r := &simRequest{script: s, State: market.RequestNew, Slots: make([]simSlot, s.ask.Slots)}
 		m.posted = append(m.posted, r)
 		m.byID[s.id] = r
 		m.stats.Posted++
-		m.emitLocked(Event{Kind: EventRequested, Request: s.id, Ask: s.ask, Expiry: s.expiry})
+		m.emitLocked(market.Event{Kind: market.EventRequested, Request: s.id, Ask: s.ask, Expiry: s.expiry})
 		m.armOpenLocked(r, s.posted)
 		m.armPostLocked(i + 1)
 	})
@@ -512,7 +524,7 @@ func (m *SimMarket) armPostLocked(i int) {
 
 // armOpenLocked schedules what happens to a request waiting for hosts:
 // competing hosts filling slots, and the expiry.
-func (m *SimMarket) armOpenLocked(r *simRequest, now uint64) {
+func (m *Market) armOpenLocked(r *simRequest, now uint64) {
 	for slot, t := range r.competitor {
 		if t > now && r.Slots[slot].Host == hostNone {
 			m.at(t, func() { m.competitorFillLocked(r, uint64(slot)) })
@@ -520,10 +532,10 @@ func (m *SimMarket) armOpenLocked(r *simRequest, now uint64) {
 	}
 	if r.expiry > now {
 		m.at(r.expiry, func() {
-			if r.State == RequestNew {
-				r.State = RequestCancelled
+			if r.State == market.RequestNew {
+				r.State = market.RequestCancelled
 				m.stats.Cancelled++
-				m.emitLocked(Event{Kind: EventRequestCancelled, Request: r.id})
+				m.emitLocked(market.Event{Kind: market.EventRequestCancelled, Request: r.id})
 			}
 		})
 	}
@@ -531,13 +543,13 @@ func (m *SimMarket) armOpenLocked(r *simRequest, now uint64) {
 
 // armStartedLocked schedules what happens to a running request: its end,
 // and the failure or freed slot the script has for it.
-func (m *SimMarket) armStartedLocked(r *simRequest, now uint64) {
+func (m *Market) armStartedLocked(r *simRequest, now uint64) {
 	if r.End > now {
 		m.at(r.End, func() {
-			if r.State == RequestStarted {
-				r.State = RequestFinished
+			if r.State == market.RequestStarted {
+				r.State = market.RequestFinished
 				m.stats.Finished++
-				m.emitLocked(Event{Kind: EventRequestFinished, Request: r.id})
+				m.emitLocked(market.Event{Kind: market.EventRequestFinished, Request: r.id})
 			}
 		})
 	}
@@ -554,14 +566,14 @@ func (m *SimMarket) armStartedLocked(r *simRequest, now uint64) {
 	}
 }
 
-func (m *SimMarket) competitorFillLocked(r *simRequest, slot uint64) {
-	if (r.State == RequestNew || r.State == RequestStarted) && r.Slots[slot].Host == hostNone {
+func (m *Market) competitorFillLocked(r *simRequest, slot uint64) {
+	if (r.State == market.RequestNew || r.State == market.RequestStarted) && r.Slots[slot].Host == hostNone {
 		m.fillLocked(r, slot, hostOther)
 	}
 }
 
-func (m *SimMarket) fillLocked(r *simRequest, slot uint64, host slotHost) {
-	now := m.clock.Now()
+func (m *Market) fillLocked(r *simRequest, slot uint64, host slotHost) {
+	now := m.clock.Unix()
 	r.Slots[slot] = simSlot{Host: host, FilledAt: now}
 	if host == hostMe {
 		m.stats.FilledByHost++
@@ -569,8 +581,8 @@ func (m *SimMarket) fillLocked(r *simRequest, slot uint64, host slotHost) {
 	} else {
 		m.stats.FilledByOthers++
 	}
-	m.emitLocked(Event{Kind: EventSlotFilled, Request: r.id, Slot: slot, Mine: host == hostMe})
-	if r.State != RequestNew {
+	m.emitLocked(market.Event{Kind: market.EventSlotFilled, Request: r.id, Slot: slot, Mine: host == hostMe})
+	if r.State != market.RequestNew {
 		return
 	}
 	for _, s := range r.Slots {
@@ -578,17 +590,17 @@ func (m *SimMarket) fillLocked(r *simRequest, slot uint64, host slotHost) {
 			return
 		}
 	}
-	r.State, r.Start, r.End = RequestStarted, now, now+r.ask.Duration
+	r.State, r.Start, r.End = market.RequestStarted, now, now+r.ask.Duration
 	m.stats.Started++
-	m.emitLocked(Event{Kind: EventRequestStarted, Request: r.id})
+	m.emitLocked(market.Event{Kind: market.EventRequestStarted, Request: r.id})
 	m.armStartedLocked(r, now)
 }
 
-func (m *SimMarket) failLocked(r *simRequest) {
-	if r.State != RequestStarted {
+func (m *Market) failLocked(r *simRequest) {
+	if r.State != market.RequestStarted {
 		return
 	}
-	r.State = RequestFailed
+	r.State = market.RequestFailed
 	m.stats.Failed++
 	for _, s := range r.Slots {
 		if s.Host == hostMe && !s.Paid {
@@ -596,12 +608,12 @@ func (m *SimMarket) failLocked(r *simRequest) {
 			m.stats.Slashed.Add(&m.stats.Slashed, &r.ask.Collateral)
 		}
 	}
-	m.emitLocked(Event{Kind: EventRequestFailed, Request: r.id})
+	m.emitLocked(market.Event{Kind: market.EventRequestFailed, Request: r.id})
 }
 
-func (m *SimMarket) freeLocked(r *simRequest, slot uint64) {
+func (m *Market) freeLocked(r *simRequest, slot uint64) {
 	s := &r.Slots[slot]
-	if r.State != RequestStarted || s.Host == hostNone {
+	if r.State != market.RequestStarted || s.Host == hostNone {
 		return
 	}
 	mine := s.Host == hostMe
@@ -609,10 +621,10 @@ func (m *SimMarket) freeLocked(r *simRequest, slot uint64) {
 		m.stats.Locked.Sub(&m.stats.Locked, &r.ask.Collateral)
 		m.stats.Slashed.Add(&m.stats.Slashed, &r.ask.Collateral)
 	}
-	now := m.clock.Now()
+	now := m.clock.Unix()
 	*s = simSlot{FreedAt: now}
 	m.stats.Freed++
-	m.emitLocked(Event{Kind: EventSlotFreed, Request: r.id, Slot: slot, Mine: mine, Ask: r.ask, Expiry: r.End})
+	m.emitLocked(market.Event{Kind: market.EventSlotFreed, Request: r.id, Slot: slot, Mine: mine, Ask: r.ask, Expiry: r.End})
 	if t := now + r.refillIn; r.refillIn > 0 && t < r.End {
 		m.at(t, func() { m.competitorFillLocked(r, slot) })
 	}
@@ -620,17 +632,17 @@ func (m *SimMarket) freeLocked(r *simRequest, slot uint64) {
 
 // simSnapshot is the market's state as Save writes it.
 type simSnapshot struct {
-	Config   SimConfig     `json:"config"`
+	Config   Config        `json:"config"`
 	Now      uint64        `json:"now"`
 	Requests []*simRequest `json:"requests"`
-	Stats    SimStats      `json:"stats"`
+	Stats    Stats         `json:"stats"`
 }
 
-// Save writes the market's state to path as JSON, so that LoadSimMarket can
+// Save writes the market's state to path as JSON, so that LoadMarket can
 // carry on where this one stopped. Call it while the clock stands still.
-func (m *SimMarket) Save(path string) error {
+func (m *Market) Save(path string) error {
 	m.mu.Lock()
-	snap := simSnapshot{Config: m.cfg, Now: m.clock.Now(), Requests: m.posted, Stats: m.stats}
+	snap := simSnapshot{Config: m.cfg, Now: m.clock.Unix(), Requests: m.posted, Stats: m.stats}
 	b, err := json.MarshalIndent(&snap, "", " ")
 	m.mu.Unlock()
 	if err != nil {
@@ -646,10 +658,10 @@ func (m *SimMarket) Save(path string) error {
 	return nil
 }
 
-// LoadSimMarket reads a market saved by Save. It returns the market and its
+// LoadMarket reads a market saved by Save. It returns the market and its
 // clock, standing at the time of the save with everything still to happen
 // scheduled on it. A missing file is an error that errors.Is os.ErrNotExist.
-func LoadSimMarket(path string) (*SimMarket, *SimClock, error) {
+func LoadMarket(path string) (*Market, *Clock, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load market: %w", err)
@@ -658,8 +670,8 @@ func LoadSimMarket(path string) (*SimMarket, *SimClock, error) {
 	if err := json.Unmarshal(b, &snap); err != nil {
 		return nil, nil, fmt.Errorf("load market %s: %w", path, err)
 	}
-	clock := NewSimClock(snap.Now)
-	m, err := newSimMarket(snap.Config, clock)
+	clock := NewClock(snap.Now)
+	m, err := newMarket(snap.Config, clock)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load market %s: %w", path, err)
 	}
@@ -677,9 +689,9 @@ func LoadSimMarket(path string) (*SimMarket, *SimClock, error) {
 		m.posted = append(m.posted, r)
 		m.byID[r.id] = r
 		switch r.State {
-		case RequestNew:
+		case market.RequestNew:
 			m.armOpenLocked(r, snap.Now)
-		case RequestStarted:
+		case market.RequestStarted:
 			m.armStartedLocked(r, snap.Now)
 		}
 	}

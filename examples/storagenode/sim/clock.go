@@ -1,11 +1,12 @@
-package main
+package sim
 
 import (
 	"container/heap"
 	"sync"
+	"time"
 )
 
-// SimClock is the simulation's clock: market time in seconds since the Unix
+// Clock is the simulation's clock: market time in seconds since the Unix
 // epoch, as a chain's block timestamps, that only moves when Step is called.
 // Time jumps straight to the earliest pending callback, so a simulated week
 // passes as fast as the callbacks run. The simulated market schedules
@@ -13,21 +14,21 @@ import (
 // waits for time, it reacts to market events and deliveries.
 //
 // Callbacks due at the same time run in the order they were registered, on
-// the goroutine that calls Step. A SimClock is safe for concurrent use.
-type SimClock struct {
+// the goroutine that calls Step. A Clock is safe for concurrent use.
+type Clock struct {
 	mu     sync.Mutex
 	now    uint64
 	seq    uint64
 	timers timerHeap
 }
 
-// NewSimClock returns a clock standing at start.
-func NewSimClock(start uint64) *SimClock {
-	return &SimClock{now: start}
+// NewClock returns a clock standing at start.
+func NewClock(start uint64) *Clock {
+	return &Clock{now: start}
 }
 
-// Now returns the simulated time.
-func (c *SimClock) Now() uint64 {
+// Unix returns the simulated time in seconds since the Unix epoch.
+func (c *Clock) Unix() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
@@ -37,7 +38,7 @@ func (c *SimClock) Now() uint64 {
 // already passed runs f at the next Step, without moving the clock. f must
 // not block. stop cancels the call and reports whether it did so before f
 // started.
-func (c *SimClock) AfterFunc(at uint64, f func()) (stop func() bool) {
+func (c *Clock) AfterFunc(at uint64, f func()) (stop func() bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq++
@@ -54,9 +55,24 @@ func (c *SimClock) AfterFunc(at uint64, f func()) (stop func() bool) {
 	}
 }
 
+// Now returns the simulated time: the host's clock in a simulation.
+func (c *Clock) Now() time.Time { return time.Unix(int64(c.Unix()), 0).UTC() }
+
+// After returns a channel that receives the simulated time once d has
+// passed on the clock (rounded up to whole seconds).
+func (c *Clock) After(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	secs := uint64(max(1, (d+time.Second-1)/time.Second))
+	c.mu.Lock()
+	at := c.now + secs
+	c.mu.Unlock()
+	c.AfterFunc(at, func() { ch <- time.Unix(int64(at), 0).UTC() })
+	return ch
+}
+
 // Next returns the time of the earliest pending callback, and false when
 // none is pending.
-func (c *SimClock) Next() (uint64, bool) {
+func (c *Clock) Next() (uint64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.timers) == 0 {
@@ -69,7 +85,7 @@ func (c *SimClock) Next() (uint64, bool) {
 // callback due by then, including those that the callbacks themselves
 // register for that time. It reports false, and does nothing, when no
 // callback is pending.
-func (c *SimClock) Step() bool {
+func (c *Clock) Step() bool {
 	c.mu.Lock()
 	if len(c.timers) == 0 {
 		c.mu.Unlock()
@@ -88,7 +104,7 @@ func (c *SimClock) Step() bool {
 }
 
 // Pending returns how many callbacks are waiting.
-func (c *SimClock) Pending() int {
+func (c *Clock) Pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.timers)

@@ -1,4 +1,4 @@
-package main
+package sim
 
 import (
 	"testing"
@@ -7,8 +7,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestSimClock_StepJumpsToTheNextCallback(t *testing.T) {
-	c := NewSimClock(100)
+func TestClock_StepJumpsToTheNextCallback(t *testing.T) {
+	c := NewClock(100)
 	var got []string
 	c.AfterFunc(130, func() { got = append(got, "130") })
 	c.AfterFunc(110, func() { got = append(got, "110a") })
@@ -17,20 +17,20 @@ func TestSimClock_StepJumpsToTheNextCallback(t *testing.T) {
 	next, ok := c.Next()
 	require.True(t, ok)
 	assert.Equal(t, uint64(110), next)
-	assert.Equal(t, uint64(100), c.Now(), "Next does not move the clock")
+	assert.Equal(t, uint64(100), c.Unix(), "Next does not move the clock")
 
 	require.True(t, c.Step())
-	assert.Equal(t, uint64(110), c.Now())
+	assert.Equal(t, uint64(110), c.Unix())
 	assert.Equal(t, []string{"110a", "110b"}, got, "same time: registration order")
 
 	require.True(t, c.Step())
-	assert.Equal(t, uint64(130), c.Now())
+	assert.Equal(t, uint64(130), c.Unix())
 	assert.False(t, c.Step(), "nothing left")
-	assert.Equal(t, uint64(130), c.Now())
+	assert.Equal(t, uint64(130), c.Unix())
 }
 
-func TestSimClock_CallbacksMayRegisterForTheSameTime(t *testing.T) {
-	c := NewSimClock(0)
+func TestClock_CallbacksMayRegisterForTheSameTime(t *testing.T) {
+	c := NewClock(0)
 	var got []int
 	c.AfterFunc(5, func() {
 		got = append(got, 1)
@@ -40,13 +40,13 @@ func TestSimClock_CallbacksMayRegisterForTheSameTime(t *testing.T) {
 	})
 	require.True(t, c.Step())
 	assert.Equal(t, []int{1, 3, 2}, got, "earliest time first")
-	assert.Equal(t, uint64(5), c.Now())
+	assert.Equal(t, uint64(5), c.Unix())
 	require.True(t, c.Step())
 	assert.Equal(t, []int{1, 3, 2, 4}, got)
 }
 
-func TestSimClock_StopCancels(t *testing.T) {
-	c := NewSimClock(0)
+func TestClock_StopCancels(t *testing.T) {
+	c := NewClock(0)
 	ran := false
 	stop := c.AfterFunc(10, func() { ran = true })
 	keep := c.AfterFunc(20, func() {})
@@ -55,6 +55,6 @@ func TestSimClock_StopCancels(t *testing.T) {
 	assert.Equal(t, 1, c.Pending())
 	require.True(t, c.Step())
 	assert.False(t, ran)
-	assert.Equal(t, uint64(20), c.Now())
+	assert.Equal(t, uint64(20), c.Unix())
 	assert.False(t, keep(), "already ran")
 }

@@ -1,4 +1,9 @@
-package main
+// Package market is what the storage host needs from a marketplace: the
+// Market a chain client implements, the Network that fetches a slot's data
+// from the client that posted it, and the events and statuses they report.
+// Package sim implements both for the simulation; a real host implements
+// them over its chain and its peer-to-peer network.
+package market
 
 import (
 	"context"
@@ -33,16 +38,13 @@ var (
 
 // Market is the host's view of the marketplace: what a chain client offers a
 // storage host. It is all the host needs; the simulation implements it with
-// SimMarket, a real node with a client of its chain.
+// sim.Market, a real node with a client of its chain.
 type Market interface {
 	// Subscribe calls fn with every market event, one at a time, in the
 	// order they happen, until unsubscribe is called. fn must not block.
 	Subscribe(fn func(Event)) (unsubscribe func())
 	// SlotStatus reports where a slot and its request stand.
 	SlotStatus(ctx context.Context, id stowage.RequestID, slot uint64) (SlotStatus, error)
-	// MySlots lists the slots this host holds and has not been paid for:
-	// what a restarted host must resume.
-	MySlots(ctx context.Context) ([]SlotRef, error)
 	// FillSlot submits the proof that the host stores the slot and locks the
 	// request's collateral. ErrSlotNotFree when another host was first,
 	// ErrRequestNotOpen when the request no longer takes hosts.
@@ -98,6 +100,7 @@ type SlotStatus struct {
 	Ask     stowage.StorageAsk
 	Expiry  uint64 // market time after which a request that has not started is cancelled
 	Mine    bool   // this host holds the slot
+	Free    bool   // no host holds the slot
 	Paid    bool   // this host collected the slot's payout
 }
 
@@ -158,10 +161,8 @@ type Event struct {
 
 // Network fetches a slot's data from the client that posted it.
 type Network interface {
-	// Fetch asks for n bytes of a slot's data starting at offset and returns
-	// at once. deliver is called at most once, later and on any goroutine,
-	// with the bytes or an error; it must not block. Once ctx is cancelled
-	// the download is abandoned and deliver may never be called. The bytes
-	// handed to deliver must not be modified.
-	Fetch(ctx context.Context, id stowage.RequestID, slot, offset, n uint64, deliver func([]byte, error))
+	// Fetch returns n bytes of a slot's data starting at offset. It blocks
+	// until they have arrived, the download failed, or ctx ends (then it
+	// returns ctx.Err()). The bytes returned must not be modified.
+	Fetch(ctx context.Context, id stowage.RequestID, slot, offset, n uint64) ([]byte, error)
 }

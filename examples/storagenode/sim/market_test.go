@@ -1,31 +1,34 @@
-package main
+package sim
 
 import (
 	"context"
 	"path/filepath"
 	"testing"
+	"testing/synctest"
 
 	"github.com/holiman/uint256"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/stowage/stowage/examples/storagenode/market"
 )
 
 // timedEvent is a market event and the market time it happened at.
 type timedEvent struct {
 	At uint64
-	Event
+	market.Event
 }
 
 // record subscribes to m and collects its events.
-func record(m *SimMarket, clock *SimClock) *[]timedEvent {
+func record(m *Market, clock *Clock) *[]timedEvent {
 	var evs []timedEvent
-	m.Subscribe(func(ev Event) { evs = append(evs, timedEvent{clock.Now(), ev}) })
+	m.Subscribe(func(ev market.Event) { evs = append(evs, timedEvent{clock.Unix(), ev}) })
 	return &evs
 }
 
 // stepUntil steps the clock while the next callback is due by t (0: to the
 // end).
-func stepUntil(clock *SimClock, t uint64) {
+func stepUntil(clock *Clock, t uint64) {
 	for {
 		next, ok := clock.Next()
 		if !ok || (t > 0 && next > t) {
@@ -35,21 +38,21 @@ func stepUntil(clock *SimClock, t uint64) {
 	}
 }
 
-func smallSim(seed uint64, requests int) SimConfig {
-	cfg := DefaultSimConfig()
+func smallSim(seed uint64, requests int) Config {
+	cfg := DefaultConfig()
 	cfg.Seed, cfg.Requests = seed, requests
 	return cfg
 }
 
-func newTestMarket(t *testing.T, cfg SimConfig) (*SimMarket, *SimClock) {
+func newTestMarket(t *testing.T, cfg Config) (*Market, *Clock) {
 	t.Helper()
-	clock := NewSimClock(cfg.Start)
-	m, err := NewSimMarket(cfg, clock)
+	clock := NewClock(cfg.Start)
+	m, err := NewMarket(cfg, clock)
 	require.NoError(t, err)
 	return m, clock
 }
 
-func TestSimMarket_SameSeedSameScenario(t *testing.T) {
+func TestMarket_SameSeedSameScenario(t *testing.T) {
 	run := func(seed uint64) []timedEvent {
 		m, clock := newTestMarket(t, smallSim(seed, 50))
 		evs := record(m, clock)
@@ -63,7 +66,7 @@ func TestSimMarket_SameSeedSameScenario(t *testing.T) {
 	assert.NotEqual(t, a, run(4))
 }
 
-func TestSimMarket_CancelsRequestsNotFilledByTheirExpiry(t *testing.T) {
+func TestMarket_CancelsRequestsNotFilledByTheirExpiry(t *testing.T) {
 	cfg := smallSim(1, 30)
 	cfg.Competition = 0 // nobody fills anything
 	m, clock := newTestMarket(t, cfg)
@@ -74,11 +77,11 @@ func TestSimMarket_CancelsRequestsNotFilledByTheirExpiry(t *testing.T) {
 	cancelled := 0
 	for _, ev := range *evs {
 		switch ev.Kind {
-		case EventRequested:
+		case market.EventRequested:
 			expiry[ev.Request] = ev.Expiry
 			assert.Greater(t, ev.Expiry, ev.At)
 			assert.NotZero(t, ev.Ask.Slots)
-		case EventRequestCancelled:
+		case market.EventRequestCancelled:
 			cancelled++
 			assert.Equal(t, expiry[ev.Request], ev.At, "cancelled at its expiry")
 		default:
@@ -91,7 +94,7 @@ func TestSimMarket_CancelsRequestsNotFilledByTheirExpiry(t *testing.T) {
 	assert.Equal(t, 30, st.Cancelled)
 }
 
-func TestSimMarket_CompetitorsFillSlotsAndRequestsRunTheirCourse(t *testing.T) {
+func TestMarket_CompetitorsFillSlotsAndRequestsRunTheirCourse(t *testing.T) {
 	cfg := smallSim(2, 40)
 	cfg.Competition = 1 // other hosts fill every slot
 	cfg.FailRate, cfg.FreeRate = 0, 0
@@ -103,13 +106,13 @@ func TestSimMarket_CompetitorsFillSlotsAndRequestsRunTheirCourse(t *testing.T) {
 	assert.Equal(t, 40, st.Finished)
 	assert.Zero(t, st.FilledByHost)
 	for _, ev := range *evs {
-		if ev.Kind == EventSlotFilled {
+		if ev.Kind == market.EventSlotFilled {
 			assert.False(t, ev.Mine)
 		}
 	}
 }
 
-func TestSimMarket_HostFillsAndIsPaid(t *testing.T) {
+func TestMarket_HostFillsAndIsPaid(t *testing.T) {
 	ctx := context.Background()
 	cfg := smallSim(5, 1)
 	cfg.Competition, cfg.FailRate, cfg.FreeRate = 0, 0, 0
@@ -118,29 +121,29 @@ func TestSimMarket_HostFillsAndIsPaid(t *testing.T) {
 	clock.Step() // the request is posted
 	require.Len(t, *evs, 1)
 	req := (*evs)[0]
-	require.Equal(t, EventRequested, req.Kind)
+	require.Equal(t, market.EventRequested, req.Kind)
 
 	_, err := m.FreeSlot(ctx, req.Request, 0)
-	assert.ErrorIs(t, err, ErrNotSlotHost)
+	assert.ErrorIs(t, err, market.ErrNotSlotHost)
 	for slot := range req.Ask.Slots {
 		require.NoError(t, m.FillSlot(ctx, req.Request, slot, []byte{1}))
 	}
-	assert.ErrorIs(t, m.FillSlot(ctx, req.Request, 0, []byte{1}), ErrSlotNotFree)
+	assert.ErrorIs(t, m.FillSlot(ctx, req.Request, 0, []byte{1}), market.ErrSlotNotFree)
 	last := (*evs)[len(*evs)-1]
-	assert.Equal(t, EventRequestStarted, last.Kind, "the last fill starts the request")
+	assert.Equal(t, market.EventRequestStarted, last.Kind, "the last fill starts the request")
 	mine, err := m.MySlots(ctx)
 	require.NoError(t, err)
 	assert.Len(t, mine, int(req.Ask.Slots))
 
 	_, err = m.FreeSlot(ctx, req.Request, 0)
-	assert.ErrorIs(t, err, ErrRequestRunning)
+	assert.ErrorIs(t, err, market.ErrRequestRunning)
 
 	stepUntil(clock, 0)
-	assert.Equal(t, EventRequestFinished, (*evs)[len(*evs)-1].Kind)
+	assert.Equal(t, market.EventRequestFinished, (*evs)[len(*evs)-1].Kind)
 	assert.Equal(t, req.At+req.Ask.Duration, (*evs)[len(*evs)-1].At)
 	status, err := m.SlotStatus(ctx, req.Request, 0)
 	require.NoError(t, err)
-	assert.Equal(t, RequestFinished, status.Request)
+	assert.Equal(t, market.RequestFinished, status.Request)
 	assert.True(t, status.Mine)
 
 	paid, err := m.FreeSlot(ctx, req.Request, 0)
@@ -150,25 +153,25 @@ func TestSimMarket_HostFillsAndIsPaid(t *testing.T) {
 	want.Add(&reward, &req.Ask.Collateral)
 	assert.Equal(t, want, paid, "reward for the whole duration plus the collateral back")
 	_, err = m.FreeSlot(ctx, req.Request, 0)
-	assert.ErrorIs(t, err, ErrAlreadyPaid)
+	assert.ErrorIs(t, err, market.ErrAlreadyPaid)
 	mine, err = m.MySlots(ctx)
 	require.NoError(t, err)
 	assert.Len(t, mine, int(req.Ask.Slots)-1)
 }
 
-func TestSimMarket_FillSlotRefusesClosedRequests(t *testing.T) {
+func TestMarket_FillSlotRefusesClosedRequests(t *testing.T) {
 	ctx := context.Background()
 	cfg := smallSim(6, 1)
 	cfg.Competition = 0
 	m, clock := newTestMarket(t, cfg)
 	evs := record(m, clock)
 	stepUntil(clock, 0) // posted, then cancelled
-	require.Equal(t, EventRequestCancelled, (*evs)[len(*evs)-1].Kind)
-	assert.ErrorIs(t, m.FillSlot(ctx, (*evs)[0].Request, 0, []byte{1}), ErrRequestNotOpen)
-	assert.ErrorIs(t, m.FillSlot(ctx, [32]byte{9}, 0, []byte{1}), ErrUnknownRequest)
+	require.Equal(t, market.EventRequestCancelled, (*evs)[len(*evs)-1].Kind)
+	assert.ErrorIs(t, m.FillSlot(ctx, (*evs)[0].Request, 0, []byte{1}), market.ErrRequestNotOpen)
+	assert.ErrorIs(t, m.FillSlot(ctx, [32]byte{9}, 0, []byte{1}), market.ErrUnknownRequest)
 }
 
-func TestSimMarket_SaveAndLoadCarryOn(t *testing.T) {
+func TestMarket_SaveAndLoadCarryOn(t *testing.T) {
 	cfg := smallSim(8, 60)
 	cfg.Competition = 0.6
 
@@ -183,9 +186,9 @@ func TestSimMarket_SaveAndLoadCarryOn(t *testing.T) {
 	stepUntil(clock, cfg.Start+4*3600)
 	path := filepath.Join(t.TempDir(), "market.json")
 	require.NoError(t, m.Save(path))
-	m2, clock2, err := LoadSimMarket(path)
+	m2, clock2, err := LoadMarket(path)
 	require.NoError(t, err)
-	assert.Equal(t, clock.Now(), clock2.Now())
+	assert.Equal(t, clock.Unix(), clock2.Unix())
 	second := record(m2, clock2)
 	stepUntil(clock2, 0)
 
@@ -194,35 +197,56 @@ func TestSimMarket_SaveAndLoadCarryOn(t *testing.T) {
 	assert.True(t, m2.Done())
 }
 
-func TestSimMarket_FetchDeliversAfterTheUploadTime(t *testing.T) {
-	cfg := smallSim(1, 0)
-	cfg.Bandwidth = 100
-	cfg.NetworkErrorRate = 0
-	m, clock := newTestMarket(t, cfg)
-	var got []byte
-	m.Fetch(context.Background(), [32]byte{1}, 0, 0, 250, func(b []byte, err error) {
-		require.NoError(t, err)
-		got = b
+func TestMarket_FetchDeliversAfterTheUploadTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := smallSim(1, 0)
+		cfg.Bandwidth = 100
+		cfg.NetworkErrorRate = 0
+		m, clock := newTestMarket(t, cfg)
+		got := make(chan []byte, 1)
+		go func() {
+			b, err := m.Fetch(context.Background(), [32]byte{1}, 0, 0, 250)
+			assert.NoError(t, err)
+			got <- b
+		}()
+		synctest.Wait()
+		next, ok := clock.Next()
+		require.True(t, ok)
+		assert.Equal(t, cfg.Start+3, next, "250 bytes at 100 B/s")
+		assert.Empty(t, got, "nothing before the upload time")
+		clock.Step()
+		assert.Len(t, <-got, 250)
 	})
-	next, ok := clock.Next()
-	require.True(t, ok)
-	assert.Equal(t, cfg.Start+3, next, "250 bytes at 100 B/s")
-	clock.Step()
-	assert.Len(t, got, 250)
 }
 
-func TestSimConfig_Validate(t *testing.T) {
-	for name, mutate := range map[string]func(*SimConfig){
-		"no slots":             func(c *SimConfig) { c.MaxSlots = 0 },
-		"no slot sizes":        func(c *SimConfig) { c.SlotSizes = nil },
-		"zero slot size":       func(c *SimConfig) { c.SlotSizes = []uint64{0} },
-		"expiry past duration": func(c *SimConfig) { c.MaxExpiry = c.MinDuration },
-		"no bandwidth":         func(c *SimConfig) { c.Bandwidth = 0 },
+func TestMarket_FetchReturnsWhenCancelled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, clock := newTestMarket(t, smallSim(1, 0))
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() {
+			_, err := m.Fetch(ctx, [32]byte{1}, 0, 0, 250)
+			errc <- err
+		}()
+		synctest.Wait()
+		cancel()
+		assert.ErrorIs(t, <-errc, context.Canceled)
+		assert.Zero(t, clock.Pending(), "the delivery was cancelled")
+	})
+}
+
+func TestConfig_Validate(t *testing.T) {
+	for name, mutate := range map[string]func(*Config){
+		"no slots":             func(c *Config) { c.MaxSlots = 0 },
+		"no slot sizes":        func(c *Config) { c.SlotSizes = nil },
+		"zero slot size":       func(c *Config) { c.SlotSizes = []uint64{0} },
+		"expiry past duration": func(c *Config) { c.MaxExpiry = c.MinDuration },
+		"no bandwidth":         func(c *Config) { c.Bandwidth = 0 },
 	} {
 		t.Run(name, func(t *testing.T) {
-			cfg := DefaultSimConfig()
+			cfg := DefaultConfig()
 			mutate(&cfg)
-			_, err := NewSimMarket(cfg, NewSimClock(0))
+			_, err := NewMarket(cfg, NewClock(0))
 			assert.Error(t, err)
 		})
 	}
