@@ -2,6 +2,7 @@ package pgds_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/stowage/stowage/pgds"
@@ -32,4 +33,20 @@ func Example() {
 		return
 	}
 	fmt.Println("available:", r.Available())
+}
+
+// A conflict between two transactions is reported as ErrSerialization,
+// whose Retryable method tells any caller (repo.WithShared among them) to
+// run the transaction again; a lost answer to COMMIT is ErrCommitUnknown,
+// which must not be retried blindly.
+func Example_retry() {
+	conflict := fmt.Errorf("commit: %w", pgds.ErrSerialization)
+	var r interface{ Retryable() bool }
+	fmt.Println(errors.Is(conflict, pgds.ErrSerialization), errors.As(conflict, &r) && r.Retryable())
+
+	lost := fmt.Errorf("commit: %w", pgds.ErrCommitUnknown)
+	fmt.Println(errors.Is(lost, pgds.ErrSerialization), errors.As(lost, &r))
+	// Output:
+	// true true
+	// false false
 }
