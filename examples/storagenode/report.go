@@ -91,8 +91,11 @@ func (p *progress) line(now uint64, h *Host) string {
 	for _, n := range sales {
 		active += n
 	}
-	return fmt.Sprintf("%s  waiting %3d  downloading %3d  active %3d  reserved %9s  used %9s  filled %4d  ignored %4d  errored %3d",
-		simElapsed(now-p.start), qs.Waiting, sales["downloading"], active, formatBytes(q.Reserved), formatBytes(q.Used),
+	// The host is sampled between clock steps, when it has done all it can:
+	// the queue is drained and downloads are done, so the line shows the
+	// slots queued and requeued so far rather than what waits right now.
+	return fmt.Sprintf("%s  queued %4d  requeued %3d  active %3d  reserved %9s  used %9s  filled %4d  ignored %4d  errored %3d",
+		simElapsed(now-p.start), qs.Pushed, qs.Requeued, active, formatBytes(q.Reserved), formatBytes(q.Used),
 		st.Filled, ignoredTotal(st), st.Ended["errored"])
 }
 
