@@ -15,33 +15,9 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/storage"
 
+	"github.com/stowage/stowage/internal/faultfs"
 	"github.com/stowage/stowage/repo"
 )
-
-// countingStorage counts the fsyncs of goleveldb's journal: one per durable
-// write.
-type countingStorage struct {
-	storage.Storage
-	syncs *atomic.Int64
-}
-
-func (s countingStorage) Create(fd storage.FileDesc) (storage.Writer, error) {
-	w, err := s.Storage.Create(fd)
-	if err != nil || fd.Type != storage.TypeJournal {
-		return w, err
-	}
-	return countingWriter{w, s.syncs}, nil
-}
-
-type countingWriter struct {
-	storage.Writer
-	syncs *atomic.Int64
-}
-
-func (w countingWriter) Sync() error {
-	w.syncs.Add(1)
-	return w.Writer.Sync()
-}
 
 // runWriters runs b.N writes spread over n goroutines and reports writes
 // per second and writes per fsync (when syncs is counted).
@@ -85,7 +61,7 @@ func BenchmarkPutBlockFsync(b *testing.B) {
 		b.Run(name+"/stowage", func(b *testing.B) {
 			var syncs atomic.Int64
 			r, err := repo.Open(b.Context(), b.TempDir(), repo.WithQuotaMaxBytes(1<<60),
-				repo.WithStorageForTest(func(s storage.Storage) storage.Storage { return countingStorage{s, &syncs} }))
+				repo.WithStorageForTest(func(s storage.Storage) storage.Storage { return faultfs.CountSyncs(s, &syncs) }))
 			require.NoError(b, err)
 			b.Cleanup(func() { _ = r.Close() })
 			runWriters(b, writers, &syncs, func(key string) error {
@@ -104,7 +80,7 @@ func BenchmarkPutBlockFsync(b *testing.B) {
 			var syncs atomic.Int64
 			fs, err := storage.OpenFile(b.TempDir(), false)
 			require.NoError(b, err)
-			db, err := leveldb.Open(countingStorage{fs, &syncs}, nil)
+			db, err := leveldb.Open(faultfs.CountSyncs(fs, &syncs), nil)
 			require.NoError(b, err)
 			b.Cleanup(func() {
 				_ = db.Close()

@@ -23,6 +23,7 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/util"
 
 	"github.com/stowage/stowage"
+	"github.com/stowage/stowage/internal/faultfs"
 	"github.com/stowage/stowage/internal/ldb"
 	"github.com/stowage/stowage/repo"
 	"github.com/stowage/stowage/reservations"
@@ -38,31 +39,6 @@ const (
 	benchBlock = 1 << 10 // Store.PutBlock blocks of the cycle
 )
 
-// countingStorage counts the fsyncs of goleveldb's journal: one per durable
-// write.
-type countingStorage struct {
-	storage.Storage
-	syncs *atomic.Int64
-}
-
-func (s countingStorage) Create(fd storage.FileDesc) (storage.Writer, error) {
-	w, err := s.Storage.Create(fd)
-	if err != nil || fd.Type != storage.TypeJournal {
-		return w, err
-	}
-	return countingWriter{w, s.syncs}, nil
-}
-
-type countingWriter struct {
-	storage.Writer
-	syncs *atomic.Int64
-}
-
-func (w countingWriter) Sync() error {
-	w.syncs.Add(1)
-	return w.Writer.Sync()
-}
-
 // openCountedRepo is repo.Open(dir) with fsync, built from the same parts
 // (internal/ldb over goleveldb, the same engine) so the journal's fsyncs can
 // be counted: repo.Open's storage hook is unexported. The write path is the
@@ -70,7 +46,7 @@ func (w countingWriter) Sync() error {
 // is missing.
 func openCountedRepo(b *testing.B, syncs *atomic.Int64) *repo.Repo {
 	db, err := ldb.Open(b.TempDir(), ldb.Options{WrapStorage: func(s storage.Storage) storage.Storage {
-		return countingStorage{s, syncs}
+		return faultfs.CountSyncs(s, syncs)
 	}})
 	require.NoError(b, err)
 	r, err := repo.New(b.Context(), db, repo.WithQuotaMaxBytes(benchQuota))
@@ -282,7 +258,7 @@ func (g *groupDB) write(_ context.Context, ops []rawOp) error {
 func openGroupDB(b *testing.B, syncs *atomic.Int64) *groupDB {
 	fs, err := storage.OpenFile(b.TempDir(), false)
 	require.NoError(b, err)
-	db, err := leveldb.Open(countingStorage{fs, syncs}, nil)
+	db, err := leveldb.Open(faultfs.CountSyncs(fs, syncs), nil)
 	require.NoError(b, err)
 	b.Cleanup(func() {
 		_ = db.Close()

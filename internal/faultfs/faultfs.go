@@ -53,3 +53,32 @@ func (w *writer) Sync() error {
 	}
 	return w.Writer.Sync()
 }
+
+// CountSyncs wraps a goleveldb storage so that n counts the fsyncs of its
+// journal: one per durable write (benchmarks report writes per fsync).
+func CountSyncs(s storage.Storage, n *atomic.Int64) storage.Storage {
+	return counting{Storage: s, n: n}
+}
+
+type counting struct {
+	storage.Storage
+	n *atomic.Int64
+}
+
+func (s counting) Create(fd storage.FileDesc) (storage.Writer, error) {
+	w, err := s.Storage.Create(fd)
+	if err != nil || fd.Type != storage.TypeJournal {
+		return w, err
+	}
+	return countingWriter{Writer: w, n: s.n}, nil
+}
+
+type countingWriter struct {
+	storage.Writer
+	n *atomic.Int64
+}
+
+func (w countingWriter) Sync() error {
+	w.n.Add(1)
+	return w.Writer.Sync()
+}
