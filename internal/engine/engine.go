@@ -17,6 +17,10 @@
 // unknown (the commit itself failed), the engine refuses every later write
 // with ErrWriteFailed until it is reopened, or reopens its own embedded
 // database and reloads; see package repo for why.
+//
+// In shared mode (several processes on one transactional datastore, see
+// shared.go) none of that memory is kept: every change is one transaction
+// of the datastore, retried when it conflicts with another process's.
 package engine
 
 import (
@@ -236,14 +240,6 @@ func (e *Engine) Counters() Counters {
 	e.countMu.RLock()
 	defer e.countMu.RUnlock()
 	return e.counts
-}
-
-// Generation changes whenever staged changes were dropped (a failed group)
-// or the database was reopened: state derived from earlier reads is stale.
-func (e *Engine) Generation() uint64 {
-	e.stageMu.Lock()
-	defer e.stageMu.Unlock()
-	return e.gen
 }
 
 // Close waits for calls in flight, refuses every later one with ErrClosed

@@ -340,14 +340,6 @@ func (l *lifetime) close() bool {
 	return true
 }
 
-// Enter registers a call of a package built on the engine (reads that do
-// not go through Update, View or the engine's readers); it reports false
-// once the engine is closed. Every true must be matched by Leave.
-func (e *Engine) Enter() bool { return e.life.enter() }
-
-// Leave ends a call registered with Enter.
-func (e *Engine) Leave() { e.life.leave() }
-
 // Generation is Engine.Generation, for use under the staging lock.
 func (tx *Tx) Generation() uint64 { return tx.e.gen }
 
