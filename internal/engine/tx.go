@@ -340,7 +340,9 @@ func (l *lifetime) close() bool {
 	return true
 }
 
-// Generation is Engine.Generation, for use under the staging lock.
+// Generation changes whenever staged changes were dropped (a failed group)
+// or the database was reopened: state derived from earlier reads is stale.
+// For use under the staging lock.
 func (tx *Tx) Generation() uint64 { return tx.e.gen }
 
 // Of returns the engine behind a *repo.Repo (package repo sets it), so
