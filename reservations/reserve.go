@@ -38,6 +38,7 @@ type NoAvailabilityError struct {
 	Detail string // e.g. "the slot needs 4 MiB, the largest free is 1 MiB"
 }
 
+// Error names ErrNoAvailability, the ruling term and its figures.
 func (e *NoAvailabilityError) Error() string {
 	return fmt.Sprintf("%v: %s: %s", ErrNoAvailability, e.Term, e.Detail)
 }
