@@ -185,6 +185,16 @@ func (b *batch) Commit(context.Context) error {
 	return b.d.db.Write(&b.b, b.d.wo)
 }
 
+// Write applies b atomically and in order, as durable as the options make
+// it. The engine builds b as changes queue, so a group costs no staging.
+func (d *DS) Write(b *leveldb.Batch) error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.mu.RUnlock()
+	return d.db.Write(b, d.wo)
+}
+
 // Query runs q. Prefix and key order are served by the LevelDB iterator;
 // everything else by query.NaiveQueryApply. An iterator error ends the
 // results with that error.
@@ -235,6 +245,35 @@ func (d *DS) Query(_ context.Context, q query.Query) (query.Results, error) {
 		},
 	})
 	return query.NaiveQueryApply(naive, res), nil
+}
+
+// Scan calls fn, in key order, with every key under prefix and its value
+// (nil when keysOnly), without the query machinery. The value is fn's to
+// keep. An iterator error ends the scan with that error.
+func (d *DS) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, value []byte) error) error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.mu.RUnlock()
+	var rng *util.Range
+	if p := prefix.String(); p != "/" {
+		rng = util.BytesPrefix([]byte(p + "/"))
+	}
+	it := d.db.NewIterator(rng, nil)
+	defer it.Release()
+	for it.Next() {
+		var v []byte
+		if !keysOnly {
+			v = append([]byte(nil), it.Value()...)
+		}
+		if err := fn(string(it.Key()), v); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("ldb: scan %s: %w", prefix, err)
+	}
+	return nil
 }
 
 // NewTransaction opens a LevelDB transaction. goleveldb documents them as
