@@ -6,11 +6,18 @@
 // Every change runs as a function on a Tx under one staging lock: it reads
 // what it changes (through the overlay of changes queued or being written,
 // so it sees every change staged before it), checks it, and stages writes in
-// its own order. The change then joins the commit queue and the staging lock
-// is released, so the next change is staged while this one is being written.
-// One caller at a time leads: it takes the whole queue, writes it as one
-// batch (one fsync), and hands the lead to the first caller still waiting.
-// A change is acknowledged only once its group is durable.
+// its own order. The change then joins the commit queue, so the next change
+// is staged while this one is being written. Whoever holds the staging lock
+// stages every change submitted meanwhile (flat combining). One caller at a
+// time leads: it takes the whole queue, writes it as one batch (one fsync),
+// and goes on while changes are queued, up to a few groups, before handing
+// the lead to the first caller still waiting. A change is acknowledged only
+// once its group is durable. The queue (the commit side) has its own lock,
+// held only briefly, so the leader never waits for staging.
+//
+// The overlay keeps a durable group's writes until the next group is
+// durable, and nothing once the engine is idle: a caller's next change
+// reads what its last one wrote from memory.
 //
 // A failed group fails every change in it and every change queued behind
 // it (they were checked against it). When the outcome of the failed write is
@@ -30,12 +37,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
+	"github.com/syndtr/goleveldb/leveldb"
+
+	"github.com/stowage/stowage/internal/ldb"
 )
 
 // Errors, re-exported by package repo.
@@ -78,6 +89,7 @@ type Engine struct {
 	txn      bool
 	shared   bool
 	separate bool // blocks live in their own datastore
+	ordered  bool // the embedded LevelDB: the queue's batch is built as changes queue
 	open     func() (datastore.Batching, io.Closer, error)
 	log      *slog.Logger
 
@@ -94,15 +106,26 @@ type Engine struct {
 	blocks datastore.Batching
 	closer io.Closer
 
+	subMu sync.Mutex
+	sub   []*change // submitted, waiting for whoever holds stageMu
+
 	stageMu sync.Mutex // serialises staging; never held across a write
 	staged  Counters   // after every queued change
-	durable Counters   // after the last durable group
 	overlay map[okey]pending
-	seq     uint64
+	// overlayKeys are the metadata keys of the overlay, sorted, for Scan.
+	overlayKeys []string
+	retired     [][]*change // durable groups still in the overlay
+	seq         uint64
+	failed      error // set by a write of unknown outcome
+	gen         uint64
+
+	// queueMu guards the commit queue; it is held only briefly, never
+	// across staging or a write. Lock order: stageMu, then queueMu.
+	queueMu sync.Mutex
 	queue   []*change
-	leading bool  // a caller is writing groups
-	failed  error // set by a write of unknown outcome
-	gen     uint64
+	pending *leveldb.Batch // the queue's writes, when ordered
+	leading bool           // a caller is writing groups
+	durable Counters       // after the last durable group
 
 	countMu sync.RWMutex
 	counts  Counters // durable, for readers that must not wait on stageMu
@@ -111,6 +134,11 @@ type Engine struct {
 	ext   map[any]any
 
 	conflicts atomic.Uint64
+
+	// Test hooks, nil outside tests: combine found nothing more to stage
+	// (still holding the staging lock); combine left a submitted change to
+	// the lock's holder.
+	testDrained, testBusy func()
 }
 
 // okey names a key in the metadata store or the block store.
@@ -132,6 +160,8 @@ type op struct {
 }
 
 type change struct {
+	ctx      context.Context
+	fn       func(tx *Tx) error
 	ops      []op
 	counters Counters
 	seq      uint64
@@ -158,6 +188,8 @@ func New(ctx context.Context, c Config) (*Engine, error) {
 		return nil, fmt.Errorf("%w: nil metadata datastore", ErrInvalid)
 	}
 	e.separate = e.blocks != nil
+	_, isLDB := e.meta.(*ldb.DS)
+	e.ordered = isLDB && !e.separate && !e.txn && !e.shared
 	if !e.separate {
 		e.blocks = e.meta
 	}
@@ -274,61 +306,143 @@ func (e *Engine) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	e.gate.RLock()
 	defer e.gate.RUnlock()
 
-	e.stageMu.Lock()
-	c, err := e.stage(ctx, fn)
-	if err != nil || c == nil {
-		e.stageMu.Unlock()
-		return err
-	}
-	lead := !e.leading
-	e.leading = true
-	e.stageMu.Unlock()
+	c := &change{ctx: ctx, fn: fn, done: make(chan struct{}), lead: make(chan struct{})}
+	e.subMu.Lock()
+	e.sub = append(e.sub, c)
+	e.subMu.Unlock()
+	e.combine()
 
-	if !lead {
-		select {
-		case <-c.done:
-			return c.err
-		case <-c.lead:
-		}
+	select {
+	case <-c.done:
+		return c.err
+	case <-c.lead:
 	}
 	e.writeGroups()
 	<-c.done
 	return c.err
 }
 
-// stage runs fn and queues its change. Called with stageMu held; a nil
-// change means there was nothing to write.
-func (e *Engine) stage(ctx context.Context, fn func(tx *Tx) error) (*change, error) {
+// combine stages every submitted change, unless another goroutine holds
+// the staging lock: that one stages them (flat combining). Callers woken
+// together by a durable group so do not hand the lock to each other one
+// by one, and each sleeps once, until its change is durable. Whoever
+// releases the staging lock combines what was submitted meanwhile
+// (unlockStage), so no change is left behind.
+func (e *Engine) combine() {
+	for e.stageMu.TryLock() {
+		for {
+			e.subMu.Lock()
+			batch := e.sub
+			e.sub = nil
+			e.subMu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			for _, c := range batch {
+				e.stageOne(c)
+			}
+		}
+		if e.testDrained != nil {
+			e.testDrained()
+		}
+		e.stageMu.Unlock()
+		e.subMu.Lock()
+		n := len(e.sub)
+		e.subMu.Unlock()
+		if n == 0 {
+			return
+		}
+	}
+	if e.testBusy != nil {
+		e.testBusy()
+	}
+}
+
+// unlockStage releases the staging lock and stages what was submitted
+// while it was held.
+func (e *Engine) unlockStage() {
+	e.stageMu.Unlock()
+	e.combine()
+}
+
+// stageOne stages c and queues it, or ends it if it failed or has nothing
+// to write. The first change queued while nobody leads is told to lead.
+// Called with stageMu held.
+func (e *Engine) stageOne(c *change) {
+	if err := e.stage(c); err != nil || c.ops == nil {
+		c.err = err
+		close(c.done)
+		return
+	}
+	e.queueMu.Lock()
+	e.queue = append(e.queue, c)
+	if e.ordered {
+		if e.pending == nil {
+			e.pending = new(leveldb.Batch)
+		}
+		for _, o := range c.ops {
+			k := o.key
+			if o.blocks {
+				k = BlocksPrefix.String() + k
+			}
+			if o.del {
+				e.pending.Delete([]byte(k))
+			} else {
+				e.pending.Put([]byte(k), o.value)
+			}
+		}
+	}
+	lead := !e.leading
+	e.leading = true
+	e.queueMu.Unlock()
+	if lead {
+		close(c.lead)
+	}
+}
+
+// stage runs c's function on a Tx and records what it writes in the
+// overlay. c.ops stays nil when there is nothing to write. Called with
+// stageMu held.
+func (e *Engine) stage(c *change) error {
+	ctx, fn := c.ctx, c.fn
+	c.fn = nil // the closure may hold a lot; the change lives until durable
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	tx := &Tx{e: e, ctx: ctx, c: e.staged, base: e.staged}
 	if err := run(fn, tx); err != nil {
-		return nil, err
+		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	if tx.Dirty() && e.failed != nil {
-		return nil, e.failed
+		return e.failed
 	}
 	if !tx.Dirty() {
 		for _, f := range tx.after {
 			f()
 		}
-		return nil, nil
+		return nil
 	}
 	e.seq++
-	c := &change{ops: tx.ops, counters: tx.c, seq: e.seq, done: make(chan struct{}), lead: make(chan struct{})}
+	c.ops, c.counters, c.seq = tx.ops, tx.c, e.seq
+	if c.ops == nil {
+		c.ops = []op{} // counters only
+	}
 	for _, o := range c.ops {
+		if _, ok := e.overlay[o.okey]; !ok && !o.blocks {
+			if i, found := slices.BinarySearch(e.overlayKeys, o.key); !found {
+				e.overlayKeys = slices.Insert(e.overlayKeys, i, o.key)
+			}
+		}
 		e.overlay[o.okey] = pending{value: o.value, del: o.del, seq: c.seq}
 	}
 	e.staged = tx.c
-	e.queue = append(e.queue, c)
 	for _, f := range tx.after {
 		f()
 	}
-	return c, nil
+	return nil
 }
 
 // ErrPanic wraps a panic in a change's function: the change is abandoned
@@ -344,84 +458,139 @@ func run(fn func(tx *Tx) error, tx *Tx) (err error) {
 	return fn(tx)
 }
 
-// writeGroups writes the queue as one group, then hands the lead to the
-// first change still queued (or gives it up).
+// maxGroups is how many groups a leader writes in a row before it hands
+// the lead on, so that its own caller is not kept waiting for long.
+const maxGroups = 4
+
+// writeGroups writes the queue as one group, and again while changes are
+// queued (up to maxGroups), then hands the lead to the first change still
+// queued (or gives it up).
 func (e *Engine) writeGroups() {
-	e.stageMu.Lock()
-	group := e.queue
-	e.queue = nil
-	base := e.durable
-	e.stageMu.Unlock()
+	for n := 1; ; n++ {
+		e.queueMu.Lock()
+		group, batch := e.queue, e.pending
+		e.queue, e.pending = nil, nil
+		base := e.durable
+		e.queueMu.Unlock()
 
-	last := group[len(group)-1]
-	err, unknown := e.write(group, base, last.counters)
-
-	e.stageMu.Lock()
-	var failed []*change
-	if err == nil {
+		last := group[len(group)-1]
+		var err error
+		var unknown bool
+		if batch != nil {
+			err, unknown = e.writeOrdered(batch, base, last.counters)
+		} else {
+			err, unknown = e.write(group, base, last.counters)
+		}
+		if err != nil {
+			e.fail(group, err, unknown)
+			return
+		}
+		e.queueMu.Lock()
 		e.durable = last.counters
+		var next *change
+		more := len(e.queue) > 0 && n < maxGroups
+		idle := false
+		if len(e.queue) > 0 && !more {
+			next = e.queue[0]
+		} else if !more {
+			e.leading = false
+			idle = true
+		}
+		e.queueMu.Unlock()
 		e.countMu.Lock()
 		e.counts = last.counters
 		e.countMu.Unlock()
+		if next != nil {
+			close(next.lead)
+		}
 		for _, c := range group {
+			close(c.done)
+		}
+		e.retire(group, idle)
+		if !more {
+			return
+		}
+	}
+}
+
+// retire drops from the overlay what a durable group wrote, one group
+// late: a caller's next change, staged while the following group is being
+// written, then reads what its last change wrote from memory rather than
+// from the datastore (the values are the same). When the engine goes idle
+// (no change queued) the overlay is emptied, so it never holds more than
+// the last two groups' writes.
+func (e *Engine) retire(group []*change, idle bool) {
+	e.stageMu.Lock()
+	defer e.unlockStage()
+	e.retired = append(e.retired, group)
+	keep := 1
+	if idle {
+		keep = 0
+	}
+	for len(e.retired) > keep {
+		for _, c := range e.retired[0] {
 			for _, o := range c.ops {
-				if p, ok := e.overlay[o.okey]; ok && p.seq <= last.seq {
+				if p, ok := e.overlay[o.okey]; ok && p.seq <= c.seq {
 					delete(e.overlay, o.okey)
 				}
 			}
 		}
-	} else {
-		if _, ok := err.(*blocksAfterMeta); ok {
-			// The counters on disk are the group's: memory follows them,
-			// so that Quota and Verify tell what a reopened repo will read.
-			e.durable = last.counters
-			e.countMu.Lock()
-			e.counts = last.counters
-			e.countMu.Unlock()
-		}
-		if unknown {
-			e.failed = fmt.Errorf("%w: %w", ErrWriteFailed, err)
-			err = e.failed
-		}
-		for _, c := range group {
-			c.err = err
-		}
-		// Changes queued behind the failed ones were checked against them:
-		// they fail too, unwritten.
-		for _, c := range e.queue {
-			c.err = fmt.Errorf("repo: an earlier change in the commit queue failed: %w", err)
-		}
-		failed = e.queue
-		e.queue = nil
-		clear(e.overlay)
-		e.staged = e.durable
-		e.gen++
-		if unknown && e.open != nil {
-			e.recover()
-		}
+		e.retired[0] = nil
+		e.retired = e.retired[1:]
 	}
-	var next *change
-	if len(e.queue) > 0 {
-		next = e.queue[0]
-	} else {
-		e.leading = false
-	}
-	e.stageMu.Unlock()
+	e.overlayKeys = slices.DeleteFunc(e.overlayKeys, func(k string) bool {
+		_, ok := e.overlay[okey{key: k}]
+		return !ok
+	})
+}
 
+// fail ends a group whose write failed: its changes fail, and so does every
+// change queued behind it (they were checked against it), unwritten.
+func (e *Engine) fail(group []*change, err error, unknown bool) {
+	e.stageMu.Lock()
+	e.queueMu.Lock()
+	if _, ok := err.(*blocksAfterMeta); ok {
+		// The counters on disk are the group's: memory follows them,
+		// so that Quota and Verify tell what a reopened repo will read.
+		e.durable = group[len(group)-1].counters
+		e.countMu.Lock()
+		e.counts = e.durable
+		e.countMu.Unlock()
+	}
+	if unknown {
+		e.failed = fmt.Errorf("%w: %w", ErrWriteFailed, err)
+		err = e.failed
+	}
+	for _, c := range group {
+		c.err = err
+	}
+	for _, c := range e.queue {
+		c.err = fmt.Errorf("repo: an earlier change in the commit queue failed: %w", err)
+	}
+	failed := e.queue
+	e.queue, e.pending = nil, nil
+	e.leading = false
+	clear(e.overlay)
+	e.overlayKeys = e.overlayKeys[:0]
+	e.retired = nil
+	e.staged = e.durable
+	e.gen++
+	if unknown && e.open != nil {
+		e.recover()
+	}
+	e.queueMu.Unlock()
+	e.unlockStage()
 	for _, c := range group {
 		close(c.done)
 	}
 	for _, c := range failed {
 		close(c.done)
 	}
-	if next != nil {
-		close(next.lead)
-	}
 }
 
 // recover reopens the embedded database after a write of unknown outcome
 // and reloads the counters, so that memory matches whatever the journal
-// replays. Called with stageMu held.
+// replays. Called with stageMu and queueMu held.
 func (e *Engine) recover() {
 	e.dbMu.Lock()
 	defer e.dbMu.Unlock()
@@ -478,6 +647,28 @@ func (e *Engine) write(group []*change, base, final Counters) (err error, unknow
 	}
 	if err, _ := e.commit(ctx, e.blocks, blockPuts, false); err != nil {
 		return &blocksAfterMeta{err}, true
+	}
+	return nil, false
+}
+
+// writeOrdered writes a group whose LevelDB batch was built as its changes
+// queued (in order, so the last write of a key wins as in plan), adding
+// the counters once.
+func (e *Engine) writeOrdered(b *leveldb.Batch, base, final Counters) (err error, unknown bool) {
+	e.dbMu.RLock()
+	defer e.dbMu.RUnlock()
+	d, ok := e.meta.(*ldb.DS)
+	if !ok {
+		return fmt.Errorf("repo: commit: %w", ErrWriteFailed), false
+	}
+	if final.Used != base.Used {
+		b.Put(UsedKey.Bytes(), encodeCounter(final.Used))
+	}
+	if final.Reserved != base.Reserved {
+		b.Put(ReservedKey.Bytes(), encodeCounter(final.Reserved))
+	}
+	if err := d.Write(b); err != nil {
+		return fmt.Errorf("repo: commit: %w", err), true
 	}
 	return nil, false
 }

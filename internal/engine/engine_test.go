@@ -11,53 +11,100 @@ import (
 	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/syndtr/goleveldb/leveldb/storage"
 
 	"github.com/stowage/stowage/internal/ldb"
 )
 
 var errInjected = errors.New("injected failure")
 
-// gateDS holds the commit of a batch while armed: the caller leading the
-// group stays inside Commit until release is closed.
-type gateDS struct {
-	datastore.Batching
+// gate holds a write of the store under test while armed: the caller
+// leading the group stays inside it until release is closed. writes counts
+// the writes that reached the store.
+type gate struct {
 	armed   atomic.Bool
 	entered chan struct{}
 	release chan struct{}
-	commits atomic.Int32
+	writes  atomic.Int32
 }
 
-func newGateDS(ds datastore.Batching) *gateDS {
-	return &gateDS{Batching: ds, entered: make(chan struct{}), release: make(chan struct{})}
+func newGate() *gate { return &gate{entered: make(chan struct{}), release: make(chan struct{})} }
+
+func (g *gate) pass() {
+	g.writes.Add(1)
+	if g.armed.CompareAndSwap(true, false) {
+		close(g.entered)
+		<-g.release
+	}
 }
 
-func (g *gateDS) Batch(ctx context.Context) (datastore.Batch, error) {
-	b, err := g.Batching.Batch(ctx)
+// gateDS gates the commit of every batch of a datastore.
+type gateDS struct {
+	datastore.Batching
+	g *gate
+}
+
+func (d gateDS) Batch(ctx context.Context) (datastore.Batch, error) {
+	b, err := d.Batching.Batch(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &gateBatch{Batch: b, g: g}, nil
+	return &gateBatch{Batch: b, g: d.g}, nil
 }
 
 type gateBatch struct {
 	datastore.Batch
-	g *gateDS
+	g *gate
 }
 
 func (b *gateBatch) Commit(ctx context.Context) error {
-	b.g.commits.Add(1)
-	if b.g.armed.CompareAndSwap(true, false) {
-		close(b.g.entered)
-		<-b.g.release
-	}
+	b.g.pass()
 	return b.Batch.Commit(ctx)
 }
 
-func stores(t *testing.T) map[string]func() datastore.Batching {
-	return map[string]func() datastore.Batching{
-		"map": func() datastore.Batching { return dssync.MutexWrap(datastore.NewMapDatastore()) },
-		"leveldb": func() datastore.Batching {
+// gateStorage gates the fsync of goleveldb's journal: the embedded
+// database, whose groups the engine writes as one prebuilt batch.
+type gateStorage struct {
+	storage.Storage
+	g *gate
+}
+
+func (s gateStorage) Create(fd storage.FileDesc) (storage.Writer, error) {
+	w, err := s.Storage.Create(fd)
+	if err != nil || fd.Type != storage.TypeJournal {
+		return w, err
+	}
+	return gateWriter{Writer: w, g: s.g}, nil
+}
+
+type gateWriter struct {
+	storage.Writer
+	g *gate
+}
+
+func (w gateWriter) Sync() error {
+	w.g.pass()
+	return w.Writer.Sync()
+}
+
+// gatedStores are the stores the write path is tested on, each with a
+// gate on its writes: any datastore (a map; LevelDB behind a wrapper) and
+// the embedded LevelDB, written through ldb.DS.Write.
+func gatedStores(t *testing.T) map[string]func(*gate) datastore.Batching {
+	return map[string]func(*gate) datastore.Batching{
+		"map": func(g *gate) datastore.Batching {
+			return gateDS{dssync.MutexWrap(datastore.NewMapDatastore()), g}
+		},
+		"leveldb-wrapped": func(g *gate) datastore.Batching {
 			db, err := ldb.Open(t.TempDir(), ldb.Options{NoSync: true})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = db.Close() })
+			return gateDS{db, g}
+		},
+		"leveldb": func(g *gate) datastore.Batching {
+			db, err := ldb.Open(t.TempDir(), ldb.Options{WrapStorage: func(s storage.Storage) storage.Storage {
+				return gateStorage{s, g}
+			}})
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = db.Close() })
 			return db
@@ -71,7 +118,7 @@ func TestGroup_PutAndDeleteOfOneKey(t *testing.T) {
 	key := datastore.NewKey("/k")
 	put := func(tx *Tx) error { return tx.Put(key, []byte("v")) }
 	del := func(tx *Tx) error { return tx.Delete(key) }
-	for name, mk := range stores(t) {
+	for name, mk := range gatedStores(t) {
 		for _, tc := range []struct {
 			name        string
 			first, then func(*Tx) error
@@ -81,14 +128,15 @@ func TestGroup_PutAndDeleteOfOneKey(t *testing.T) {
 			{"delete then put", del, put, true},
 		} {
 			t.Run(name+"/"+tc.name, func(t *testing.T) {
-				g := newGateDS(mk())
-				e, err := New(t.Context(), Config{Max: 100, Meta: g})
+				g := newGate()
+				ds := mk(g)
+				e, err := New(t.Context(), Config{Max: 100, Meta: ds})
 				require.NoError(t, err)
 				t.Cleanup(func() { _ = e.Close() })
 				if !tc.present {
 					require.NoError(t, e.Update(t.Context(), put), "the key exists before")
 				}
-				base := g.commits.Load()
+				base := g.writes.Load()
 
 				g.armed.Store(true)
 				var wg sync.WaitGroup
@@ -112,12 +160,12 @@ func TestGroup_PutAndDeleteOfOneKey(t *testing.T) {
 				for _, err := range errs {
 					require.NoError(t, err)
 				}
-				assert.Equal(t, base+2, g.commits.Load(), "the two changes were written as one group")
+				assert.Equal(t, base+2, g.writes.Load(), "the two changes were written as one group")
 
-				ok, err := g.Has(t.Context(), key)
+				ok, err := ds.Has(t.Context(), key)
 				require.NoError(t, err)
 				assert.Equal(t, tc.present, ok)
-				fresh, err := New(t.Context(), Config{Max: 100, Meta: g})
+				fresh, err := New(t.Context(), Config{Max: 100, Meta: ds})
 				require.NoError(t, err)
 				require.NoError(t, fresh.View(t.Context(), func(tx *Tx) error {
 					ok, err := tx.Has(key)

@@ -11,6 +11,8 @@ import (
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
 	"github.com/syndtr/goleveldb/leveldb/storage"
+
+	"github.com/stowage/stowage/internal/ldb"
 )
 
 // Tx is one change being staged. It reads through the change's own writes,
@@ -270,18 +272,30 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 	for i := len(tx.ops) - 1; i >= 0; i-- {
 		add(tx.ops[i].okey, tx.ops[i].value, tx.ops[i].del)
 	}
-	for k, pd := range tx.e.overlay {
-		add(k, pd.value, pd.del)
+	if tx.txn == nil {
+		keys := tx.e.overlayKeys
+		i, _ := slices.BinarySearch(keys, p)
+		for ; i < len(keys) && under(keys[i]); i++ {
+			k := okey{key: keys[i]}
+			pd := tx.e.overlay[k]
+			add(k, pd.value, pd.del)
+		}
 	}
-	tx.e.dbMu.RLock()
-	// No order asked of the store: the entries are sorted below, with the
-	// pending ones among them.
-	err := scan(tx.ctx, tx.metaStore(), prefix, keysOnly, nil, func(en query.Entry) error {
-		if !pendingKeys[en.Key] {
-			entries = append(entries, entry{en.Key, en.Value})
+	keep := func(key string, value []byte) error {
+		if !pendingKeys[key] {
+			entries = append(entries, entry{key, value})
 		}
 		return nil
-	})
+	}
+	tx.e.dbMu.RLock()
+	var err error
+	if d, ok := tx.metaStore().(*ldb.DS); ok {
+		err = d.Scan(prefix, keysOnly, keep)
+	} else {
+		// No order asked of the store: the entries are sorted below, with
+		// the pending ones among them.
+		err = scan(tx.ctx, tx.metaStore(), prefix, keysOnly, nil, func(en query.Entry) error { return keep(en.Key, en.Value) })
+	}
 	tx.e.dbMu.RUnlock()
 	if err != nil {
 		return err
