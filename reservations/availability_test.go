@@ -219,3 +219,31 @@ func TestModifyAvailability_SizeAndTotalSizeMoveTogether(t *testing.T) {
 	assert.ErrorIs(t, err, reservations.ErrStaleAvailability)
 	requireInvariant(t, s)
 }
+
+// A time a record cannot hold (JSON times have years 0 to 9999) is refused
+// with ErrInvalidTime, and nothing is written.
+func TestTimeOutOfRange_IsRefusedAndWritesNothing(t *testing.T) {
+	far := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, r, ds := newStore(t, 1000)
+	_, err := s.AddAvailability(t.Context(), reservations.Availability{TotalSize: 100, Duration: 1000, Until: far})
+	require.ErrorIs(t, err, reservations.ErrInvalidTime)
+	res, err := ds.Query(t.Context(), queryAll())
+	require.NoError(t, err)
+	entries, err := res.Rest()
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+
+	a := mustAvailability(t, s, 100)
+	_, err = s.ModifyAvailability(t.Context(), a.ID, func(a *reservations.Availability) error {
+		a.Until = far
+		return nil
+	})
+	require.ErrorIs(t, err, reservations.ErrInvalidTime)
+	slot := slotOf(1, 0, 30)
+	slot.ValidUntil = far
+	_, err = s.ReserveSlot(t.Context(), slot)
+	require.ErrorIs(t, err, reservations.ErrInvalidTime)
+	assert.Equal(t, a, availability(t, s, a.ID))
+	assert.Equal(t, repo.Quota{Max: 1000, Reserved: 100}, r.Quota())
+	requireInvariant(t, s)
+}

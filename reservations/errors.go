@@ -37,6 +37,9 @@ var (
 	ErrInvalidSize = errors.New("reservations: size must be greater than zero")
 	// ErrInvalidID means text did not decode to an ID.
 	ErrInvalidID = errors.New("reservations: invalid id")
+	// ErrInvalidTime is returned for a time a record cannot hold (JSON
+	// times have years 0 to 9999).
+	ErrInvalidTime = errors.New("reservations: time out of range")
 	// ErrCorrupt means a record in the datastore could not be decoded or
 	// contradicts its key.
 	ErrCorrupt = errors.New("reservations: corrupt record")

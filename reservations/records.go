@@ -95,25 +95,6 @@ func (a Availability) Key() datastore.Key { return availabilityKey(a.ID) }
 // Key returns the datastore key of the reservation's record.
 func (r Reservation) Key() datastore.Key { return reservationKey(r.AvailabilityID, r.ID) }
 
-// Without methods, so that encoding them reaches uint256.Int's marshaller
-// (which has a pointer receiver) directly.
-type (
-	plainAvailability Availability
-	plainReservation  Reservation
-)
-
-// MarshalJSON encodes the record with amounts as decimal strings (a plain
-// json.Marshal of the value would not reach uint256.Int's marshaller, which
-// has a pointer receiver, and would write amounts as arrays).
-func (a Availability) MarshalJSON() ([]byte, error) {
-	return json.Marshal((*plainAvailability)(&a))
-}
-
-// MarshalJSON encodes the record; see Availability.MarshalJSON.
-func (r Reservation) MarshalJSON() ([]byte, error) {
-	return json.Marshal((*plainReservation)(&r))
-}
-
 // held is what the availability's reservations hold: TotalSize - Size.
 func (a Availability) held() uint64 { return a.TotalSize - a.Size }
 
@@ -148,40 +129,46 @@ func blockIndexKey(id ReservationID, block datastore.Key) datastore.Key {
 	return datastore.RawKey(reservationBlocksPrefix(id).String() + block.String())
 }
 
-func encode(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("reservations: encode %T: %v", v, err)) // only plain fields: cannot fail
-	}
-	return b
-}
-
 // memo remembers records this process decoded or encoded, by their bytes.
 // The same bytes always decode to the same record, so a hit is as good as
 // decoding; it is no cache of state (every change still reads the record's
-// bytes from the datastore), only of the work of encoding/json, which is
-// most of the CPU a change costs. It holds the few records in use.
+// bytes from the datastore), only of the work of encoding/json's
+// reflective decoder. It holds the records in use: two generations of
+// memoSize, the older dropped when the newer fills, a hit in the older
+// moving to the newer.
 type memo[T any] struct {
-	mu sync.Mutex
-	m  map[string]T
+	mu       sync.Mutex
+	cur, old map[string]T // two generations: a hit in old moves to cur
 }
 
-const memoSize = 256
+// memoSize is the size of a generation: twice what 32 callers cycling
+// through reservations keep in use.
+const memoSize = 512
 
 func (c *memo[T]) get(b []byte) (T, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	v, ok := c.m[string(b)]
+	if v, ok := c.cur[string(b)]; ok {
+		return v, true
+	}
+	v, ok := c.old[string(b)]
+	if ok {
+		c.add(string(b), v)
+	}
 	return v, ok
 }
 
 func (c *memo[T]) put(b []byte, v T) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= memoSize {
-		c.m = make(map[string]T, memoSize)
+	c.add(string(b), v)
+}
+
+func (c *memo[T]) add(k string, v T) {
+	if c.cur == nil || len(c.cur) >= memoSize {
+		c.old, c.cur = c.cur, make(map[string]T, memoSize)
 	}
-	c.m[string(b)] = v
+	c.cur[k] = v
 }
 
 var (
@@ -189,16 +176,20 @@ var (
 	reservationMemo  memo[Reservation]
 )
 
-func encodeAvailability(a Availability) []byte {
-	b := encode((*plainAvailability)(&a))
-	availabilityMemo.put(b, a)
-	return b
+func encodeAvailability(a Availability) ([]byte, error) {
+	b, err := appendAvailability(nil, &a)
+	if err == nil {
+		availabilityMemo.put(b, a)
+	}
+	return b, err
 }
 
-func encodeReservation(r Reservation) []byte {
-	b := encode((*plainReservation)(&r))
-	reservationMemo.put(b, r)
-	return b
+func encodeReservation(r Reservation) ([]byte, error) {
+	b, err := appendReservation(nil, &r)
+	if err == nil {
+		reservationMemo.put(b, r)
+	}
+	return b, err
 }
 
 // decodeAvailability decodes the record stored under key, checking that it

@@ -176,8 +176,12 @@ func (t txn) reservationOf(id ReservationID, availabilityID AvailabilityID) (Res
 }
 
 func (t txn) putAvailability(s *state, a Availability) error {
+	b, err := encodeAvailability(a)
+	if err != nil {
+		return err
+	}
 	t.AfterStage(func() { s.setHint(a) })
-	return t.Put(a.Key(), encodeAvailability(a))
+	return t.Put(a.Key(), b)
 }
 
 // addAvailability stages a new availability and its index entry.
@@ -189,7 +193,11 @@ func (t txn) addAvailability(s *state, a Availability) error {
 }
 
 func (t txn) putReservation(r Reservation) error {
-	return t.Put(r.Key(), encodeReservation(r))
+	b, err := encodeReservation(r)
+	if err != nil {
+		return err
+	}
+	return t.Put(r.Key(), b)
 }
 
 // setHint records a staged availability in the hints, if they are loaded.
@@ -687,7 +695,11 @@ func migrate(t txn, log *slog.Logger) (bool, error) {
 		if a.TotalSize == 0 {
 			a.TotalSize = a.Size + held[a.ID]
 		}
-		if err := t.Put(a.Key(), encodeAvailability(a)); err != nil {
+		b, err := encodeAvailability(a)
+		if err != nil {
+			return false, err
+		}
+		if err := t.Put(a.Key(), b); err != nil {
 			return false, err
 		}
 		if err := t.Put(availabilityIndexKey(a.ID), nil); err != nil {
