@@ -114,7 +114,9 @@
 //     through Datastore behind the repo's back is outside the contract:
 //     changes re-read what they change, so nothing is resurrected or
 //     overcommitted on the strength of a stale copy, but the books no longer
-//     balance and Verify says so.
+//     balance and Verify says so. (While changes keep coming, what the last
+//     durable group wrote is read from memory until the next group is
+//     durable; an idle repo reads everything from the datastore.)
 //   - Verify and reservations.Store.Verify hold every change off while they
 //     read everything: run them on start, in tests or on an operator's
 //     command, not per request.

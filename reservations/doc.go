@@ -78,8 +78,9 @@
 //   - A Store is safe for concurrent use, and several Stores on one repo
 //     share one state; two repos on one datastore are not supported.
 //   - All changes of a repo are staged one at a time under one lock (their
-//     commits are shared): a ModifyAvailability function must be quick and
-//     must not call the Store.
+//     commits are shared), possibly on another caller's goroutine: a
+//     ModifyAvailability function must be quick and must not call the
+//     Store.
 //   - FindAvailability answers from memory and is a hint: use ReserveSlot,
 //     which finds and reserves in one step, to serve a slot.
 //   - UpdateAvailability with a copy read before other changes cannot tell

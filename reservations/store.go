@@ -350,9 +350,11 @@ func (s *Store) UpdateAvailability(ctx context.Context, a Availability) error {
 
 // ModifyAvailability changes an availability atomically with respect to
 // every other operation: fn receives the current availability and edits it
-// in place, and the result is stored as by UpdateAvailability. fn runs under the repo's staging lock, so it must be
-// quick and must not call the Store. An error from fn aborts the change and
-// is returned wrapped; so does changing the ID.
+// in place, and the result is stored as by UpdateAvailability. fn runs
+// under the repo's staging lock, possibly on the goroutine of another
+// call staging changes at the same time, so it must be quick and must not
+// call the Store. An error from fn aborts the change and is returned
+// wrapped; so does changing the ID.
 //
 //	// Offer 1 GiB more.
 //	_, err := store.ModifyAvailability(ctx, id, func(a *reservations.Availability) error {

@@ -10,10 +10,11 @@
 // is staged while this one is being written. Whoever holds the staging lock
 // stages every change submitted meanwhile (flat combining). One caller at a
 // time leads: it takes the whole queue, writes it as one batch (one fsync),
-// and goes on while changes are queued, up to a few groups, before handing
-// the lead to the first caller still waiting. A change is acknowledged only
-// once its group is durable. The queue (the commit side) has its own lock,
-// held only briefly, so the leader never waits for staging.
+// and hands the lead to the first caller still waiting (or, with many
+// queued, writes the next group itself). A change is acknowledged only
+// once its group is durable. The queue (the commit side)
+// has its own lock, held only briefly, so the leader never waits for
+// staging.
 //
 // The overlay keeps a durable group's writes until the next group is
 // durable, and nothing once the engine is idle: a caller's next change
@@ -405,7 +406,7 @@ func (e *Engine) stageOne(c *change) {
 // stageMu held.
 func (e *Engine) stage(c *change) error {
 	ctx, fn := c.ctx, c.fn
-	c.fn = nil // the closure may hold a lot; the change lives until durable
+	c.ctx, c.fn = nil, nil // the change lives until durable; these need not
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -458,15 +459,18 @@ func run(fn func(tx *Tx) error, tx *Tx) (err error) {
 	return fn(tx)
 }
 
-// maxGroups is how many groups a leader writes in a row before it hands
-// the lead on, so that its own caller is not kept waiting for long.
-const maxGroups = 4
+// keepLead is how many queued changes make a leader write the next group
+// itself rather than hand the lead on: its own caller's next change then
+// matters little to the group, and the hand-off (a goroutine woken between
+// two writes) is saved. With fewer changes queued the leader's caller
+// counts, and the lead moves on.
+const keepLead = 8
 
-// writeGroups writes the queue as one group, and again while changes are
-// queued (up to maxGroups), then hands the lead to the first change still
-// queued (or gives it up).
+// writeGroups writes the queue as one group, and the next while at least
+// keepLead changes are queued; then it hands the lead to the first change
+// still queued (or gives it up).
 func (e *Engine) writeGroups() {
-	for n := 1; ; n++ {
+	for {
 		e.queueMu.Lock()
 		group, batch := e.queue, e.pending
 		e.queue, e.pending = nil, nil
@@ -487,14 +491,14 @@ func (e *Engine) writeGroups() {
 		}
 		e.queueMu.Lock()
 		e.durable = last.counters
+		more := len(e.queue) >= keepLead
 		var next *change
-		more := len(e.queue) > 0 && n < maxGroups
-		idle := false
-		if len(e.queue) > 0 && !more {
+		switch {
+		case more:
+		case len(e.queue) > 0:
 			next = e.queue[0]
-		} else if !more {
+		default:
 			e.leading = false
-			idle = true
 		}
 		e.queueMu.Unlock()
 		e.countMu.Lock()
@@ -506,7 +510,7 @@ func (e *Engine) writeGroups() {
 		for _, c := range group {
 			close(c.done)
 		}
-		e.retire(group, idle)
+		e.retire(group, !more && next == nil)
 		if !more {
 			return
 		}
