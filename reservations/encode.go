@@ -75,19 +75,24 @@ func appendReservation(b []byte, r *Reservation) ([]byte, error) {
 }
 
 // appendUUID appends a quoted UUID in its canonical form.
-func appendUUID[ID AvailabilityID | ReservationID](b []byte, id ID) []byte {
+func appendUUID[ID ~[16]byte](b []byte, id ID) []byte {
 	var s [38]byte
 	s[0], s[37] = '"', '"'
-	hex.Encode(s[1:9], id[0:4])
-	s[9] = '-'
-	hex.Encode(s[10:14], id[4:6])
-	s[14] = '-'
-	hex.Encode(s[15:19], id[6:8])
-	s[19] = '-'
-	hex.Encode(s[20:24], id[8:10])
-	s[24] = '-'
-	hex.Encode(s[25:37], id[10:16])
+	encodeUUID(s[1:37], id)
 	return append(b, s[:]...)
+}
+
+// encodeUUID writes id's canonical 36-character form into s.
+func encodeUUID[ID ~[16]byte](s []byte, id ID) {
+	hex.Encode(s[0:8], id[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], id[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], id[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], id[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:36], id[10:16])
 }
 
 func appendRequestID(b []byte, id stowage.RequestID) []byte {

@@ -101,3 +101,18 @@ func TestMemo_KeepsWhatIsInUse(t *testing.T) {
 	require.Equal(t, 3*memoSize-1, v)
 	require.LessOrEqual(t, len(m.cur)+len(m.old), 2*memoSize)
 }
+
+func TestKeys_AreTheDocumentedOnes(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 100 {
+		var aid AvailabilityID
+		var rid ReservationID
+		randBytes(r, aid[:])
+		randBytes(r, rid[:])
+		require.Equal(t, "/meta/sales/reservations/"+aid.String(), availabilityKey(aid).String())
+		require.Equal(t, "/meta/sales/availabilities/"+aid.String(), availabilityIndexKey(aid).String())
+		require.Equal(t, "/meta/sales/reservations/"+aid.String()+"/"+rid.String(), reservationKey(aid, rid).String())
+		require.Equal(t, "/meta/sales/byid/"+rid.String(), byIDKey(rid).String())
+		require.Equal(t, "/meta/sales/blocks/"+rid.String(), reservationBlocksPrefix(rid).String())
+	}
+}

@@ -101,19 +101,19 @@ func (a Availability) held() uint64 { return a.TotalSize - a.Size }
 func (a Availability) hasBudget() bool { return !a.TotalCollateral.IsZero() }
 
 func availabilityKey(id AvailabilityID) datastore.Key {
-	return datastore.RawKey(Prefix.String() + "/" + id.String())
+	return idKey(Prefix, id)
 }
 
 func availabilityIndexKey(id AvailabilityID) datastore.Key {
-	return datastore.RawKey(availIndexPrefix.String() + "/" + id.String())
+	return idKey(availIndexPrefix, id)
 }
 
 func reservationKey(availabilityID AvailabilityID, id ReservationID) datastore.Key {
-	return datastore.RawKey(Prefix.String() + "/" + availabilityID.String() + "/" + id.String())
+	return idKey(Prefix, availabilityID, id)
 }
 
 func byIDKey(id ReservationID) datastore.Key {
-	return datastore.RawKey(byIDPrefix.String() + "/" + id.String())
+	return idKey(byIDPrefix, id)
 }
 
 func slotKey(requestID stowage.RequestID, index uint64) datastore.Key {
@@ -121,7 +121,23 @@ func slotKey(requestID stowage.RequestID, index uint64) datastore.Key {
 }
 
 func reservationBlocksPrefix(id ReservationID) datastore.Key {
-	return datastore.RawKey(blocksPrefix.String() + "/" + id.String())
+	return idKey(blocksPrefix, id)
+}
+
+// idKey is prefix/id/id..., built in one allocation (keys are made on
+// every change).
+func idKey(prefix datastore.Key, ids ...[16]byte) datastore.Key {
+	p := prefix.String()
+	var sb strings.Builder
+	sb.Grow(len(p) + 37*len(ids))
+	sb.WriteString(p)
+	for _, id := range ids {
+		var s [37]byte
+		s[0] = '/'
+		encodeUUID(s[1:], id)
+		sb.Write(s[:])
+	}
+	return datastore.RawKey(sb.String())
 }
 
 // blockIndexKey remembers, under the reservation, a block it wrote.

@@ -162,3 +162,37 @@ func TestCombine_ChangeSubmittedAsTheLockIsReleased(t *testing.T) {
 	assert.Equal(t, Counters{Reserved: 2}, e.Counters())
 	require.NoError(t, e.Close())
 }
+
+// A change keeps one write per key, the last, whether it has few ops
+// (looked through) or many (indexed), and reads its own writes.
+func TestTx_OneWritePerKey(t *testing.T) {
+	for _, n := range []int{5, scanOps, 3 * scanOps} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			ds := dssync.MutexWrap(datastore.NewMapDatastore())
+			e, err := New(t.Context(), Config{Max: 100, Meta: ds})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = e.Close() })
+			key := func(i int) datastore.Key { return datastore.NewKey("/k/" + strconv.Itoa(i)) }
+			require.NoError(t, e.Update(t.Context(), func(tx *Tx) error {
+				for i := range n {
+					require.NoError(t, tx.Put(key(i), []byte("first")))
+				}
+				require.NoError(t, tx.Put(key(n-1), []byte("last")))
+				require.NoError(t, tx.Delete(key(0)))
+				require.Len(t, tx.ops, n)
+				v, err := tx.Get(key(n - 1))
+				require.NoError(t, err)
+				assert.Equal(t, "last", string(v))
+				_, err = tx.Get(key(0))
+				assert.ErrorIs(t, err, datastore.ErrNotFound)
+				return nil
+			}))
+			ok, err := ds.Has(t.Context(), key(0))
+			require.NoError(t, err)
+			assert.False(t, ok)
+			v, err := ds.Get(t.Context(), key(n-1))
+			require.NoError(t, err)
+			assert.Equal(t, "last", string(v))
+		})
+	}
+}

@@ -125,6 +125,7 @@ type Engine struct {
 	queueMu sync.Mutex
 	queue   []*change
 	pending *leveldb.Batch // the queue's writes, when ordered
+	spare   *leveldb.Batch // a written batch, reset for the next group
 	leading bool           // a caller is writing groups
 	durable Counters       // after the last durable group
 
@@ -379,7 +380,10 @@ func (e *Engine) stageOne(c *change) {
 	e.queue = append(e.queue, c)
 	if e.ordered {
 		if e.pending == nil {
-			e.pending = new(leveldb.Batch)
+			e.pending, e.spare = e.spare, nil
+			if e.pending == nil {
+				e.pending = new(leveldb.Batch)
+			}
 		}
 		for _, o := range c.ops {
 			k := o.key
@@ -674,6 +678,10 @@ func (e *Engine) writeOrdered(b *leveldb.Batch, base, final Counters) (err error
 	if err := d.Write(b); err != nil {
 		return fmt.Errorf("repo: commit: %w", err), true
 	}
+	b.Reset() // goleveldb keeps no reference to a written batch
+	e.queueMu.Lock()
+	e.spare = b
+	e.queueMu.Unlock()
 	return nil, false
 }
 

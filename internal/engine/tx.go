@@ -26,7 +26,7 @@ type Tx struct {
 	base     Counters      // the counters before this change
 	txn      datastore.Txn // shared mode: the datastore transaction
 	ops      []op
-	idx      map[okey]int // last op of a key in ops
+	idx      map[okey]int // the op of each key, once ops are many
 	after    []func()
 	readOnly bool
 }
@@ -49,7 +49,7 @@ func (tx *Tx) AfterStage(f func()) { tx.after = append(tx.after, f) }
 
 // lookup finds a pending write of k: this change's own, else the overlay's.
 func (tx *Tx) lookup(k okey) (value []byte, del, found bool) {
-	if i, ok := tx.idx[k]; ok {
+	if i, ok := tx.find(k); ok {
 		return tx.ops[i].value, tx.ops[i].del, true
 	}
 	if p, ok := tx.e.overlay[k]; ok {
@@ -110,16 +110,43 @@ func (tx *Tx) stageOp(o op) error {
 	if tx.readOnly {
 		return errReadOnly
 	}
-	if i, ok := tx.idx[o.okey]; ok {
+	if i, ok := tx.find(o.okey); ok {
 		tx.ops[i] = o // one write per key and change: the last
 		return nil
 	}
-	if tx.idx == nil {
-		tx.idx = make(map[okey]int)
+	if tx.idx != nil {
+		tx.idx[o.okey] = len(tx.ops)
+	} else if len(tx.ops) == scanOps {
+		tx.idx = make(map[okey]int, 2*scanOps)
+		for i, o := range tx.ops {
+			tx.idx[o.okey] = i
+		}
+		tx.idx[o.okey] = len(tx.ops)
 	}
-	tx.idx[o.okey] = len(tx.ops)
+	if tx.ops == nil {
+		tx.ops = make([]op, 0, 8)
+	}
 	tx.ops = append(tx.ops, o)
 	return nil
+}
+
+// scanOps is how many ops a change holds before they are indexed by key:
+// a handful (most changes write under ten records) is found faster by
+// looking through them.
+const scanOps = 16
+
+// find returns the index of the op of k in this change.
+func (tx *Tx) find(k okey) (int, bool) {
+	if tx.idx != nil {
+		i, ok := tx.idx[k]
+		return i, ok
+	}
+	for i := range tx.ops {
+		if tx.ops[i].okey == k {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // Put stages a write of a metadata record. Quota keys are the engine's.
