@@ -147,16 +147,15 @@ func (s *Store) DeleteReservation(ctx context.Context, id ReservationID, availab
 // has none left, the reservation itself.
 func (s *Store) deleteStep(ctx context.Context, id ReservationID, availabilityID AvailabilityID) (done bool, err error) {
 	err = s.update(ctx, func(t txn) error {
-		r, err := t.reservation(id)
+		r, err := t.reservationOf(id, availabilityID)
 		if errors.Is(err, ErrNotFound) {
-			done = true
-			return nil
+			if _, err := t.reservation(id); errors.Is(err, ErrNotFound) {
+				done = true // it exists nowhere: already deleted
+				return nil
+			}
 		}
 		if err != nil {
 			return err
-		}
-		if r.AvailabilityID != availabilityID {
-			return fmt.Errorf("%w: it draws on availability %s, not %s", ErrNotFound, r.AvailabilityID, availabilityID)
 		}
 		a, err := t.availability(r.AvailabilityID)
 		orphan := errors.Is(err, ErrNotFound)

@@ -165,14 +165,33 @@ func (t txn) reservation(id ReservationID) (Reservation, error) {
 	return decodeReservation(key, b)
 }
 
-// reservationOf finds a reservation by its own ID and checks that it draws
-// on availabilityID.
+// reservationOf finds a reservation that draws on availabilityID. It reads
+// the record at its key; the index by ID is read only to explain a miss
+// (a reservation that exists under another availability, or a corrupt
+// index).
 func (t txn) reservationOf(id ReservationID, availabilityID AvailabilityID) (Reservation, error) {
-	r, err := t.reservation(id)
-	if err == nil && r.AvailabilityID != availabilityID {
-		return Reservation{}, fmt.Errorf("%w: reservation %s draws on availability %s, not %s", ErrNotFound, id, r.AvailabilityID, availabilityID)
+	r, found, err := t.reservationAt(availabilityID, id)
+	if err != nil || found {
+		return r, err
 	}
-	return r, err
+	if r, err = t.reservation(id); err != nil {
+		return Reservation{}, err
+	}
+	return Reservation{}, fmt.Errorf("%w: reservation %s draws on availability %s, not %s", ErrNotFound, id, r.AvailabilityID, availabilityID)
+}
+
+// reservationAt reads the record of reservation id of availabilityID.
+func (t txn) reservationAt(availabilityID AvailabilityID, id ReservationID) (Reservation, bool, error) {
+	key := reservationKey(availabilityID, id)
+	b, err := t.Get(key)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return Reservation{}, false, nil
+	}
+	if err != nil {
+		return Reservation{}, false, err
+	}
+	r, err := decodeReservation(key, b)
+	return r, err == nil, err
 }
 
 func (t txn) putAvailability(s *state, a Availability) error {
