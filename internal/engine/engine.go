@@ -127,10 +127,7 @@ type Engine struct {
 	pending *leveldb.Batch // the queue's writes, when ordered
 	spare   *leveldb.Batch // a written batch, reset for the next group
 	leading bool           // a caller is writing groups
-	durable Counters       // after the last durable group
-
-	countMu sync.RWMutex
-	counts  Counters // durable, for readers that must not wait on stageMu
+	durable Counters       // after the last durable group (in shared mode: the last change)
 
 	extMu sync.Mutex
 	ext   map[any]any
@@ -210,7 +207,7 @@ func New(ctx context.Context, c Config) (*Engine, error) {
 	if err != nil {
 		return fail(err)
 	}
-	e.staged, e.durable, e.counts = cs, cs, cs
+	e.staged, e.durable = cs, cs
 	if Available(e.max, cs) == 0 && cs.Used+cs.Reserved > e.max {
 		e.log.Warn("repo holds more than its quota", "max", e.max, "used", cs.Used, "reserved", cs.Reserved)
 	}
@@ -269,11 +266,12 @@ func (e *Engine) Meta() datastore.Batching {
 	return e.meta
 }
 
-// Counters returns the durable counters.
+// Counters returns the durable counters. It takes only the queue's lock,
+// which is never held across staging or a write.
 func (e *Engine) Counters() Counters {
-	e.countMu.RLock()
-	defer e.countMu.RUnlock()
-	return e.counts
+	e.queueMu.Lock()
+	defer e.queueMu.Unlock()
+	return e.durable
 }
 
 // Close waits for calls in flight, refuses every later one with ErrClosed
@@ -371,7 +369,7 @@ func (e *Engine) unlockStage() {
 // to write. The first change queued while nobody leads is told to lead.
 // Called with stageMu held.
 func (e *Engine) stageOne(c *change) {
-	if err := e.stage(c); err != nil || c.ops == nil {
+	if queued, err := e.stage(c); err != nil || !queued {
 		c.err = err
 		close(c.done)
 		return
@@ -386,14 +384,10 @@ func (e *Engine) stageOne(c *change) {
 			}
 		}
 		for _, o := range c.ops {
-			k := o.key
-			if o.blocks {
-				k = BlocksPrefix.String() + k
-			}
 			if o.del {
-				e.pending.Delete([]byte(k))
+				e.pending.Delete(e.keyOf(o).Bytes())
 			} else {
-				e.pending.Put([]byte(k), o.value)
+				e.pending.Put(e.keyOf(o).Bytes(), o.value)
 			}
 		}
 	}
@@ -405,41 +399,36 @@ func (e *Engine) stageOne(c *change) {
 	}
 }
 
-// stage runs c's function on a Tx and records what it writes in the
-// overlay. c.ops stays nil when there is nothing to write. Called with
+// stage runs c's function on a Tx and records what it writes in c and the
+// overlay; queued is false when there is nothing to write. Called with
 // stageMu held.
-func (e *Engine) stage(c *change) error {
+func (e *Engine) stage(c *change) (queued bool, err error) {
 	ctx, fn := c.ctx, c.fn
 	c.ctx, c.fn = nil, nil // the change lives until durable; these need not
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
 	}
 	tx := &Tx{e: e, ctx: ctx, c: e.staged, base: e.staged}
 	if err := run(fn, tx); err != nil {
-		return err
+		return false, err
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
 	}
 	if tx.Dirty() && e.failed != nil {
-		return e.failed
+		return false, e.failed
 	}
 	if !tx.Dirty() {
 		for _, f := range tx.after {
 			f()
 		}
-		return nil
+		return false, nil
 	}
 	e.seq++
 	c.ops, c.counters, c.seq = tx.ops, tx.c, e.seq
-	if c.ops == nil {
-		c.ops = []op{} // counters only
-	}
 	for _, o := range c.ops {
-		if _, ok := e.overlay[o.okey]; !ok && !o.blocks {
-			if i, found := slices.BinarySearch(e.overlayKeys, o.key); !found {
-				e.overlayKeys = slices.Insert(e.overlayKeys, i, o.key)
-			}
+		if i, found := slices.BinarySearch(e.overlayKeys, o.key); !found && !o.blocks {
+			e.overlayKeys = slices.Insert(e.overlayKeys, i, o.key)
 		}
 		e.overlay[o.okey] = pending{value: o.value, del: o.del, seq: c.seq}
 	}
@@ -447,7 +436,7 @@ func (e *Engine) stage(c *change) error {
 	for _, f := range tx.after {
 		f()
 	}
-	return nil
+	return true, nil
 }
 
 // ErrPanic wraps a panic in a change's function: the change is abandoned
@@ -505,9 +494,6 @@ func (e *Engine) writeGroups() {
 			e.leading = false
 		}
 		e.queueMu.Unlock()
-		e.countMu.Lock()
-		e.counts = last.counters
-		e.countMu.Unlock()
 		if next != nil {
 			close(next.lead)
 		}
@@ -561,9 +547,6 @@ func (e *Engine) fail(group []*change, err error, unknown bool) {
 		// The counters on disk are the group's: memory follows them,
 		// so that Quota and Verify tell what a reopened repo will read.
 		e.durable = group[len(group)-1].counters
-		e.countMu.Lock()
-		e.counts = e.durable
-		e.countMu.Unlock()
 	}
 	if unknown {
 		e.failed = fmt.Errorf("%w: %w", ErrWriteFailed, err)
@@ -623,9 +606,6 @@ func (e *Engine) recover() {
 		e.blocks = m
 	}
 	e.staged, e.durable = cs, cs
-	e.countMu.Lock()
-	e.counts = cs
-	e.countMu.Unlock()
 	e.failed = nil
 	e.gen++
 	e.log.Info("database reopened", "used", cs.Used, "reserved", cs.Reserved)
@@ -730,10 +710,7 @@ func (e *Engine) plan(changes [][]op, base, final Counters) (meta, blockPuts, bl
 // stageOps stages ops on w.
 func (e *Engine) stageOps(ctx context.Context, w datastore.Write, ops []op) error {
 	for _, o := range ops {
-		k := datastore.RawKey(o.key)
-		if o.blocks {
-			k = e.blockKey(k)
-		}
+		k := e.keyOf(o)
 		var err error
 		if o.del {
 			err = w.Delete(ctx, k)
@@ -745,6 +722,15 @@ func (e *Engine) stageOps(ctx context.Context, w datastore.Write, ops []op) erro
 		}
 	}
 	return nil
+}
+
+// keyOf is the key o writes in its datastore.
+func (e *Engine) keyOf(o op) datastore.Key {
+	k := datastore.RawKey(o.key)
+	if o.blocks {
+		k = e.blockKey(k)
+	}
+	return k
 }
 
 // blocksAfterMeta is a failed write of blocks whose metadata (and counters)

@@ -111,10 +111,11 @@ func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readO
 	return nil
 }
 
+// setCounts records the counters a transaction read or left, for Counters.
 func (e *Engine) setCounts(c Counters) {
-	e.countMu.Lock()
-	e.counts = c
-	e.countMu.Unlock()
+	e.queueMu.Lock()
+	e.durable = c
+	e.queueMu.Unlock()
 }
 
 // Conflicts counts the transactions shared mode had to retry.

@@ -299,14 +299,12 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 	for i := len(tx.ops) - 1; i >= 0; i-- {
 		add(tx.ops[i].okey, tx.ops[i].value, tx.ops[i].del)
 	}
-	if tx.txn == nil {
-		keys := tx.e.overlayKeys
-		i, _ := slices.BinarySearch(keys, p)
-		for ; i < len(keys) && under(keys[i]); i++ {
-			k := okey{key: keys[i]}
-			pd := tx.e.overlay[k]
-			add(k, pd.value, pd.del)
-		}
+	keys := tx.e.overlayKeys // empty in shared mode
+	i, _ := slices.BinarySearch(keys, p)
+	for ; i < len(keys) && under(keys[i]); i++ {
+		k := okey{key: keys[i]}
+		pd := tx.e.overlay[k]
+		add(k, pd.value, pd.del)
 	}
 	keep := func(key string, value []byte) error {
 		if !pendingKeys[key] {

@@ -204,11 +204,8 @@ func (d *DS) Query(_ context.Context, q query.Query) (query.Results, error) {
 	}
 	defer d.mu.RUnlock()
 	naive := q
-	var rng *util.Range
-	if prefix := datastore.NewKey(q.Prefix).String(); prefix != "/" {
-		rng = util.BytesPrefix([]byte(prefix + "/"))
-		naive.Prefix = ""
-	}
+	naive.Prefix = "" // the iterator's range
+	rng := prefixRange(datastore.NewKey(q.Prefix))
 	if len(q.Orders) == 1 {
 		if _, ok := q.Orders[0].(query.OrderByKey); ok {
 			naive.Orders = nil
@@ -255,11 +252,7 @@ func (d *DS) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, value
 		return err
 	}
 	defer d.mu.RUnlock()
-	var rng *util.Range
-	if p := prefix.String(); p != "/" {
-		rng = util.BytesPrefix([]byte(p + "/"))
-	}
-	it := d.db.NewIterator(rng, nil)
+	it := d.db.NewIterator(prefixRange(prefix), nil)
 	defer it.Release()
 	for it.Next() {
 		var v []byte
@@ -272,6 +265,14 @@ func (d *DS) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, value
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("ldb: scan %s: %w", prefix, err)
+	}
+	return nil
+}
+
+// prefixRange is the range of the keys under prefix (nil: every key).
+func prefixRange(prefix datastore.Key) *util.Range {
+	if p := prefix.String(); p != "/" {
+		return util.BytesPrefix([]byte(p + "/"))
 	}
 	return nil
 }

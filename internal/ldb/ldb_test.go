@@ -9,6 +9,7 @@ import (
 	dstest "github.com/ipfs/go-datastore/test"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/syndtr/goleveldb/leveldb"
 
 	"github.com/stowage/stowage/internal/ldb"
 )
@@ -90,6 +91,42 @@ func TestClosed_EveryCallFails(t *testing.T) {
 	assert.ErrorIs(t, b.Commit(ctx), ldb.ErrClosed)
 	_, err = d.Query(ctx, query.Query{})
 	assert.ErrorIs(t, err, ldb.ErrClosed)
+	assert.ErrorIs(t, d.Write(new(leveldb.Batch)), ldb.ErrClosed)
+	assert.ErrorIs(t, d.Scan(k, false, func(string, []byte) error { return nil }), ldb.ErrClosed)
+}
+
+// Scan gives the keys under a prefix, and nothing outside it, in key order,
+// with values the caller may keep; Write applies a batch in order.
+func TestScan_PrefixInOrder(t *testing.T) {
+	d, err := ldb.Open(t.TempDir(), ldb.Options{NoSync: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.Close() })
+	var b leveldb.Batch
+	for _, k := range []string{"/p/b", "/pp/x", "/p/a/c", "/q", "/p/a", "/p"} {
+		b.Put([]byte(k), []byte(k))
+	}
+	b.Delete([]byte("/p/b"))
+	b.Put([]byte("/p/b"), []byte("again"))
+	require.NoError(t, d.Write(&b))
+
+	type kv struct{ k, v string }
+	scan := func(prefix string, keysOnly bool) []kv {
+		var got []kv
+		require.NoError(t, d.Scan(datastore.NewKey(prefix), keysOnly, func(k string, v []byte) error {
+			got = append(got, kv{k, string(v)})
+			return nil
+		}))
+		return got
+	}
+	assert.Equal(t, []kv{{"/p/a", "/p/a"}, {"/p/a/c", "/p/a/c"}, {"/p/b", "again"}}, scan("/p", false))
+	assert.Equal(t, []kv{{"/p/a", ""}, {"/p/a/c", ""}, {"/p/b", ""}}, scan("/p", true))
+	assert.Len(t, scan("/", true), 6)
+
+	stop := errors.New("stop")
+	n := 0
+	err = d.Scan(datastore.NewKey("/p"), true, func(string, []byte) error { n++; return stop })
+	assert.ErrorIs(t, err, stop)
+	assert.Equal(t, 1, n)
 }
 
 // A query open when the store closes ends with an error, not silently.
