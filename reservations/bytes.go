@@ -147,15 +147,20 @@ func (s *Store) DeleteReservation(ctx context.Context, id ReservationID, availab
 // has none left, the reservation itself.
 func (s *Store) deleteStep(ctx context.Context, id ReservationID, availabilityID AvailabilityID) (done bool, err error) {
 	err = s.update(ctx, func(t txn) error {
-		r, err := t.reservationOf(id, availabilityID)
-		if errors.Is(err, ErrNotFound) {
-			if _, err := t.reservation(id); errors.Is(err, ErrNotFound) {
+		r, found, err := t.reservationAt(availabilityID, id)
+		if err != nil {
+			return err
+		}
+		if !found {
+			other, err := t.reservation(id)
+			if errors.Is(err, ErrNotFound) {
 				done = true // it exists nowhere: already deleted
 				return nil
 			}
-		}
-		if err != nil {
-			return err
+			if err != nil {
+				return err
+			}
+			return notUnder(other, availabilityID)
 		}
 		a, err := t.availability(r.AvailabilityID)
 		orphan := errors.Is(err, ErrNotFound)

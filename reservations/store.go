@@ -177,7 +177,13 @@ func (t txn) reservationOf(id ReservationID, availabilityID AvailabilityID) (Res
 	if r, err = t.reservation(id); err != nil {
 		return Reservation{}, err
 	}
-	return Reservation{}, fmt.Errorf("%w: reservation %s draws on availability %s, not %s", ErrNotFound, id, r.AvailabilityID, availabilityID)
+	return Reservation{}, notUnder(r, availabilityID)
+}
+
+// notUnder is the error for reservation r, looked for under another
+// availability than its own.
+func notUnder(r Reservation, availabilityID AvailabilityID) error {
+	return fmt.Errorf("%w: reservation %s draws on availability %s, not %s", ErrNotFound, r.ID, r.AvailabilityID, availabilityID)
 }
 
 // reservationAt reads the record of reservation id of availabilityID.
