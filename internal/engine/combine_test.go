@@ -2,8 +2,11 @@ package engine
 
 import (
 	"errors"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +14,9 @@ import (
 	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/syndtr/goleveldb/leveldb/storage"
+
+	"github.com/stowage/stowage/internal/ldb"
 )
 
 // Many callers read, change and write one record at once: whoever holds
@@ -193,6 +199,103 @@ func TestTx_OneWritePerKey(t *testing.T) {
 			v, err := ds.Get(t.Context(), key(n-1))
 			require.NoError(t, err)
 			assert.Equal(t, "last", string(v))
+		})
+	}
+}
+
+// syncHolds holds chosen fsyncs of goleveldb's journal: the i-th (from 1)
+// records the goroutine that makes it, signals entered[i] and waits for
+// released[i].
+type syncHolds struct {
+	storage.Storage
+	n                 atomic.Int32
+	entered, released map[int32]chan struct{}
+	by                map[int32]string
+}
+
+// goroutine names the calling goroutine ("goroutine 42"), from its stack.
+func goroutine() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _, _ := strings.Cut(string(buf), " [")
+	return id
+}
+
+func (s *syncHolds) Create(fd storage.FileDesc) (storage.Writer, error) {
+	w, err := s.Storage.Create(fd)
+	if err != nil || fd.Type != storage.TypeJournal {
+		return w, err
+	}
+	return holdWriter{w, s}, nil
+}
+
+type holdWriter struct {
+	storage.Writer
+	s *syncHolds
+}
+
+func (w holdWriter) Sync() error {
+	i := w.s.n.Add(1)
+	if c, ok := w.s.entered[i]; ok {
+		w.s.by[i] = goroutine()
+		close(c)
+		<-w.s.released[i]
+	}
+	return w.Writer.Sync()
+}
+
+// With keepLead or more changes queued behind its group, the leader writes
+// the next group itself; with fewer, it hands the lead on to a queued
+// change, whose caller writes it.
+func TestLeader_KeepsTheLeadOnlyWithManyQueued(t *testing.T) {
+	for _, queued := range []int{keepLead - 1, keepLead + 2} {
+		t.Run(strconv.Itoa(queued), func(t *testing.T) {
+			h := &syncHolds{
+				entered:  map[int32]chan struct{}{2: make(chan struct{}), 3: make(chan struct{})},
+				released: map[int32]chan struct{}{2: make(chan struct{}), 3: make(chan struct{})},
+				by:       map[int32]string{},
+			}
+			db, err := ldb.Open(t.TempDir(), ldb.Options{WrapStorage: func(s storage.Storage) storage.Storage {
+				h.Storage = s
+				return h
+			}})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = db.Close() })
+			e, err := New(t.Context(), Config{Max: 1 << 20, Meta: db})
+			require.NoError(t, err)
+			put := func(k string) func(*Tx) error {
+				return func(tx *Tx) error { return tx.Put(datastore.NewKey(k), nil) }
+			}
+			require.NoError(t, e.Update(t.Context(), put("/first"))) // sync 1
+			base := h.n.Load()
+			require.Equal(t, int32(1), base)
+
+			leader := make(chan error, 1)
+			go func() { leader <- e.Update(t.Context(), put("/lead")) }()
+			<-h.entered[2] // the leader is writing its group
+			var wg sync.WaitGroup
+			for i := range queued {
+				staged := make(chan struct{})
+				wg.Go(func() {
+					assert.NoError(t, e.Update(t.Context(), func(tx *Tx) error {
+						tx.AfterStage(func() { close(staged) })
+						return put("/q/" + strconv.Itoa(i))(tx)
+					}))
+				})
+				<-staged
+			}
+			close(h.released[2])
+			<-h.entered[3] // the queued group is being written
+			close(h.released[3])
+			require.NoError(t, <-leader)
+			wg.Wait()
+			if queued >= keepLead {
+				assert.Equal(t, h.by[2], h.by[3], "the leader wrote the next group")
+			} else {
+				assert.NotEqual(t, h.by[2], h.by[3], "the lead moved on")
+			}
+			assert.Equal(t, int32(3), h.n.Load(), "one write per group")
+			require.NoError(t, e.Close())
 		})
 	}
 }
