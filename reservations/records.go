@@ -157,8 +157,7 @@ type memo[T any] struct {
 	cur, old map[string]T // two generations: a hit in old moves to cur
 }
 
-// memoSize is the size of a generation: twice what 32 callers cycling
-// through reservations keep in use.
+// memoSize is how many records a generation holds.
 const memoSize = 512
 
 func (c *memo[T]) get(b []byte) (T, bool) {

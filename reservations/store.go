@@ -154,15 +154,11 @@ func (t txn) reservation(id ReservationID) (Reservation, error) {
 	if err != nil {
 		return Reservation{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, idx, err)
 	}
-	key := reservationKey(aid, id)
-	b, err = t.Get(key)
-	if errors.Is(err, datastore.ErrNotFound) {
+	r, found, err := t.reservationAt(aid, id)
+	if err == nil && !found {
 		return Reservation{}, fmt.Errorf("%w: %s names availability %s, which has no such reservation", ErrCorrupt, idx, aid)
 	}
-	if err != nil {
-		return Reservation{}, err
-	}
-	return decodeReservation(key, b)
+	return r, err
 }
 
 // reservationOf finds a reservation that draws on availabilityID. It reads

@@ -647,6 +647,8 @@ func (e *Engine) writeOrdered(b *leveldb.Batch, base, final Counters) (err error
 	defer e.dbMu.RUnlock()
 	d, ok := e.meta.(*ldb.DS)
 	if !ok {
+		// Only a reopen that failed replaces the database (with
+		// closedStore), and then every change is refused before it queues.
 		return fmt.Errorf("repo: commit: %w", ErrWriteFailed), false
 	}
 	if final.Used != base.Used {
