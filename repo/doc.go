@@ -39,7 +39,10 @@
 // Changes that arrive while a commit is being written (and fsynced) are
 // written together in the next one: many callers share one fsync, and a
 // caller returns only once its change is durable. Nothing is acknowledged
-// before it is on disk; a refused change writes nothing.
+// before it is on disk; a refused change writes nothing. A call that finds
+// nothing to write (a reservation deleted already) may have read changes
+// still being written: it succeeds once they are durable, and fails if
+// they fail.
 //
 // A call whose ctx is done before its change joins the commit queue returns
 // ctx.Err() and changes nothing. Once queued, a change is written whatever

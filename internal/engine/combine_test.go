@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"strconv"
 	"strings"
@@ -296,6 +297,50 @@ func TestLeader_KeepsTheLeadOnlyWithManyQueued(t *testing.T) {
 			}
 			assert.Equal(t, int32(3), h.n.Load(), "one write per group")
 			require.NoError(t, e.Close())
+		})
+	}
+}
+
+// A change that writes nothing may have read writes not yet durable (a
+// record another call is deleting, say): it succeeds only once they are,
+// and fails with them. Otherwise "already deleted" could be acknowledged
+// for a delete that a crash or a failed write then undoes.
+func TestReadOnlyChange_WaitsForWhatItMayHaveRead(t *testing.T) {
+	key := datastore.NewKey("/k")
+	for _, fail := range []bool{false, true} {
+		t.Run(map[bool]string{false: "durable", true: "failed"}[fail], func(t *testing.T) {
+			g := newGate()
+			e, err := New(t.Context(), Config{Max: 100, Meta: gateDS{dssync.MutexWrap(datastore.NewMapDatastore()), g}})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = e.Close() })
+			require.NoError(t, e.Update(t.Context(), func(tx *Tx) error { return tx.Put(key, []byte("v")) }))
+
+			g.armed.Store(true)
+			deleted := make(chan error, 1)
+			go func() { deleted <- e.Update(t.Context(), func(tx *Tx) error { return tx.Delete(key) }) }()
+			<-g.entered // the delete is being written
+			staged := make(chan struct{})
+			gone := make(chan error, 1)
+			go func() {
+				gone <- e.Update(t.Context(), func(tx *Tx) error {
+					tx.AfterStage(func() { close(staged) })
+					if _, err := tx.Get(key); !errors.Is(err, datastore.ErrNotFound) {
+						return fmt.Errorf("the pending delete is not seen: %v", err)
+					}
+					return nil // nothing to write: it is gone already
+				})
+			}()
+			<-staged
+			g.fail.Store(fail)
+			close(g.release)
+			if fail {
+				require.ErrorIs(t, <-deleted, errInjected)
+				err := <-gone
+				require.ErrorIs(t, err, errInjected, "what it read was never written")
+			} else {
+				require.NoError(t, <-deleted)
+				require.NoError(t, <-gone)
+			}
 		})
 	}
 }

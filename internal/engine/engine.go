@@ -117,7 +117,8 @@ type Engine struct {
 	overlayKeys []string
 	retired     [][]*change // durable groups still in the overlay
 	seq         uint64
-	failed      error // set by a write of unknown outcome
+	last        *change // the last change queued (maybe durable since)
+	failed      error   // set by a write of unknown outcome
 	gen         uint64
 
 	// queueMu guards the commit queue; it is held only briefly, never
@@ -167,6 +168,23 @@ type change struct {
 	done     chan struct{}
 	lead     chan struct{}
 	err      error
+	// after: for a change that writes nothing, the last change staged
+	// before it, whose outcome is its own (what it read may be that one's
+	// or an earlier one's writes, not yet durable).
+	after *change
+}
+
+// result is the outcome of c once c.done is closed: a change that wrote
+// nothing succeeds only once every change staged before it is durable.
+func (c *change) result() error {
+	if c.err != nil || c.after == nil {
+		return c.err
+	}
+	<-c.after.done
+	if c.after.err != nil {
+		return fmt.Errorf("repo: a change staged before this one failed: %w", c.after.err)
+	}
+	return nil
 }
 
 // New loads the counters and returns an engine.
@@ -314,7 +332,7 @@ func (e *Engine) Update(ctx context.Context, fn func(tx *Tx) error) error {
 
 	select {
 	case <-c.done:
-		return c.err
+		return c.result()
 	case <-c.lead:
 	}
 	e.writeGroups()
@@ -422,9 +440,11 @@ func (e *Engine) stage(c *change) (queued bool, err error) {
 		for _, f := range tx.after {
 			f()
 		}
+		c.after = e.last
 		return false, nil
 	}
 	e.seq++
+	e.last = c
 	c.ops, c.counters, c.seq = tx.ops, tx.c, e.seq
 	for _, o := range c.ops {
 		if i, found := slices.BinarySearch(e.overlayKeys, o.key); !found && !o.blocks {
@@ -564,6 +584,7 @@ func (e *Engine) fail(group []*change, err error, unknown bool) {
 	clear(e.overlay)
 	e.overlayKeys = e.overlayKeys[:0]
 	e.retired = nil
+	e.last = nil // it failed; what is staged from now on reads the datastore
 	e.staged = e.durable
 	e.gen++
 	if unknown && e.open != nil {

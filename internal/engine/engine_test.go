@@ -26,6 +26,7 @@ type gate struct {
 	entered chan struct{}
 	release chan struct{}
 	writes  atomic.Int32
+	fail    atomic.Bool // gateDS only: the commits fail
 }
 
 func newGate() *gate { return &gate{entered: make(chan struct{}), release: make(chan struct{})} }
@@ -59,6 +60,9 @@ type gateBatch struct {
 
 func (b *gateBatch) Commit(ctx context.Context) error {
 	b.g.pass()
+	if b.g.fail.Load() {
+		return errInjected
+	}
 	return b.Batch.Commit(ctx)
 }
 
