@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/holiman/uint256"
 )
@@ -82,3 +84,32 @@ func MulSaturating(n uint64, x *uint256.Int) uint256.Int {
 	}
 	return out
 }
+
+// Slot is one slot of a storage request, as the queue, the reservations and
+// the host all see it: the same value goes from slotqueue to ReserveSlot
+// unchanged.
+type Slot struct {
+	RequestID RequestID  // the request the slot belongs to
+	Index     uint64     // 0 .. Ask.Slots-1
+	Ask       StorageAsk // SlotSize (bytes), Duration (seconds), Reward (per second), Collateral (per slot)
+	Expiry    time.Time  // the request must have started by then; zero: no deadline
+}
+
+// Ends returns Expiry + Ask.Duration: the latest time the slot's contract can
+// end. It is zero when Expiry is zero (the slot never expires). A sum past
+// what a time.Time can hold saturates at the latest Unix second it can hold
+// (no record accepts such a time: it is refused, not wrapped around).
+func (s Slot) Ends() time.Time {
+	if s.Expiry.IsZero() {
+		return time.Time{}
+	}
+	sec := s.Expiry.Unix()
+	if s.Ask.Duration > uint64(maxUnixSeconds-min(sec, maxUnixSeconds)) {
+		return time.Unix(maxUnixSeconds, 0).In(s.Expiry.Location())
+	}
+	return time.Unix(sec+int64(s.Ask.Duration), int64(s.Expiry.Nanosecond())).In(s.Expiry.Location())
+}
+
+// maxUnixSeconds is the latest Unix second a time.Time holds without
+// overflowing (its seconds count from year 1).
+const maxUnixSeconds = math.MaxInt64 - 62135596800

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/holiman/uint256"
 	"github.com/stretchr/testify/assert"
@@ -61,4 +62,26 @@ func TestStorageAsk_PricePerSlotSaturates(t *testing.T) {
 	ask := StorageAsk{Duration: 2, Reward: huge}
 	p := ask.PricePerSlot()
 	assert.Equal(t, huge, p)
+}
+
+func TestSlot_Ends(t *testing.T) {
+	expiry := time.Date(2026, 12, 7, 10, 0, 0, 500, time.UTC)
+	s := Slot{Ask: StorageAsk{Duration: 3600}, Expiry: expiry}
+	assert.True(t, s.Ends().Equal(expiry.Add(time.Hour)), "got %v", s.Ends())
+	assert.Equal(t, time.UTC, s.Ends().Location())
+}
+
+func TestSlot_EndsZeroWithoutExpiry(t *testing.T) {
+	s := Slot{Ask: StorageAsk{Duration: 3600}}
+	assert.True(t, s.Ends().IsZero(), "a slot without Expiry never expires")
+}
+
+func TestSlot_EndsSaturates(t *testing.T) {
+	expiry := time.Unix(1_800_000_000, 0)
+	for _, d := range []uint64{1 << 63, 1<<64 - 1, uint64(maxUnixSeconds)} {
+		s := Slot{Ask: StorageAsk{Duration: d}, Expiry: expiry}
+		ends := s.Ends()
+		assert.Equal(t, int64(maxUnixSeconds), ends.Unix(), "duration %d", d)
+		assert.True(t, ends.After(expiry), "duration %d wrapped around to %v", d, ends)
+	}
 }
