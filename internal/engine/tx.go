@@ -11,8 +11,6 @@ import (
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
 	"github.com/syndtr/goleveldb/leveldb/storage"
-
-	"github.com/stowage/stowage/internal/ldb"
 )
 
 // Tx is one change being staged. It reads through the change's own writes,
@@ -29,6 +27,9 @@ type Tx struct {
 	idx      map[okey]int // the op of each key, once ops are many
 	after    []func()
 	readOnly bool
+	// snap: a view's snapshot of the metadata datastore, read instead of
+	// the overlay and the live datastore (see view.go).
+	snap datastore.Read
 }
 
 var errReadOnly = errors.New("repo: write in a read-only view")
@@ -51,6 +52,9 @@ func (tx *Tx) AfterStage(f func()) { tx.after = append(tx.after, f) }
 func (tx *Tx) lookup(k okey) (value []byte, del, found bool) {
 	if i, ok := tx.find(k); ok {
 		return tx.ops[i].value, tx.ops[i].del, true
+	}
+	if tx.snap != nil {
+		return nil, false, false
 	}
 	if p, ok := tx.e.overlay[k]; ok {
 		return p.value, p.del, true
@@ -78,6 +82,9 @@ func (tx *Tx) get(k okey) ([]byte, error) {
 func (tx *Tx) metaStore() datastore.Read {
 	if tx.txn != nil {
 		return tx.txn
+	}
+	if tx.snap != nil {
+		return tx.snap
 	}
 	return tx.e.meta
 }
@@ -299,12 +306,28 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 	for i := len(tx.ops) - 1; i >= 0; i-- {
 		add(tx.ops[i].okey, tx.ops[i].value, tx.ops[i].del)
 	}
-	keys := tx.e.overlayKeys // empty in shared mode
+	var keys []string // the overlay's, empty in shared mode and in a view
+	if tx.snap == nil {
+		keys = tx.e.overlayKeys
+	}
 	i, _ := slices.BinarySearch(keys, p)
 	for ; i < len(keys) && under(keys[i]); i++ {
 		k := okey{key: keys[i]}
 		pd := tx.e.overlay[k]
 		add(k, pd.value, pd.del)
+	}
+	if tx.snap == nil {
+		// A change holds the staging lock, which a reopen needs too: fn
+		// may read again under this read lock. A view's snapshot is
+		// replaced by no reopen and needs none.
+		tx.e.dbMu.RLock()
+		defer tx.e.dbMu.RUnlock()
+	}
+	ordered, isOrdered := tx.metaStore().(orderedScanner)
+	if pendingKeys == nil && isOrdered {
+		// Nothing pending under prefix: the store's own order is the
+		// answer, with nothing collected or sorted.
+		return ordered.Scan(prefix, keysOnly, fn)
 	}
 	keep := func(key string, value []byte) error {
 		if !pendingKeys[key] {
@@ -312,16 +335,14 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 		}
 		return nil
 	}
-	tx.e.dbMu.RLock()
 	var err error
-	if d, ok := tx.metaStore().(*ldb.DS); ok {
-		err = d.Scan(prefix, keysOnly, keep)
+	if isOrdered {
+		err = ordered.Scan(prefix, keysOnly, keep)
 	} else {
 		// No order asked of the store: the entries are sorted below, with
 		// the pending ones among them.
 		err = scan(tx.ctx, tx.metaStore(), prefix, keysOnly, nil, func(en query.Entry) error { return keep(en.Key, en.Value) })
 	}
-	tx.e.dbMu.RUnlock()
 	if err != nil {
 		return err
 	}
@@ -332,6 +353,12 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 		}
 	}
 	return nil
+}
+
+// orderedScanner is a store that scans a prefix in key order without the
+// query machinery: the embedded LevelDB and its snapshots.
+type orderedScanner interface {
+	Scan(prefix datastore.Key, keysOnly bool, fn func(key string, value []byte) error) error
 }
 
 // lifetime is a thread group: calls enter and leave, Close waits for those
