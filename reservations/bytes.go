@@ -235,6 +235,9 @@ func (s *Store) deleteStep(ctx context.Context, id ReservationID, availabilityID
 				return err
 			}
 		}
+		if err := t.deleteExpiry(&r); err != nil {
+			return err
+		}
 		return t.deleteSlotIndex(r)
 	})
 	return done, err
@@ -277,21 +280,45 @@ func (t txn) deleteSlotIndex(r Reservation) error {
 //		}
 //	}
 func (s *Store) ReclaimExpired(ctx context.Context, now time.Time) (int, error) {
-	rs, err := s.Reservations(ctx)
+	type expired struct {
+		id  ReservationID
+		aid AvailabilityID
+	}
+	var due []expired
+	end := encodeExpiry(now)
+	err := s.view(ctx, func(t txn) error {
+		due = due[:0]
+		err := t.Scan(expiryPrefix, false, func(key string, value []byte) error {
+			when, id, err := parseExpiryKey(key)
+			if err != nil {
+				return err
+			}
+			if when > end {
+				return errStop // in time order: none after this has expired
+			}
+			aid, err := ParseAvailabilityID(string(value))
+			if err != nil {
+				return fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
+			}
+			due = append(due, expired{id, aid})
+			return nil
+		})
+		if errors.Is(err, errStop) {
+			return nil
+		}
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("reclaim expired: %w", err)
 	}
 	var errs []error
 	n := 0
-	for _, r := range rs {
-		if r.ValidUntil.IsZero() || r.ValidUntil.After(now) {
-			continue
-		}
+	for _, r := range due {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err)
 			break
 		}
-		if err := s.DeleteReservation(ctx, r.ID, r.AvailabilityID); err != nil {
+		if err := s.DeleteReservation(ctx, r.id, r.aid); err != nil {
 			errs = append(errs, err)
 			continue
 		}

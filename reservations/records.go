@@ -22,6 +22,7 @@ import (
 //	/meta/sales/byid/<reservationID>                          the reservation's availability ID
 //	/meta/sales/slots/<requestID>/<slotIndex>                 "<availabilityID>/<reservationID>"
 //	/meta/sales/blocks/<reservationID><blockKey>              size of a block it wrote
+//	/meta/sales/expiry/<validUntil>/<reservationID>           its availability ID (see expiry.go)
 //	/meta/sales/layout                                        the layout's version
 //
 // The index of availabilities lets a listing read the availabilities
@@ -39,7 +40,7 @@ var (
 	layoutKey        = datastore.NewKey("/meta/sales/layout")
 )
 
-const layoutVersion = "2"
+const layoutVersion = "3"
 
 // Availability is bytes the host offers to sell, and on what terms.
 //

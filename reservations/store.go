@@ -671,8 +671,10 @@ func (s *Store) HasAvailable(n uint64) bool { return s.repo.HasAvailable(n) }
 // the layout is marked (it was, or records were moved); an empty datastore
 // is left unmarked until its first write.
 func migrate(t txn, log *slog.Logger) (bool, error) {
-	if ok, err := t.Has(layoutKey); err != nil || ok {
-		return ok, err
+	if b, err := t.Get(layoutKey); err == nil {
+		return true, upgradeLayout(t, string(b), log)
+	} else if !errors.Is(err, datastore.ErrNotFound) {
+		return false, err
 	}
 	var as []Availability
 	var rs []Reservation
@@ -710,6 +712,9 @@ func migrate(t txn, log *slog.Logger) (bool, error) {
 		}
 		held[r.AvailabilityID] += r.Size + r.Used
 		if err := t.putReservation(r); err != nil {
+			return false, err
+		}
+		if err := t.putExpiry(&r); err != nil {
 			return false, err
 		}
 		if err := t.Put(byIDKey(r.ID), []byte(r.AvailabilityID.String())); err != nil {
