@@ -267,6 +267,10 @@ func (t txn) deleteSlotIndex(r Reservation) error {
 // how many it deleted; an error for one reservation does not stop the
 // others, and the errors are returned joined.
 //
+// It reads only the expiry index's entries up to now (see the package
+// doc): a sweep that finds nothing expired costs a few reads, however
+// many reservations the store holds.
+//
 // A host runs it periodically:
 //
 //	for {

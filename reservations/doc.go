@@ -71,7 +71,34 @@
 // key order is creation order; token amounts are decimal strings. A record
 // that does not decode is reported with ErrCorrupt, never acted upon. A
 // datastore written by the first release is brought to this layout by the
-// first call, in one atomic change.
+// first call, in one atomic change. Reservations that expire are indexed by
+// ValidUntil too (/meta/sales/expiry), in the same atomic change that
+// writes or deletes them; one that never expires (ValidUntil zero) is not.
+//
+// # Reads, checks and sweeps, and what they cost
+//
+// Every listing (Availabilities, Reservations, ReservationsOf) and
+// ReservationForSlot reads one consistent state: a LevelDB snapshot on the
+// embedded database, a read-only transaction in shared mode, or on other
+// datastores a read under the staging lock (changes wait while it reads).
+// A record a concurrent change deleted is simply not listed; ErrCorrupt
+// means the datastore really holds an inconsistent state.
+//
+// Verify reads every record once (availabilities, reservations, the four
+// indexes and each indexed block's size) and sorts the reservations by ID
+// once: its time grows with the number of records and indexed blocks, its
+// memory with the number of reservations (about 100 bytes each). On the
+// embedded LevelDB it reads a snapshot, holding changes off only while
+// those in flight become durable: changes go on while it reads. Elsewhere
+// (a separate block store, another datastore) changes wait until it is
+// done. Measured at 100,000 reservations: see the README's bench tables.
+//
+// ReclaimExpired reads the expiry index from its start (the earliest
+// ValidUntil) and stops at the first entry after now: its cost grows with
+// the number of reservations that have expired, not with the number held
+// (on the embedded LevelDB; a datastore without ordered prefix scans
+// reads the whole index). Each expired reservation is then deleted as
+// DeleteReservation does, in its own change.
 //
 // # Caveats
 //
@@ -86,5 +113,7 @@
 //   - UpdateAvailability with a copy read before other changes cannot tell
 //     a stale Size from an edit: change availabilities with
 //     ModifyAvailability, which hands its function the current record.
-//   - Verify holds every change off while it reads everything.
+//   - Verify holds every change off while it reads everything, except on
+//     the embedded LevelDB with blocks in it (repo.Open), where it reads a
+//     snapshot.
 package reservations

@@ -34,6 +34,12 @@ var scaleValidUntil = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
 // records exactly as the Store writes them, its indexes included) and
 // opens a repo on it.
 func buildScale(b *testing.B, dir string) (*repo.Repo, *reservations.Store, []reservations.AvailabilityID) {
+	return buildFixture(b, dir, scaleAvail, scaleRes)
+}
+
+// buildFixture writes nAvail availabilities and nRes reservations spread
+// over them into dir (see buildScale) and opens a repo on it.
+func buildFixture(b testing.TB, dir string, scaleAvail, scaleRes int) (*repo.Repo, *reservations.Store, []reservations.AvailabilityID) {
 	db, err := ldb.Open(dir, ldb.Options{NoSync: true})
 	require.NoError(b, err)
 	var batch leveldb.Batch
@@ -82,7 +88,7 @@ func buildScale(b *testing.B, dir string) (*repo.Repo, *reservations.Store, []re
 	require.NoError(b, err)
 	require.NoError(b, raw.CompactRange(util.Range{}))
 	require.NoError(b, raw.Close())
-	r, err := repo.Open(b.Context(), dir, repo.WithNoSync(), repo.WithQuotaMaxBytes(benchQuota))
+	r, err := repo.Open(context.Background(), dir, repo.WithNoSync(), repo.WithQuotaMaxBytes(benchQuota))
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = r.Close() })
 	s := reservations.New(r)

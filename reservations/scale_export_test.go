@@ -19,3 +19,6 @@ func IndexEntriesForTest(r Reservation) []KV {
 
 // LayoutForTest is the current layout's version.
 const LayoutForTest = layoutVersion
+
+// SetVerifyHook makes f run whenever Verify starts reading (nil: nothing).
+func SetVerifyHook(f func()) { verifyHook = f }

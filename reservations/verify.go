@@ -52,8 +52,16 @@ func (s *Store) Verify(ctx context.Context) error {
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
-	return s.eng.Snapshot(ctx, func(tx *engine.Tx) error { return verify(txn{tx}) })
+	return s.eng.Snapshot(ctx, func(tx *engine.Tx) error {
+		if verifyHook != nil {
+			verifyHook()
+		}
+		return verify(txn{tx})
+	})
 }
+
+// verifyHook, set by tests, runs when Verify starts reading.
+var verifyHook func()
 
 // checked is what Verify keeps of a reservation while it joins the
 // indexes with the records.
