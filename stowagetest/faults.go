@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/holiman/uint256"
 	"github.com/ipfs/go-datastore"
@@ -29,7 +30,7 @@ func Scenario(ctx context.Context, r *repo.Repo, s *reservations.Store) {
 	r1, _ := s.CreateReservation(ctx, a.ID, 100, stowage.RequestID{1}, 0)
 	// Only b takes a collateral of 10.
 	r2, _ := s.ReserveSlot(ctx, reservations.Slot{RequestID: stowage.RequestID{1}, Index: 1,
-		Ask: stowage.StorageAsk{SlotSize: 150, Duration: 10, Reward: one, Collateral: ten}})
+		Ask: stowage.StorageAsk{SlotSize: 150, Duration: 10, Reward: one, Collateral: ten}, ValidUntil: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)})
 	r3, _ := s.CreateReservation(ctx, b.ID, 100, stowage.RequestID{2}, 0)
 	_ = s.PutBlock(ctx, r1.ID, datastore.NewKey("/s/1/0"), make([]byte, 60))
 	_ = s.PutBlock(ctx, r2.ID, datastore.NewKey("/s/2/0"), make([]byte, 100))
