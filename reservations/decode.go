@@ -133,3 +133,70 @@ func (p *parser) time(t *time.Time) bool {
 	}
 	return t.UnmarshalJSON(p.b[start-1:p.i]) == nil
 }
+
+// uuidOf decodes s if it is a UUID in its canonical lowercase form, as
+// encodeUUID writes it, without allocating.
+func uuidOf(s string) (id [16]byte, ok bool) {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return id, false
+	}
+	j := 0
+	for i := 0; i < 36; i += 2 {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			i--
+			continue
+		}
+		hi, ok1 := unhex(s[i])
+		lo, ok2 := unhex(s[i+1])
+		if !ok1 || !ok2 {
+			return id, false
+		}
+		id[j] = hi<<4 | lo
+		j++
+	}
+	return id, j == 16
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+// reservationIDOf is ParseReservationID, without allocating for the
+// canonical form.
+func reservationIDOf(s string) (ReservationID, error) {
+	if id, ok := uuidOf(s); ok {
+		return id, nil
+	}
+	return ParseReservationID(s)
+}
+
+// availabilityIDOf is ParseAvailabilityID, without allocating for the
+// canonical form.
+func availabilityIDOf(s string) (AvailabilityID, error) {
+	if id, ok := uuidOf(s); ok {
+		return id, nil
+	}
+	return ParseAvailabilityID(s)
+}
+
+// isReservationKeyOf reports whether key is reservationKey(aid, id),
+// without building it.
+func isReservationKeyOf(key string, aid AvailabilityID, id ReservationID) bool {
+	p := Prefix.String()
+	if len(key) != len(p)+2+2*36 || key[:len(p)] != p || key[len(p)] != '/' || key[len(p)+37] != '/' {
+		return false
+	}
+	var s [36]byte
+	encodeUUID(s[:], aid)
+	if string(s[:]) != key[len(p)+1:len(p)+37] {
+		return false
+	}
+	encodeUUID(s[:], id)
+	return string(s[:]) == key[len(p)+38:]
+}

@@ -65,3 +65,22 @@ func TestExpiryKey_OrdersByTime(t *testing.T) {
 		}
 	}
 }
+
+func TestUUIDOf_ReadsTheCanonicalForm(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for range 1000 {
+		var id ReservationID
+		randBytes(r, id[:])
+		got, ok := uuidOf(id.String())
+		require.True(t, ok)
+		require.Equal(t, [16]byte(id), got)
+		var aid AvailabilityID
+		randBytes(r, aid[:])
+		require.True(t, isReservationKeyOf(reservationKey(aid, id).String(), aid, id))
+		require.False(t, isReservationKeyOf(reservationKey(AvailabilityID(id), ReservationID(aid)).String(), aid, id))
+	}
+	for _, s := range []string{"", "01a24e30-4b2f-7bbe-b235-e62feb8f218", "01A24E30-4B2F-7BBE-B235-E62FEB8F218D", "01a24e30x4b2f-7bbe-b235-e62feb8f218d", "g1a24e30-4b2f-7bbe-b235-e62feb8f218d"} {
+		_, ok := uuidOf(s)
+		require.False(t, ok, s)
+	}
+}

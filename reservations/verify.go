@@ -144,7 +144,7 @@ func (t txn) audit(a *audit) error {
 		if err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
 		}
-		if reservationKey(r.AvailabilityID, r.ID) != k {
+		if !isReservationKeyOf(key, r.AvailabilityID, r.ID) {
 			return fmt.Errorf("%w: %s holds reservation %s of availability %s", ErrCorrupt, key, r.ID, r.AvailabilityID)
 		}
 		add(&resBytes, r.Size)
@@ -172,7 +172,7 @@ func (t txn) audit(a *audit) error {
 	i, indexed := 0, 0
 	err = t.Scan(availIndexPrefix, true, func(key string, _ []byte) error {
 		indexed++
-		id, err := ParseAvailabilityID(key[len(availIndexPrefix.String())+1:])
+		id, err := availabilityIDOf(key[len(availIndexPrefix.String())+1:])
 		if err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
 		}
@@ -208,8 +208,8 @@ func (t txn) audit(a *audit) error {
 	}
 
 	err = t.Scan(byIDPrefix, false, func(key string, value []byte) error {
-		rid, err1 := ParseReservationID(key[len(byIDPrefix.String())+1:])
-		aid, err2 := ParseAvailabilityID(string(value))
+		rid, err1 := reservationIDOf(key[len(byIDPrefix.String())+1:])
+		aid, err2 := availabilityIDOf(string(value))
 		if err := errors.Join(err1, err2); err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
 		}
@@ -225,15 +225,26 @@ func (t txn) audit(a *audit) error {
 	}
 
 	err = t.Scan(slotPrefix, false, func(key string, value []byte) error {
-		_, rid, err := decodeSlot(datastore.RawKey(key), value)
-		if err != nil {
-			return err
+		var aid, rid [16]byte
+		ok := len(value) == 73 && value[36] == '/'
+		if ok {
+			var ok1, ok2 bool
+			aid, ok1 = uuidOf(string(value[:36]))
+			rid, ok2 = uuidOf(string(value[37:]))
+			ok = ok1 && ok2
+		}
+		if !ok {
+			a, r, err := decodeSlot(datastore.RawKey(key), value)
+			if err != nil {
+				return err
+			}
+			aid, rid = a, r
 		}
 		req, index, ok := parseSlotKey(key)
 		if !ok {
 			return fmt.Errorf("%w: unexpected key %s", ErrCorrupt, key)
 		}
-		if c := find(rid); c != nil && c.req == req && c.index == index && !c.bySlot {
+		if c := find(rid); c != nil && c.aid == aid && c.req == req && c.index == index && !c.bySlot {
 			c.bySlot = true
 		} else {
 			a.inv("slot index %s names no reservation", key)
@@ -254,7 +265,7 @@ func (t txn) audit(a *audit) error {
 			a.inv("expiry index %s names no reservation that expires then", key)
 			return nil
 		}
-		if aid, err := ParseAvailabilityID(string(value)); err != nil || aid != c.aid {
+		if aid, err := availabilityIDOf(string(value)); err != nil || aid != c.aid {
 			a.inv("expiry index %s does not name the availability of reservation %s", key, c.id)
 		}
 		c.byExp = true
@@ -275,7 +286,7 @@ func (t txn) audit(a *audit) error {
 		if j < 0 {
 			return fmt.Errorf("%w: unexpected key %s", ErrCorrupt, key)
 		}
-		rid, err := ParseReservationID(rest[:j])
+		rid, err := reservationIDOf(rest[:j])
 		if err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
 		}
