@@ -11,6 +11,8 @@ import (
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
 	"github.com/syndtr/goleveldb/leveldb/storage"
+
+	"github.com/stowage/stowage/internal/ldb"
 )
 
 // Tx is one change being staged. It reads through the change's own writes,
@@ -323,11 +325,13 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 		tx.e.dbMu.RLock()
 		defer tx.e.dbMu.RUnlock()
 	}
-	ordered, isOrdered := tx.metaStore().(orderedScanner)
-	if pendingKeys == nil && isOrdered {
+	store := tx.metaStore()
+	if pendingKeys == nil {
 		// Nothing pending under prefix: the store's own order is the
 		// answer, with nothing collected or sorted.
-		return ordered.Scan(prefix, keysOnly, fn)
+		if ok, err := orderedScan(store, prefix, keysOnly, fn); ok {
+			return err
+		}
 	}
 	keep := func(key string, value []byte) error {
 		if !pendingKeys[key] {
@@ -335,10 +339,8 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 		}
 		return nil
 	}
-	var err error
-	if isOrdered {
-		err = ordered.Scan(prefix, keysOnly, keep)
-	} else {
+	ok, err := orderedScan(store, prefix, keysOnly, keep)
+	if !ok {
 		// No order asked of the store: the entries are sorted below, with
 		// the pending ones among them.
 		err = scan(tx.ctx, tx.metaStore(), prefix, keysOnly, nil, func(en query.Entry) error { return keep(en.Key, en.Value) })
@@ -355,10 +357,18 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 	return nil
 }
 
-// orderedScanner is a store that scans a prefix in key order without the
-// query machinery: the embedded LevelDB and its snapshots.
-type orderedScanner interface {
-	Scan(prefix datastore.Key, keysOnly bool, fn func(key string, value []byte) error) error
+// orderedScan scans prefix of store in key order without the query
+// machinery, when store is the embedded LevelDB or one of its snapshots;
+// ok is false otherwise. (Concrete types, not an interface: fn then need
+// not escape to the heap.)
+func orderedScan(store datastore.Read, prefix datastore.Key, keysOnly bool, fn func(key string, value []byte) error) (ok bool, err error) {
+	switch d := store.(type) {
+	case *ldb.DS:
+		return true, d.Scan(prefix, keysOnly, fn)
+	case *ldb.Snapshot:
+		return true, d.Scan(prefix, keysOnly, fn)
+	}
+	return false, nil
 }
 
 // lifetime is a thread group: calls enter and leave, Close waits for those
