@@ -2,12 +2,15 @@ package pgds
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Batch returns a batch whose Commit writes all its puts and deletes, in the
@@ -117,17 +120,41 @@ func (d *Datastore) NewTransaction(ctx context.Context, readOnly bool) (datastor
 	if readOnly {
 		mode = pgx.ReadOnly
 	}
-	tx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: mode})
+	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return nil, wrap("begin transaction", err)
 	}
-	return &txn{d: d, tx: tx, readOnly: readOnly}, nil
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: mode})
+	if err != nil {
+		release(conn, err)
+		return nil, wrap("begin transaction", err)
+	}
+	return &txn{d: d, conn: conn, tx: tx, readOnly: readOnly}, nil
+}
+
+// release gives conn back to the pool after err, the outcome of the last
+// round trip of a transaction. After any error but one the server reported
+// (a timeout, a lost or silent connection), what the connection holds is
+// unknown: it is closed, never reused. (pgx closes it too on most of
+// these; this does not depend on that.) The pool drops a connection left
+// in a transaction.
+func release(conn *pgxpool.Conn, err error) {
+	var pgErr *pgconn.PgError
+	if err == nil || errors.As(err, &pgErr) {
+		conn.Release()
+		return
+	}
+	c := conn.Hijack()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // close the socket now: the network may not deliver a goodbye
+	_ = c.Close(ctx)
 }
 
 type txn struct {
 	d        *Datastore
 	readOnly bool
 	mu       sync.Mutex
+	conn     *pgxpool.Conn // the transaction's, until Commit or Discard
 	tx       pgx.Tx
 	done     bool
 }
@@ -215,7 +242,9 @@ func (t *txn) Commit(ctx context.Context) error {
 	}
 	defer t.mu.Unlock()
 	t.done = true
-	if err := t.tx.Commit(ctx); err != nil {
+	err := t.tx.Commit(ctx)
+	release(t.conn, err)
+	if err != nil {
 		return wrapCommit("commit transaction", err)
 	}
 	return nil
@@ -227,5 +256,5 @@ func (t *txn) Discard(ctx context.Context) {
 	}
 	defer t.mu.Unlock()
 	t.done = true
-	_ = t.tx.Rollback(ctx)
+	release(t.conn, t.tx.Rollback(ctx))
 }

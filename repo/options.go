@@ -1,7 +1,9 @@
 package repo
 
 import (
+	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/ipfs/go-datastore"
 	"github.com/syndtr/goleveldb/leveldb/storage"
@@ -13,14 +15,16 @@ type options struct {
 	noSync       bool
 	transactions bool
 	shared       bool
+	sharedGrace  time.Duration
 	logger       *slog.Logger
 	wrapStorage  func(storage.Storage) storage.Storage // tests: fault injection
 }
 
 func defaultOptions() options {
 	return options{
-		max:    DefaultQuotaMaxBytes,
-		logger: slog.New(slog.DiscardHandler),
+		max:         DefaultQuotaMaxBytes,
+		sharedGrace: DefaultSharedGrace,
+		logger:      slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -107,4 +111,31 @@ func WithLogger(l *slog.Logger) Option {
 // counters every change of bytes updates.
 func WithShared() Option {
 	return func(o *options) { o.shared = true }
+}
+
+// DefaultSharedGrace is the grace WithSharedGrace sets unless told otherwise.
+const DefaultSharedGrace = 3 * time.Second
+
+// WithSharedGrace bounds, in shared mode (WithShared), the round trips to
+// the datastore that cannot use the caller's ctx: the ROLLBACK that ends a
+// transaction which did not commit (a read-only call, a refused change, a
+// change that writes nothing, a conflict), which also runs after the
+// caller's ctx has ended. Each such round trip gets at most d; when it does
+// not finish in time the datastore is told to give up (pgds then closes the
+// connection instead of reusing it). The default is DefaultSharedGrace.
+//
+// Every other round trip of a call runs under the caller's ctx, and so does
+// the wait for this process's earlier changes: a call in shared mode returns
+// at most d after its ctx ends, whatever the network does. A d of zero or
+// less makes New fail with ErrInvalidOption.
+func WithSharedGrace(d time.Duration) Option {
+	return func(o *options) { o.sharedGrace = d }
+}
+
+// check reports an option that cannot be honoured.
+func (o *options) check() error {
+	if o.sharedGrace <= 0 {
+		return fmt.Errorf("%w: shared grace %v, want more than zero", ErrInvalidOption, o.sharedGrace)
+	}
+	return nil
 }
