@@ -112,6 +112,12 @@ func commitOps(ctx context.Context, d *Datastore, ops []batchOp) error {
 // whole transaction must be retried. A Txn holds one connection of the pool
 // until Commit or Discard: always call one of them. A Txn's calls are
 // serialised; its Query reads the whole result before returning.
+//
+// Discard sends ROLLBACK and waits for its answer until ctx ends: give it
+// a ctx with a deadline (one that has not ended, or the ROLLBACK is not
+// even sent). Commit or Discard that fail other than by the server's
+// answer (a timeout, a lost connection) close the connection rather than
+// give it back to the pool; the server then rolls back what it had.
 func (d *Datastore) NewTransaction(ctx context.Context, readOnly bool) (datastore.Txn, error) {
 	if err := d.check(); err != nil {
 		return nil, err

@@ -48,6 +48,14 @@ func WithQuotaMaxBytes(n uint64) Option {
 // the metadata that counts them, so a crash in between can only over-count
 // Used (the quota errs on the side of refusing bytes, never of
 // overcommitting the disk); Verify reports such an over-count.
+//
+// In shared mode (WithShared) the order is the same. A change whose blocks
+// were deleted and whose metadata then did not commit (its ctx ended, the
+// connection was lost, or it conflicted on every attempt) fails with
+// ErrWriteFailed, never with an error meaning nothing was written: the
+// reservation is still there without those blocks, and repeating the
+// delete balances the books. A conflict after the deletes is retried as
+// any other.
 func WithBlockstore(ds datastore.Batching) Option {
 	return func(o *options) { o.blocks = ds }
 }
@@ -103,6 +111,14 @@ func WithLogger(l *slog.Logger) Option {
 // is changed. A commit whose outcome is unknown (a connection lost after
 // COMMIT was sent) fails with ErrWriteFailed: read back to learn whether it
 // happened. Later changes need no reopening, as each reads what it changes.
+//
+// Every call is bounded: the wait for this process's earlier changes
+// honours ctx, every round trip to the datastore runs under ctx, and the
+// ROLLBACK of a transaction that did not commit, which must run even after
+// ctx ended, gets the grace of WithSharedGrace (default
+// DefaultSharedGrace). So a call returns at most the grace after its ctx
+// ends, even when the network stops answering; pass a ctx with a deadline.
+// See package pgds for what else protects a host against a dead network.
 //
 // Quota, Available and HasAvailable report the counters as this process
 // last read or wrote them: another process may have changed them since.

@@ -54,7 +54,7 @@ import (
 // Errors, re-exported by package repo.
 var (
 	ErrClosed      = errors.New("repo: closed")
-	ErrWriteFailed = errors.New("repo: write failed; no writes until the repo is reopened")
+	ErrWriteFailed = errors.New("repo: write failed, outcome unknown")
 	ErrCorrupt     = errors.New("repo: corrupt quota record")
 	ErrInvalid     = errors.New("repo: invalid option")
 )
@@ -582,7 +582,7 @@ func (e *Engine) fail(group []*change, err error, unknown bool) {
 		e.durable = group[len(group)-1].counters
 	}
 	if unknown {
-		e.failed = fmt.Errorf("%w: %w", ErrWriteFailed, err)
+		e.failed = e.writeFailed(err)
 		err = e.failed
 	}
 	for _, c := range group {

@@ -58,17 +58,20 @@ func (e *Engine) updateShared(ctx context.Context, fn func(tx *Tx) error, readOn
 			err = e.trySharedOnce(ctx, fn, readOnly, gone)
 		}
 		if !retryable(err) {
-			return orphaned(err, gone)
+			return e.orphaned(err, gone)
 		}
 		e.conflicts.Add(1)
+		if attempt == maxAttempts && len(gone) > 0 {
+			return e.orphaned(fmt.Errorf("a conflict on each of %d attempts, the last: %w", attempt, err), gone)
+		}
 		if attempt == maxAttempts {
-			return orphaned(fmt.Errorf("%w: %d attempts, the last: %w", ErrConflict, attempt, err), gone)
+			return fmt.Errorf("%w: %d attempts, the last: %w", ErrConflict, attempt, err)
 		}
 		sleep := backoff/2 + rand.N(backoff/2+1)
 		backoff = min(2*backoff, maxBackoff)
 		select {
 		case <-ctx.Done():
-			return orphaned(ctx.Err(), gone)
+			return e.orphaned(ctx.Err(), gone)
 		case <-time.After(sleep):
 		}
 	}
@@ -79,20 +82,15 @@ func (e *Engine) updateShared(ctx context.Context, fn func(tx *Tx) error, readOn
 // accounts for: the metadata still counts them (Used over-counts, and a
 // reservation may name blocks that are gone), so "nothing was written"
 // would be false. Repeating the change (a delete) repairs the books.
-func orphaned(err error, gone map[string]bool) error {
+func (e *Engine) orphaned(err error, gone map[string]bool) error {
 	if len(gone) == 0 || errors.Is(err, ErrWriteFailed) {
 		return err
 	}
-	const msg = "%w: %d blocks deleted from the block store, the metadata that counts them not committed; repeat the change: "
-	switch {
-	case err == nil:
-		return fmt.Errorf(msg+"the attempt that committed did not delete them", ErrWriteFailed, len(gone))
-	case errors.Is(err, ErrConflict):
-		// Not %w: ErrConflict says nothing was changed.
-		return fmt.Errorf(msg+"%v", ErrWriteFailed, len(gone), err)
-	default:
-		return fmt.Errorf(msg+"%w", ErrWriteFailed, len(gone), err)
+	const msg = "%d blocks deleted from the block store, the metadata that counts them not committed; repeat the change"
+	if err == nil {
+		return e.writeFailed(fmt.Errorf(msg+": the attempt that committed did not delete them", len(gone)))
 	}
+	return e.writeFailed(fmt.Errorf(msg+": %w", len(gone), err))
 }
 
 // discard ends a transaction that did not commit, within the grace: it also
@@ -156,7 +154,7 @@ func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readO
 		if retryable(err) {
 			return err
 		}
-		return fmt.Errorf("%w: commit: %w", ErrWriteFailed, err)
+		return e.writeFailed(fmt.Errorf("commit: %w", err))
 	}
 	for _, o := range tx.ops {
 		if o.blocks {
@@ -164,7 +162,7 @@ func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readO
 		}
 	}
 	if err, _ := e.commit(ctx, e.blocks, blockPuts, false); err != nil {
-		return fmt.Errorf("%w: blocks after their metadata: %w", ErrWriteFailed, err)
+		return e.writeFailed(fmt.Errorf("blocks after their metadata: %w", err))
 	}
 	e.setCounts(tx.c)
 	for _, f := range tx.after {
