@@ -278,6 +278,7 @@ func TestShared_BlackholeAtCommitBoundsEveryCall(t *testing.T) {
 	b.wait(p)
 	err := <-first
 	require.ErrorIs(t, err, repo.ErrWriteFailed, "a COMMIT without an answer has an unknown outcome")
+	assert.Contains(t, err.Error(), "later calls need nothing")
 
 	p.forward()
 	require.NoError(t, r.PutBlock(ctx, datastore.NewKey("/c"), []byte("after")), "the host goes on once the network does")
