@@ -155,7 +155,7 @@
 // # Other servers
 //
 // pgds was tested against PostgreSQL 15 only (the tests start a private
-// server; see internal/pgtest). CockroachDB and YugabyteDB speak the
+// server; see pgds/internal/pgtest). CockroachDB and YugabyteDB speak the
 // PostgreSQL protocol, offer SERIALIZABLE and report conflicts as SQLSTATE
 // 40001 (which pgds reports as ErrSerialization, so shared mode retries
 // them), so they may work, but nothing here was run against them: their

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/stowage/stowage/internal/pgtest"
+	"github.com/stowage/stowage/pgds/internal/pgtest"
 )
 
 // The server settings the package doc recommends for a dead network are
