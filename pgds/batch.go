@@ -82,8 +82,13 @@ func (b *batch) Commit(ctx context.Context) error {
 
 func commitOps(ctx context.Context, d *Datastore, ops []batchOp) error {
 	op := fmt.Sprintf("commit batch of %d", len(ops))
-	tx, err := d.pool.Begin(ctx)
+	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
+		return wrap(op, err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		release(conn, err)
 		return wrap(op, err)
 	}
 	var pb pgx.Batch
@@ -97,10 +102,12 @@ func commitOps(ctx context.Context, d *Datastore, ops []batchOp) error {
 	if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
 		// A lost connection already ended the transaction in the server;
 		// otherwise the rollback does. Either way nothing was written.
-		_ = tx.Rollback(ctx)
+		release(conn, tx.Rollback(ctx))
 		return wrap(op, err)
 	}
-	if err := tx.Commit(ctx); err != nil {
+	err = tx.Commit(ctx)
+	release(conn, err)
+	if err != nil {
 		return wrapCommit(op, err)
 	}
 	return nil

@@ -156,7 +156,7 @@ func (p *blackhole) forward() {
 const (
 	callTimeout = time.Second
 	testGrace   = 300 * time.Millisecond
-	slack       = time.Second
+	slack       = 1500 * time.Millisecond
 )
 
 // bounded runs call with a ctx of callTimeout and reports whether it
