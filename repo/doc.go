@@ -72,6 +72,9 @@
 // made with New on the application's datastore cannot do that for it: close
 // and reopen the datastore itself (a LevelDB handle keeps its confused
 // sequence numbers until then), then call New again.
+// In shared mode (WithShared) nothing is kept in memory and later calls
+// need nothing; ErrWriteFailed then only says that this call's outcome is
+// unknown.
 //
 // Why: goleveldb, like many storage engines, returns an fsync error with the
 // batch already in its journal and without advancing its sequence numbers.

@@ -88,6 +88,10 @@ func apply(opts []Option) options {
 
 func newRepo(ctx context.Context, c engine.Config, o options) (*Repo, error) {
 	c.Max, c.Blocks, c.Txn, c.Shared, c.Log = o.max, o.blocks, o.transactions, o.shared, o.logger
+	c.Grace = o.sharedGrace
+	if err := o.check(); err != nil {
+		return nil, err
+	}
 	e, err := engine.New(ctx, c)
 	if err != nil {
 		return nil, err
