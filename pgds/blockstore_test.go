@@ -70,7 +70,7 @@ func blockstoreHost(t *testing.T) (*hookDS, *hookBlocks, *reservations.Store, *r
 	ctx := t.Context()
 	_, err = s.AddAvailability(ctx, reservations.Availability{TotalSize: 1000, Duration: 100})
 	require.NoError(t, err)
-	res, err := s.ReserveSlot(ctx, reservations.Slot{RequestID: stowage.RequestID{1}, Ask: testAsk})
+	res, err := s.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{1}, Ask: testAsk})
 	require.NoError(t, err)
 	var keys []datastore.Key
 	for i := range 3 {
@@ -90,7 +90,7 @@ func blockstoreHost(t *testing.T) (*hookDS, *hookBlocks, *reservations.Store, *r
 func checkDeleteOutcome(t *testing.T, err error, s *reservations.Store, r *repo.Repo, res reservations.Reservation, keys []datastore.Key) {
 	t.Helper()
 	ctx := t.Context()
-	_, rerr := s.Reservation(ctx, res.ID, res.AvailabilityID)
+	_, rerr := s.Reservation(ctx, res.ID)
 	there := rerr == nil
 	if !there {
 		require.ErrorIs(t, rerr, reservations.ErrNotFound)
@@ -113,7 +113,7 @@ func checkDeleteOutcome(t *testing.T, err error, s *reservations.Store, r *repo.
 	} else {
 		t.Logf("delete: %v (reservation there: %v, %d of %d blocks)", err, there, held, len(keys))
 	}
-	require.NoError(t, s.DeleteReservation(ctx, res.ID, res.AvailabilityID), "the delete repeated")
+	require.NoError(t, s.DeleteReservation(ctx, res.ID), "the delete repeated")
 	require.NoError(t, s.Verify(ctx))
 	require.NoError(t, r.Verify(ctx))
 }
@@ -127,7 +127,7 @@ func TestShared_BlockstoreDeleteThenCtxCancelled(t *testing.T) {
 	blocks.mu.Lock()
 	blocks.afterCommit = cancel
 	blocks.mu.Unlock()
-	err := s.DeleteReservation(ctx, res.ID, res.AvailabilityID)
+	err := s.DeleteReservation(ctx, res.ID)
 	checkDeleteOutcome(t, err, s, r, res, keys)
 }
 
@@ -142,7 +142,7 @@ func TestShared_BlockstoreDeleteThenMetadataFails(t *testing.T) {
 		h.mu.Unlock()
 	}
 	blocks.mu.Unlock()
-	err := s.DeleteReservation(t.Context(), res.ID, res.AvailabilityID)
+	err := s.DeleteReservation(t.Context(), res.ID)
 	require.Error(t, err)
 	assert.False(t, errors.Is(err, repo.ErrConflict), "ErrConflict says nothing was changed, and blocks were deleted: %v", err)
 	h.mu.Lock()
@@ -162,8 +162,8 @@ func TestShared_BlockstoreDeleteThenConflictsIsRetried(t *testing.T) {
 		h.mu.Unlock()
 	}
 	blocks.mu.Unlock()
-	require.NoError(t, s.DeleteReservation(t.Context(), res.ID, res.AvailabilityID))
-	_, err := s.Reservation(t.Context(), res.ID, res.AvailabilityID)
+	require.NoError(t, s.DeleteReservation(t.Context(), res.ID))
+	_, err := s.Reservation(t.Context(), res.ID)
 	require.ErrorIs(t, err, reservations.ErrNotFound)
 	require.NoError(t, s.Verify(t.Context()))
 	require.NoError(t, r.Verify(t.Context()))
