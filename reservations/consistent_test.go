@@ -54,7 +54,7 @@ func TestListings_ConsistentWhileOthersChange(t *testing.T) {
 			for w := range 32 {
 				wg.Go(func() {
 					for i := 0; !stop.Load(); i++ {
-						a, err := s.CreateAvailability(ctx, 1000, 1000, u(1), u(100))
+						a, err := s.AddAvailability(ctx, reservations.Availability{TotalSize: 1000, Duration: 1000, MinPrice: u(1), MaxCollateral: u(100)})
 						if err != nil {
 							t.Error(err)
 							return
@@ -62,7 +62,7 @@ func TestListings_ConsistentWhileOthersChange(t *testing.T) {
 						req := stowage.RequestID{byte(w), byte(i), byte(i >> 8), byte(i >> 16)}
 						var rs []reservations.Reservation
 						for j := range 2 {
-							r, err := s.CreateReservation(ctx, a.ID, 100, req, uint64(j))
+							r, err := s.CreateReservation(ctx, a.ID, anySlot(req, uint64(j), 100))
 							if err != nil {
 								t.Error(err)
 								return
@@ -70,7 +70,7 @@ func TestListings_ConsistentWhileOthersChange(t *testing.T) {
 							rs = append(rs, r)
 						}
 						for _, r := range rs {
-							if err := s.DeleteReservation(ctx, r.ID, a.ID); err != nil {
+							if err := s.DeleteReservation(ctx, r.ID); err != nil {
 								t.Error(err)
 								return
 							}

@@ -164,7 +164,7 @@ func (c *crashChild) dropRes(id reservations.ReservationID) {
 // expected errors of random operations; anything else is reported.
 var crashExpected = []error{
 	reservations.ErrNotFound, reservations.ErrBytesOutOfBounds, reservations.ErrNoAvailability,
-	reservations.ErrReserveFailed, repo.ErrQuotaNotEnough, reservations.ErrStaleAvailability,
+	repo.ErrQuotaNotEnough, repo.ErrQuotaNotEnough, reservations.ErrInvalidSize,
 }
 
 func (c *crashChild) run(ctx context.Context, g int) {
@@ -200,9 +200,9 @@ func (c *crashChild) run(ctx context.Context, g int) {
 				req[i] = byte(rng.IntN(256))
 			}
 			size := 50 + rng.Uint64N(250)
-			slot := reservations.Slot{RequestID: req, Index: rng.Uint64N(4), Ask: stowage.StorageAsk{SlotSize: size, Duration: 10, Reward: u(1), Collateral: u(1)}}
+			slot := stowage.Slot{RequestID: req, Index: rng.Uint64N(4), Ask: stowage.StorageAsk{SlotSize: size, Duration: 10, Reward: u(1), Collateral: u(1)}}
 			if rng.IntN(2) == 0 { // indexed by expiry (never reached: nothing reclaims)
-				slot.ValidUntil = time.Date(2100, 1, 1, 0, 0, rng.IntN(60), 0, time.UTC)
+				slot.Expiry = time.Date(2100, 1, 1, 0, 0, rng.IntN(60), 0, time.UTC)
 			}
 			x, err := c.s.ReserveSlot(ctx, slot)
 			if check(err) {
@@ -226,7 +226,7 @@ func (c *crashChild) run(ctx context.Context, g int) {
 			if !ok {
 				continue
 			}
-			if n := 1 + rng.Uint64N(5); check(c.s.Release(ctx, x.ID, x.AvailabilityID, n)) {
+			if n := 1 + rng.Uint64N(5); check(c.s.Release(ctx, x.ID, n)) {
 				say("release %s %d", x.ID, n)
 			}
 		case p < 78:
@@ -235,7 +235,7 @@ func (c *crashChild) run(ctx context.Context, g int) {
 				continue
 			}
 			say("try-delete-res %s", x.ID)
-			if check(c.s.DeleteReservation(ctx, x.ID, x.AvailabilityID)) {
+			if check(c.s.DeleteReservation(ctx, x.ID)) {
 				say("delete-res %s", x.ID)
 				c.dropRes(x.ID)
 			}
@@ -423,9 +423,8 @@ func (m *crashModel) check(t *testing.T, dir string) {
 	for id := range m.avails {
 		aid, err := reservations.ParseAvailabilityID(id)
 		require.NoError(t, err)
-		ok, err := s.HasAvailability(ctx, aid)
-		require.NoError(t, err)
-		assert.True(t, ok, "availability %s", id)
+		_, err = s.Availability(ctx, aid)
+		assert.NoError(t, err, "availability %s", id)
 		m.checks++
 	}
 }

@@ -188,7 +188,7 @@ func availabilityIDOf(s string) (AvailabilityID, error) {
 // isReservationKeyOf reports whether key is reservationKey(aid, id),
 // without building it.
 func isReservationKeyOf(key string, aid AvailabilityID, id ReservationID) bool {
-	p := Prefix.String()
+	p := recordsPrefix.String()
 	if len(key) != len(p)+2+2*36 || key[:len(p)] != p || key[len(p)] != '/' || key[len(p)+37] != '/' {
 		return false
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -69,11 +71,13 @@ func parseExpiryKey(key string) (when string, id ReservationID, err error) {
 	return rest[:expiryLen], id, nil
 }
 
-// indexExpiry builds the expiry index of a datastore of layout 2, which
-// had none, in the migrating change.
-func indexExpiry(t txn) (int, error) {
+// upgradeLayout2 brings a datastore of layout 2, which had no expiry index,
+// to the current layout in the change at hand: it indexes every reservation
+// that expires and records the current version. It reads every reservation,
+// once.
+func (t txn) upgradeLayout2(log *slog.Logger) error {
 	n := 0
-	err := t.Scan(Prefix, false, func(key string, value []byte) error {
+	err := t.Scan(recordsPrefix, false, func(key string, value []byte) error {
 		if !isReservationKey(key) {
 			return nil
 		}
@@ -86,21 +90,9 @@ func indexExpiry(t txn) (int, error) {
 		}
 		return t.putExpiry(&r)
 	})
-	return n, err
-}
-
-// upgradeLayout brings a datastore marked with an older layout to the
-// current one, in the migrating change: layout 2 had no expiry index.
-func upgradeLayout(t txn, version string, log interface {
-	Info(msg string, args ...any)
-}) error {
-	if version != "2" {
-		return nil
-	}
-	n, err := indexExpiry(t)
 	if err != nil {
-		return fmt.Errorf("index reservations by expiry: %w", err)
+		return fmt.Errorf("reservations: index reservations by expiry (layout 2 to %d): %w", layoutVersion, err)
 	}
-	log.Info("reservations indexed by expiry", "reservations", n)
-	return t.Put(layoutKey, []byte(layoutVersion))
+	log.Info("reservations indexed by expiry", "reservations", n, "layout", layoutVersion)
+	return t.Put(layoutKey, []byte(strconv.Itoa(layoutVersion)))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/util"
 
 	"github.com/stowage/stowage"
+	"github.com/stowage/stowage/internal/engine"
 	"github.com/stowage/stowage/internal/ldb"
 	"github.com/stowage/stowage/repo"
 	"github.com/stowage/stowage/reservations"
@@ -58,7 +60,7 @@ func buildFixture(b testing.TB, dir string, scaleAvail, scaleRes int) (*repo.Rep
 		reserved += a.Size
 		v, err := a.MarshalJSON()
 		require.NoError(b, err)
-		put(a.Key(), v)
+		put(reservations.KeyOf(a), v)
 		put(datastore.NewKey("/meta/sales/availabilities/"+aid.String()), nil)
 	}
 	for i := range scaleRes {
@@ -69,7 +71,7 @@ func buildFixture(b testing.TB, dir string, scaleAvail, scaleRes int) (*repo.Rep
 		reserved += r.Size
 		v, err := r.MarshalJSON()
 		require.NoError(b, err)
-		put(r.Key(), v)
+		put(reservations.KeyOf(r), v)
 		put(datastore.NewKey("/meta/sales/byid/"+r.ID.String()), []byte(r.AvailabilityID.String()))
 		put(datastore.NewKey(slotKey(r.RequestID.String(), i)), []byte(r.AvailabilityID.String()+"/"+r.ID.String()))
 		for _, kv := range reservations.IndexEntriesForTest(r) {
@@ -79,8 +81,8 @@ func buildFixture(b testing.TB, dir string, scaleAvail, scaleRes int) (*repo.Rep
 			flush()
 		}
 	}
-	put(repo.ReservedKey, binary.BigEndian.AppendUint64(nil, reserved))
-	put(datastore.NewKey("/meta/sales/layout"), []byte(reservations.LayoutForTest))
+	put(engine.ReservedKey, binary.BigEndian.AppendUint64(nil, reserved))
+	put(datastore.NewKey("/meta/sales/layout"), []byte(strconv.Itoa(reservations.LayoutForTest)))
 	flush()
 	require.NoError(b, db.Close())
 	// Compact fully, as a store that has lived a while is.
@@ -143,7 +145,7 @@ func BenchmarkVerifyScale(b *testing.B) {
 func BenchmarkVerifyWriterLatency(b *testing.B) {
 	_, s, _ := buildScale(b, b.TempDir())
 	ctx := context.Background()
-	slot := reservations.Slot{RequestID: stowage.RequestID{0xee}, Ask: stowage.StorageAsk{SlotSize: benchBlock, Duration: 1, Reward: u(1), Collateral: u(1)}}
+	slot := stowage.Slot{RequestID: stowage.RequestID{0xee}, Ask: stowage.StorageAsk{SlotSize: benchBlock, Duration: 1, Reward: u(1), Collateral: u(1)}}
 	for _, verifying := range []bool{false, true} {
 		name := "idle"
 		if verifying {
@@ -169,7 +171,7 @@ func BenchmarkVerifyWriterLatency(b *testing.B) {
 				start := time.Now()
 				res, err := s.ReserveSlot(ctx, slot)
 				require.NoError(b, err)
-				require.NoError(b, s.DeleteReservation(ctx, res.ID, res.AvailabilityID))
+				require.NoError(b, s.DeleteReservation(ctx, res.ID))
 				return time.Since(start)
 			}
 			cycle(-1) // hints loaded
@@ -212,7 +214,7 @@ func BenchmarkReclaimExpiredScale(b *testing.B) {
 		}
 	})
 	b.Run("1000-expired", func(b *testing.B) {
-		slot := reservations.Slot{RequestID: stowage.RequestID{0xdd}, Ask: stowage.StorageAsk{SlotSize: benchBlock, Duration: 1, Reward: u(1), Collateral: u(1)}, ValidUntil: now.Add(-time.Hour)}
+		slot := stowage.Slot{RequestID: stowage.RequestID{0xdd}, Ask: stowage.StorageAsk{SlotSize: benchBlock, Duration: 1, Reward: u(1), Collateral: u(1)}, Expiry: now.Add(-time.Hour)}
 		idx := 0
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()

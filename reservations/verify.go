@@ -127,7 +127,7 @@ func (t txn) audit(a *audit) error {
 		}
 	}
 	var curA Availability
-	err := t.Scan(Prefix, false, func(key string, value []byte) error {
+	err := t.Scan(recordsPrefix, false, func(key string, value []byte) error {
 		k := datastore.RawKey(key)
 		if !isReservationKey(key) {
 			settle()

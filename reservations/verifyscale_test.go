@@ -31,12 +31,12 @@ func TestVerify_BesideWritersOnASnapshot(t *testing.T) {
 	for w := range 8 {
 		wg.Go(func() {
 			for i := 0; !stop.Load(); i++ {
-				res, err := s.CreateReservation(ctx, aids[w], 10, stowage.RequestID{0xaa, byte(w)}, uint64(i))
+				res, err := s.CreateReservation(ctx, aids[w], anySlot(stowage.RequestID{0xaa, byte(w)}, uint64(i), 10))
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if err := s.DeleteReservation(ctx, res.ID, res.AvailabilityID); err != nil {
+				if err := s.DeleteReservation(ctx, res.ID); err != nil {
 					t.Error(err)
 					return
 				}
@@ -86,6 +86,12 @@ func TestVerify_BesideWritersOnASnapshot(t *testing.T) {
 	require.NoError(t, s.Verify(ctx))
 }
 
+// endsAt sets slot's Expiry so that slot.Ends(), the ValidUntil of its
+// reservation, is at.
+func endsAt(slot *stowage.Slot, at time.Time) {
+	slot.Expiry = at.Add(-time.Duration(slot.Ask.Duration) * time.Second)
+}
+
 // A missing or stray expiry index entry is reported.
 func TestVerify_ReportsTheExpiryIndex(t *testing.T) {
 	r, err := repo.Open(t.Context(), t.TempDir(), repo.WithNoSync(), repo.WithQuotaMaxBytes(1<<30))
@@ -95,7 +101,7 @@ func TestVerify_ReportsTheExpiryIndex(t *testing.T) {
 	ctx := t.Context()
 	mustAvailability(t, s, 1000)
 	slot := slotOf(1, 0, 10)
-	slot.ValidUntil = time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+	endsAt(&slot, time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC))
 	res, err := s.ReserveSlot(ctx, slot)
 	require.NoError(t, err)
 	requireInvariant(t, s)
@@ -141,13 +147,13 @@ func TestReclaimExpired_Model(t *testing.T) {
 			switch rng.IntN(3) {
 			case 0: // never expires
 			case 1: // already expired
-				slot.ValidUntil = now.Add(-time.Duration(rng.IntN(100)+1) * time.Second)
+				endsAt(&slot, now.Add(-time.Duration(rng.IntN(100)+1)*time.Second))
 			default:
-				slot.ValidUntil = now.Add(time.Duration(rng.IntN(100)) * time.Second)
+				endsAt(&slot, now.Add(time.Duration(rng.IntN(100))*time.Second))
 			}
 			res, err := s.ReserveSlot(ctx, slot)
 			require.NoError(t, err)
-			model[res.ID] = slot.ValidUntil
+			model[res.ID] = slot.Ends()
 		case k < 8: // the clock moves on, a sweep
 			now = now.Add(time.Duration(rng.IntN(30)) * time.Second)
 			want := 0
@@ -162,13 +168,7 @@ func TestReclaimExpired_Model(t *testing.T) {
 			require.Equal(t, want, n, "step %d", step)
 		case k < 9: // one deleted by hand
 			for id := range model {
-				rs, err := s.Reservations(ctx)
-				require.NoError(t, err)
-				for _, res := range rs {
-					if res.ID == id {
-						require.NoError(t, s.DeleteReservation(ctx, id, res.AvailabilityID))
-					}
-				}
+				require.NoError(t, s.DeleteReservation(ctx, id))
 				delete(model, id)
 				break
 			}
@@ -197,7 +197,7 @@ func TestReclaimExpired_IndexesLayout2(t *testing.T) {
 	s := reservations.New(r)
 	mustAvailability(t, s, 1000)
 	slot := slotOf(3, 0, 10)
-	slot.ValidUntil = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	endsAt(&slot, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	res, err := s.ReserveSlot(ctx, slot)
 	require.NoError(t, err)
 	// Back to layout 2, behind the store's back.
@@ -210,7 +210,7 @@ func TestReclaimExpired_IndexesLayout2(t *testing.T) {
 	defer func() { _ = r.Close() }()
 	s = reservations.New(r)
 	require.NoError(t, s.Verify(ctx))
-	n, err := s.ReclaimExpired(ctx, slot.ValidUntil)
+	n, err := s.ReclaimExpired(ctx, slot.Ends())
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	_, found, err := s.ReservationForSlot(ctx, slot.RequestID, slot.Index)

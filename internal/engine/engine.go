@@ -42,6 +42,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
@@ -53,7 +54,7 @@ import (
 // Errors, re-exported by package repo.
 var (
 	ErrClosed      = errors.New("repo: closed")
-	ErrWriteFailed = errors.New("repo: write failed; no writes until the repo is reopened")
+	ErrWriteFailed = errors.New("repo: write failed, outcome unknown")
 	ErrCorrupt     = errors.New("repo: corrupt quota record")
 	ErrInvalid     = errors.New("repo: invalid option")
 )
@@ -77,6 +78,9 @@ type Config struct {
 	// of its transactions, retried on conflict, and nothing in memory is
 	// authoritative.
 	Shared bool
+	// Grace bounds, in shared mode, a round trip that cannot use the
+	// caller's ctx (the discard of a transaction). Zero: DefaultGrace.
+	Grace time.Duration
 	// Open opens the embedded metadata datastore; the engine calls it again
 	// to recover after a write whose outcome is unknown, and closes what it
 	// returned on Close.
@@ -135,6 +139,11 @@ type Engine struct {
 
 	conflicts atomic.Uint64
 
+	// sharedMu serialises the changes of shared mode instead of stageMu:
+	// a semaphore, so that waiting for it honours ctx.
+	sharedMu chan struct{}
+	grace    time.Duration // shared mode: bound of a discard
+
 	// Test hooks, nil outside tests: combine found nothing more to stage
 	// (still holding the staging lock); combine left a submitted change to
 	// the lock's holder.
@@ -192,6 +201,10 @@ func New(ctx context.Context, c Config) (*Engine, error) {
 	e := &Engine{max: c.Max, txn: c.Txn, shared: c.Shared, open: c.Open, log: c.Log, meta: c.Meta, blocks: c.Blocks, overlay: map[okey]pending{}}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
+	}
+	e.sharedMu, e.grace = make(chan struct{}, 1), c.Grace
+	if e.grace <= 0 {
+		e.grace = DefaultGrace
 	}
 	e.life.init()
 	if e.open != nil {
@@ -569,7 +582,7 @@ func (e *Engine) fail(group []*change, err error, unknown bool) {
 		e.durable = group[len(group)-1].counters
 	}
 	if unknown {
-		e.failed = fmt.Errorf("%w: %w", ErrWriteFailed, err)
+		e.failed = e.writeFailed(err)
 		err = e.failed
 	}
 	for _, c := range group {
