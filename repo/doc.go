@@ -135,9 +135,14 @@
 //     balance and Verify says so. (While changes keep coming, what the last
 //     durable group wrote is read from memory until the next group is
 //     durable; an idle repo reads everything from the datastore.)
-//   - Verify and reservations.Store.Verify hold every change off while they
-//     read everything: run them on start, in tests or on an operator's
-//     command, not per request.
+//   - Verify and reservations.Store.Verify read one state between two
+//     committed changes. On the embedded LevelDB (Open) with blocks in it
+//     they hold changes off only while those in flight become durable,
+//     take a snapshot and read it while changes go on; with
+//     WithBlockstore or another datastore they hold every change off
+//     while they read everything. Either way they read every record: run
+//     them on start, in tests or on an operator's command, not per
+//     request.
 //   - With WithBlockstore, blocks and counters are in two stores that cannot
 //     change atomically together; a crash between them over-counts Used
 //     (refusing bytes, never overcommitting), and Verify reports it.

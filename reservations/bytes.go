@@ -233,6 +233,9 @@ func (s *Store) deleteStep(ctx context.Context, id ReservationID) (done bool, er
 				return err
 			}
 		}
+		if err := t.deleteExpiry(&r); err != nil {
+			return err
+		}
 		return t.deleteSlotIndex(r)
 	})
 	return done, err
@@ -262,6 +265,10 @@ func (t txn) deleteSlotIndex(r Reservation) error {
 // how many it deleted; an error for one reservation does not stop the
 // others, and the errors are returned joined.
 //
+// It reads only the expiry index's entries up to now (see the package
+// doc): a sweep that finds nothing expired costs a few reads, however
+// many reservations the store holds.
+//
 // A host runs it periodically:
 //
 //	for {
@@ -275,21 +282,40 @@ func (t txn) deleteSlotIndex(r Reservation) error {
 //		}
 //	}
 func (s *Store) ReclaimExpired(ctx context.Context, now time.Time) (int, error) {
-	rs, err := s.Reservations(ctx)
+	var due []ReservationID
+	end := encodeExpiry(now)
+	err := s.view(ctx, func(t txn) error {
+		due = due[:0]
+		err := t.Scan(expiryPrefix, false, func(key string, value []byte) error {
+			when, id, err := parseExpiryKey(key)
+			if err != nil {
+				return err
+			}
+			if when > end {
+				return errStop // in time order: none after this has expired
+			}
+			if _, err := ParseAvailabilityID(string(value)); err != nil {
+				return fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
+			}
+			due = append(due, id)
+			return nil
+		})
+		if errors.Is(err, errStop) {
+			return nil
+		}
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("reclaim expired: %w", err)
 	}
 	var errs []error
 	n := 0
-	for _, r := range rs {
-		if r.ValidUntil.IsZero() || r.ValidUntil.After(now) {
-			continue
-		}
+	for _, id := range due {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err)
 			break
 		}
-		if err := s.DeleteReservation(ctx, r.ID); err != nil {
+		if err := s.DeleteReservation(ctx, id); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -200,7 +200,11 @@ func (c *crashChild) run(ctx context.Context, g int) {
 				req[i] = byte(rng.IntN(256))
 			}
 			size := 50 + rng.Uint64N(250)
-			x, err := c.s.ReserveSlot(ctx, stowage.Slot{RequestID: req, Index: rng.Uint64N(4), Ask: stowage.StorageAsk{SlotSize: size, Duration: 10, Reward: u(1), Collateral: u(1)}})
+			slot := stowage.Slot{RequestID: req, Index: rng.Uint64N(4), Ask: stowage.StorageAsk{SlotSize: size, Duration: 10, Reward: u(1), Collateral: u(1)}}
+			if rng.IntN(2) == 0 { // indexed by expiry (never reached: nothing reclaims)
+				slot.Expiry = time.Date(2100, 1, 1, 0, 0, rng.IntN(60), 0, time.UTC)
+			}
+			x, err := c.s.ReserveSlot(ctx, slot)
 			if check(err) {
 				say("reserve-slot %s %s %d", x.ID, x.AvailabilityID, size)
 				c.mu.Lock()

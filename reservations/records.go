@@ -23,6 +23,7 @@ import (
 //	/meta/sales/byid/<reservationID>                          the reservation's availability ID
 //	/meta/sales/slots/<requestID>/<slotIndex>                 "<availabilityID>/<reservationID>"
 //	/meta/sales/blocks/<reservationID><blockKey>              size of a block it wrote
+//	/meta/sales/expiry/<validUntil>/<reservationID>           its availability ID (see expiry.go)
 //	/meta/sales/layout                                        the layout's version
 //
 // Every key is built from IDs (UUIDs, a request's hex), a decimal slot
@@ -41,8 +42,10 @@ var (
 
 // layoutVersion is the version of the layout above, recorded at layoutKey
 // with the first write, so that a later release can tell what it reads and
-// move it. A datastore with a later version is refused (ErrNewerLayout).
-const layoutVersion = 2
+// move it. Layout 3 adds the expiry index to layout 2, which is upgraded on
+// first use (upgradeLayout); a datastore with a later version is refused
+// (ErrNewerLayout).
+const layoutVersion = 3
 
 // Availability is bytes the host offers to sell, and on what terms.
 //

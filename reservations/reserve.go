@@ -356,6 +356,9 @@ func (t txn) createReservation(s *state, a Availability, r Reservation) error {
 	if err := t.putReservation(r); err != nil {
 		return err
 	}
+	if err := t.putExpiry(&r); err != nil {
+		return err
+	}
 	if err := t.Put(byIDKey(r.ID), []byte(r.AvailabilityID.String())); err != nil {
 		return err
 	}

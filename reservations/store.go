@@ -101,7 +101,7 @@ func (s *Store) update(ctx context.Context, fn func(t txn) error) error {
 	err := s.eng.Update(ctx, func(tx *engine.Tx) error {
 		t := txn{tx}
 		var err error
-		if known, err = t.checkLayout(); err != nil {
+		if known, err = t.checkLayout(s.log); err != nil {
 			return err
 		}
 		if err := fn(t); err != nil {
@@ -121,8 +121,9 @@ func (s *Store) update(ctx context.Context, fn func(t txn) error) error {
 
 // checkLayout reports whether the datastore records this release's layout.
 // A datastore without a record (empty, or never written by this release) is
-// taken to be in it; a later version fails with ErrNewerLayout.
-func (t txn) checkLayout() (bool, error) {
+// taken to be in it; one in layout 2 is brought to it in the same change
+// (upgradeLayout2); a later version fails with ErrNewerLayout.
+func (t txn) checkLayout(log *slog.Logger) (bool, error) {
 	b, err := t.Get(layoutKey)
 	if errors.Is(err, datastore.ErrNotFound) {
 		return false, nil
@@ -136,6 +137,9 @@ func (t txn) checkLayout() (bool, error) {
 		return false, fmt.Errorf("%w: %s holds %q", ErrCorrupt, layoutKey, b)
 	case v > layoutVersion:
 		return false, fmt.Errorf("%w: layout %d, this release reads layout %d", ErrNewerLayout, v, layoutVersion)
+	case v == 2:
+		// Written before the expiry index: build it in this change.
+		return true, t.upgradeLayout2(log)
 	case v < layoutVersion:
 		// No release wrote an earlier version with this record.
 		return false, fmt.Errorf("%w: %s holds layout %d, which no release wrote", ErrCorrupt, layoutKey, v)
@@ -517,38 +521,44 @@ func (s *Store) Reservation(ctx context.Context, id ReservationID) (Reservation,
 }
 
 // ReservationForSlot returns the reservation a slot holds; false when it
-// holds none.
+// holds none. It reads the slot's index and the reservation in one
+// consistent state (see Availabilities).
 func (s *Store) ReservationForSlot(ctx context.Context, requestID stowage.RequestID, index uint64) (Reservation, bool, error) {
-	key := slotKey(requestID, index)
-	type ids struct {
-		a AvailabilityID
-		r ReservationID
-	}
-	var last ids
-	for {
-		ref, err := read(ctx, s, key, func(key datastore.Key, b []byte) (ids, error) {
-			a, r, err := decodeSlot(key, b)
-			return ids{a, r}, err
-		})
-		if errors.Is(err, ErrNotFound) {
-			return Reservation{}, false, nil
+	var r Reservation
+	var found bool
+	err := s.view(ctx, func(t txn) error {
+		key := slotKey(requestID, index)
+		b, err := t.Get(key)
+		if errors.Is(err, datastore.ErrNotFound) {
+			return nil
 		}
 		if err != nil {
-			return Reservation{}, false, fmt.Errorf("reservation for slot %d of %s: %w", index, requestID, err)
+			return err
 		}
-		r, err := read(ctx, s, reservationKey(ref.a, ref.r), decodeReservation)
-		// The two reads are not one snapshot: the reservation may have
-		// been deleted (and the slot freed or taken again) in between.
-		// Read the slot again, unless it still names the missing record.
-		if errors.Is(err, ErrNotFound) && ref != last {
-			last = ref
-			continue
-		}
+		aid, rid, err := decodeSlot(key, b)
 		if err != nil {
-			return Reservation{}, false, fmt.Errorf("reservation for slot %d of %s: %w", index, requestID, err)
+			return err
 		}
-		return r, true, nil
+		r, found, err = t.reservationAt(aid, rid)
+		if err == nil && !found {
+			err = fmt.Errorf("%w: %s names reservation %s of availability %s, which does not exist", ErrCorrupt, key, rid, aid)
+		}
+		return err
+	})
+	if err != nil {
+		return Reservation{}, false, fmt.Errorf("reservation for slot %d of %s: %w", index, requestID, err)
 	}
+	return r, found, nil
+}
+
+// view runs fn on one consistent state of the records (engine.Read): a
+// LevelDB snapshot, a read-only transaction in shared mode, or a read
+// under the staging lock on other datastores.
+func (s *Store) view(ctx context.Context, fn func(t txn) error) error {
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	return s.eng.Read(ctx, func(tx *engine.Tx) error { return fn(txn{tx}) })
 }
 
 // read reads one durable record and decodes it; a missing one is
@@ -571,15 +581,20 @@ func read[T any](ctx context.Context, s *Store, key datastore.Key, decode func(d
 // Availabilities returns every availability, oldest first. It reads only
 // availability records; a corrupt one fails it with ErrCorrupt, and a read
 // error fails it too (never a shorter list).
+//
+// Every listing (and ReservationForSlot) reads one consistent state: a
+// snapshot of the embedded LevelDB, one read-only transaction in shared
+// mode, or, on other datastores, a read under the staging lock (changes
+// wait while it reads). A record a concurrent change deleted is simply not
+// listed; ErrCorrupt means the datastore really holds an inconsistent
+// state.
 func (s *Store) Availabilities(ctx context.Context) ([]Availability, error) {
-	if err := s.ready(ctx); err != nil {
-		return nil, fmt.Errorf("list availabilities: %w", err)
-	}
-	scan := func(p datastore.Key, keysOnly bool, fn func(string, []byte) error) error {
-		return s.eng.Scan(ctx, p, keysOnly, fn)
-	}
-	get := func(k datastore.Key) ([]byte, error) { return s.eng.Get(ctx, k) }
-	as, err := listAvailabilities(scan, get)
+	var as []Availability
+	err := s.view(ctx, func(t txn) error {
+		var err error
+		as, err = t.availabilities()
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list availabilities: %w", err)
 	}
@@ -612,20 +627,20 @@ func isReservationKey(key string) bool {
 	return strings.Count(key[len(recordsPrefix.String())+1:], "/") == 1
 }
 
-// scanAll decodes every durable record under prefix, in key order.
-// keep, when not nil, picks the keys to decode.
+// scanAll decodes every record under prefix, in key order, in one
+// consistent state. keep, when not nil, picks the keys to decode.
 func scanAll[T any](ctx context.Context, s *Store, prefix datastore.Key, keep func(string) bool, decode func(datastore.Key, []byte) (T, error)) ([]T, error) {
-	if err := s.ready(ctx); err != nil {
-		return nil, err
-	}
 	var out []T
-	err := s.eng.Scan(ctx, prefix, false, func(key string, value []byte) error {
-		if keep != nil && !keep(key) {
-			return nil
-		}
-		v, err := decode(datastore.RawKey(key), value)
-		out = append(out, v)
-		return err
+	err := s.view(ctx, func(t txn) error {
+		out = out[:0]
+		return t.Scan(prefix, false, func(key string, value []byte) error {
+			if keep != nil && !keep(key) {
+				return nil
+			}
+			v, err := decode(datastore.RawKey(key), value)
+			out = append(out, v)
+			return err
+		})
 	})
 	if err != nil {
 		return nil, err

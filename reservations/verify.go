@@ -1,15 +1,18 @@
 package reservations
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"strings"
 
 	"github.com/holiman/uint256"
 	"github.com/ipfs/go-datastore"
 
+	"github.com/stowage/stowage"
 	"github.com/stowage/stowage/internal/engine"
 )
 
@@ -28,10 +31,20 @@ import (
 //  5. the counters on disk equal those in memory;
 //
 // and that every reservation's availability exists and its indexes (by ID,
-// by slot) agree with it. It sees every record at one instant: it waits for
-// the changes in flight and holds new ones off while it reads everything,
-// so run it from tests, after a restart or on an operator's command, not on
-// every sale. A corrupt record fails it with ErrCorrupt.
+// by slot, by expiry) agree with it, and every index entry names a record
+// that exists. A corrupt record fails it with ErrCorrupt.
+//
+// It reads one state between two committed changes. On the embedded
+// LevelDB (repo.Open) it holds new changes off only until those in flight
+// are durable, takes a snapshot and the counters memory holds for it, and
+// reads the snapshot while changes go on: a concurrent change can neither
+// fail it nor hide a fault from it; it only means the answer is about the
+// state at the snapshot, not about any change made after it. With a
+// separate block store or another datastore it holds every change off
+// while it reads everything (they wait, they do not fail); in shared mode
+// it is one read-only transaction. Its cost grows with the number of
+// records and indexed blocks (one read of each, plus sorting the
+// reservations by ID once).
 //
 // The invariants hold while this package is the only one reserving and
 // releasing the repo's bytes and writing its records.
@@ -39,32 +52,49 @@ func (s *Store) Verify(ctx context.Context) error {
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
-	return s.eng.View(ctx, func(tx *engine.Tx) error { return verify(txn{tx}) })
+	return s.eng.Snapshot(ctx, func(tx *engine.Tx) error {
+		if verifyHook != nil {
+			verifyHook()
+		}
+		return verify(txn{tx})
+	})
 }
 
-type books struct {
-	as    []Availability
-	rs    []Reservation
-	byID  map[ReservationID]AvailabilityID
-	slots map[string]ReservationID
-	// blocks sums, per reservation, the sizes its block index records.
-	blocks map[ReservationID]uint64
-	// missing lists indexed blocks not stored with their recorded size.
-	missing []string
-	indexed []AvailabilityID
+// verifyHook, set by tests, runs when Verify starts reading.
+var verifyHook func()
+
+// checked is what Verify keeps of a reservation while it joins the
+// indexes with the records.
+type checked struct {
+	id, aid       [16]byte
+	used, blocks  uint64
+	req           stowage.RequestID
+	index         uint64
+	expiry        string // its <when> in the expiry index; "" for none
+	byID, bySlot  bool   // an index entry names it
+	byExp, holder bool   // (holder: its availability exists)
+}
+
+// audit collects the differences Verify finds.
+type audit struct{ errs []error }
+
+func (a *audit) inv(format string, args ...any) {
+	a.errs = append(a.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvariant}, args...)...))
 }
 
 func verify(t txn) error {
-	errs := []error{t.VerifyCounters()}
-	b, err := t.readBooks()
-	if err != nil {
-		return errors.Join(append(errs, fmt.Errorf("verify: %w", err))...)
+	a := &audit{errs: []error{t.VerifyCounters()}}
+	if err := t.audit(a); err != nil {
+		a.errs = append(a.errs, fmt.Errorf("verify: %w", err))
 	}
-	inv := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvariant}, args...)...))
-	}
-	q := t.Counters()
+	return errors.Join(a.errs...)
+}
 
+// audit reads every record once, in key order, checking each availability
+// against its reservations with running sums, and joins each index with
+// the reservations sorted by ID.
+func (t txn) audit(a *audit) error {
+	q := t.Counters()
 	var availBytes, resBytes, usedBytes uint64
 	var overflow bool
 	add := func(sum *uint64, n uint64) {
@@ -72,140 +102,191 @@ func verify(t txn) error {
 		*sum, c = bits.Add64(*sum, n, 0)
 		overflow = overflow || c != 0
 	}
-	type holding struct {
-		bytes uint64
-		coll  uint256.Int
-	}
-	holds := map[AvailabilityID]*holding{}
-	for _, a := range b.as {
-		add(&availBytes, a.Size)
-		holds[a.ID] = &holding{}
-	}
-	for _, id := range b.indexed {
-		if holds[id] == nil {
-			inv("the index names availability %s, which does not exist", id)
+
+	// Availabilities, each followed by its reservations.
+	var avails []AvailabilityID
+	var rs []checked
+	var cur *Availability // the availability whose reservations follow
+	var held uint64
+	var coll uint256.Int
+	settle := func() {
+		if cur == nil {
+			return
 		}
-	}
-	if len(b.indexed) != len(b.as) {
-		inv("%d availabilities, %d indexed", len(b.as), len(b.indexed))
-	}
-	for _, r := range b.rs {
-		add(&resBytes, r.Size)
-		add(&usedBytes, r.Used)
-		h, ok := holds[r.AvailabilityID]
-		if !ok {
-			inv("reservation %s draws on missing availability %s", r.ID, r.AvailabilityID)
-		} else {
-			h.bytes += r.Size + r.Used
-			h.coll.Add(&h.coll, &r.Collateral)
+		if cur.TotalSize != cur.Size+held {
+			a.inv("availability %s has totalSize %d, size %d and its reservations hold %d: difference %+d",
+				cur.ID, cur.TotalSize, cur.Size, held, int64(cur.TotalSize-cur.Size-held))
 		}
-		if aid, ok := b.byID[r.ID]; !ok || aid != r.AvailabilityID {
-			inv("reservation %s is not indexed by its ID", r.ID)
-		}
-		delete(b.byID, r.ID)
-		sk := slotKey(r.RequestID, r.SlotIndex).String()
-		if rid, ok := b.slots[sk]; !ok || rid != r.ID {
-			inv("slot %d of %s does not name its reservation %s", r.SlotIndex, r.RequestID, r.ID)
-		}
-		delete(b.slots, sk)
-		if got := b.blocks[r.ID]; got != r.Used {
-			inv("reservation %s has used %d, its blocks hold %d: difference %+d", r.ID, r.Used, got, int64(r.Used-got))
-		}
-		delete(b.blocks, r.ID)
-	}
-	for id := range b.byID {
-		inv("index names reservation %s, which does not exist", id)
-	}
-	for k := range b.slots {
-		inv("slot index %s names no reservation", k)
-	}
-	for id := range b.blocks {
-		inv("blocks are indexed for reservation %s, which does not exist", id)
-	}
-	for _, k := range b.missing {
-		inv("block %s is not stored with the size its reservation recorded", k)
-	}
-	for _, a := range b.as {
-		h := holds[a.ID]
-		if a.TotalSize != a.Size+h.bytes {
-			inv("availability %s has totalSize %d, size %d and its reservations hold %d: difference %+d",
-				a.ID, a.TotalSize, a.Size, h.bytes, int64(a.TotalSize-a.Size-h.bytes))
-		}
-		if a.hasBudget() {
+		if cur.hasBudget() {
 			var sum uint256.Int
-			sum.Add(&a.FreeCollateral, &h.coll)
-			if !sum.Eq(&a.TotalCollateral) {
-				inv("availability %s has a collateral budget of %s, %s free and its reservations hold %s",
-					a.ID, a.TotalCollateral.Dec(), a.FreeCollateral.Dec(), h.coll.Dec())
+			sum.Add(&cur.FreeCollateral, &coll)
+			if !sum.Eq(&cur.TotalCollateral) {
+				a.inv("availability %s has a collateral budget of %s, %s free and its reservations hold %s",
+					cur.ID, cur.TotalCollateral.Dec(), cur.FreeCollateral.Dec(), coll.Dec())
 			}
 		}
 	}
-	sum, c := bits.Add64(availBytes, resBytes, 0)
-	if overflow || c != 0 || sum != q.Reserved {
-		inv("repo reserved %d, availabilities hold %d (%d records), reservations hold %d (%d records): difference %+d",
-			q.Reserved, availBytes, len(b.as), resBytes, len(b.rs), int64(q.Reserved-sum))
-	}
-	if usedBytes > q.Used {
-		inv("reservations used %d, repo used %d", usedBytes, q.Used)
-	}
-	return errors.Join(errs...)
-}
-
-// readBooks reads every record of the Store.
-func (t txn) readBooks() (*books, error) {
-	b := &books{byID: map[ReservationID]AvailabilityID{}, slots: map[string]ReservationID{}, blocks: map[ReservationID]uint64{}}
+	var curA Availability
 	err := t.Scan(recordsPrefix, false, func(key string, value []byte) error {
+		k := datastore.RawKey(key)
 		if !isReservationKey(key) {
-			a, err := decodeAvailability(datastore.RawKey(key), value)
-			b.as = append(b.as, a)
-			return err
+			settle()
+			av, err := decodeAvailability(k, value)
+			if err != nil {
+				return err
+			}
+			curA, cur, held, coll = av, &curA, 0, uint256.Int{}
+			add(&availBytes, av.Size)
+			avails = append(avails, av.ID)
+			return nil
 		}
-		r, err := decodeReservation(datastore.RawKey(key), value)
-		b.rs = append(b.rs, r)
-		return err
+		r, err := parseReservation(value)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
+		}
+		if !isReservationKeyOf(key, r.AvailabilityID, r.ID) {
+			return fmt.Errorf("%w: %s holds reservation %s of availability %s", ErrCorrupt, key, r.ID, r.AvailabilityID)
+		}
+		add(&resBytes, r.Size)
+		add(&usedBytes, r.Used)
+		c := checked{id: r.ID, aid: r.AvailabilityID, used: r.Used, req: r.RequestID, index: r.SlotIndex}
+		if !r.ValidUntil.IsZero() {
+			c.expiry = encodeExpiry(r.ValidUntil)
+		}
+		if cur != nil && cur.ID == r.AvailabilityID {
+			c.holder = true
+			held += r.Size + r.Used
+			coll.Add(&coll, &r.Collateral)
+		} else {
+			a.inv("reservation %s draws on missing availability %s", r.ID, r.AvailabilityID)
+		}
+		rs = append(rs, c)
+		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
+	settle()
+
+	// The index of availabilities, in ID order as the records are.
+	i, indexed := 0, 0
 	err = t.Scan(availIndexPrefix, true, func(key string, _ []byte) error {
-		id, err := ParseAvailabilityID(key[len(availIndexPrefix.String())+1:])
+		indexed++
+		id, err := availabilityIDOf(key[len(availIndexPrefix.String())+1:])
 		if err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
 		}
-		b.indexed = append(b.indexed, id)
+		for i < len(avails) && bytes.Compare(avails[i][:], id[:]) < 0 {
+			a.inv("availability %s is not indexed", avails[i])
+			i++
+		}
+		if i < len(avails) && avails[i] == id {
+			i++
+		} else {
+			a.inv("the index names availability %s, which does not exist", id)
+		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
+	for ; i < len(avails); i++ {
+		a.inv("availability %s is not indexed", avails[i])
+	}
+	if indexed != len(avails) {
+		a.inv("%d availabilities, %d indexed", len(avails), indexed)
+	}
+
+	// The reservations in ID order, which the other indexes share.
+	slices.SortFunc(rs, func(x, y checked) int { return bytes.Compare(x.id[:], y.id[:]) })
+	find := func(id [16]byte) *checked {
+		j, ok := slices.BinarySearchFunc(rs, id, func(c checked, id [16]byte) int { return bytes.Compare(c.id[:], id[:]) })
+		if !ok {
+			return nil
+		}
+		return &rs[j]
+	}
+
 	err = t.Scan(byIDPrefix, false, func(key string, value []byte) error {
-		rid, err1 := ParseReservationID(key[len(byIDPrefix.String())+1:])
-		aid, err2 := ParseAvailabilityID(string(value))
+		rid, err1 := reservationIDOf(key[len(byIDPrefix.String())+1:])
+		aid, err2 := availabilityIDOf(string(value))
 		if err := errors.Join(err1, err2); err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
 		}
-		b.byID[rid] = aid
+		if c := find(rid); c == nil {
+			a.inv("index names reservation %s, which does not exist", rid)
+		} else if c.aid == aid {
+			c.byID = true
+		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
-	}
-	err = t.Scan(slotPrefix, false, func(key string, value []byte) error {
-		_, rid, err := decodeSlot(datastore.RawKey(key), value)
-		b.slots[key] = rid
 		return err
-	})
-	if err != nil {
-		return nil, err
 	}
-	base := len(blocksPrefix.String()) + 1
-	err = t.Scan(blocksPrefix, false, func(key string, value []byte) error {
-		rest := key[base:]
-		i := strings.IndexByte(rest, '/')
-		if i < 0 {
+
+	err = t.Scan(slotPrefix, false, func(key string, value []byte) error {
+		var aid, rid [16]byte
+		ok := len(value) == 73 && value[36] == '/'
+		if ok {
+			var ok1, ok2 bool
+			aid, ok1 = uuidOf(string(value[:36]))
+			rid, ok2 = uuidOf(string(value[37:]))
+			ok = ok1 && ok2
+		}
+		if !ok {
+			a, r, err := decodeSlot(datastore.RawKey(key), value)
+			if err != nil {
+				return err
+			}
+			aid, rid = a, r
+		}
+		req, index, ok := parseSlotKey(key)
+		if !ok {
 			return fmt.Errorf("%w: unexpected key %s", ErrCorrupt, key)
 		}
-		rid, err := ParseReservationID(rest[:i])
+		if c := find(rid); c != nil && c.aid == aid && c.req == req && c.index == index && !c.bySlot {
+			c.bySlot = true
+		} else {
+			a.inv("slot index %s names no reservation", key)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+
+	err = t.Scan(expiryPrefix, false, func(key string, value []byte) error {
+		when, rid, err := parseExpiryKey(key)
+		if err != nil {
+			return err
+		}
+		c := find(rid)
+		if c == nil || c.expiry != when || c.byExp {
+			a.inv("expiry index %s names no reservation that expires then", key)
+			return nil
+		}
+		if aid, err := availabilityIDOf(string(value)); err != nil || aid != c.aid {
+			a.inv("expiry index %s does not name the availability of reservation %s", key, c.id)
+		}
+		c.byExp = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+
+	// The blocks, grouped by reservation ID.
+	base := len(blocksPrefix.String()) + 1
+	var last [16]byte
+	var lastC *checked
+	first := true
+	err = t.Scan(blocksPrefix, false, func(key string, value []byte) error {
+		rest := key[base:]
+		j := strings.IndexByte(rest, '/')
+		if j < 0 {
+			return fmt.Errorf("%w: unexpected key %s", ErrCorrupt, key)
+		}
+		rid, err := reservationIDOf(rest[:j])
 		if err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
 		}
@@ -213,18 +294,63 @@ func (t txn) readBooks() (*books, error) {
 		if err != nil {
 			return err
 		}
-		b.blocks[rid] += size
-		stored, ok, err := t.BlockSize(datastore.RawKey(rest[i:]))
+		if first || rid != last {
+			first, last, lastC = false, rid, find(rid)
+			if lastC == nil {
+				a.inv("blocks are indexed for reservation %s, which does not exist", ReservationID(rid))
+			}
+		}
+		if lastC != nil {
+			lastC.blocks += size
+		}
+		stored, ok, err := t.BlockSize(datastore.RawKey(rest[j:]))
 		if err != nil {
 			return err
 		}
 		if !ok || stored != size {
-			b.missing = append(b.missing, rest[i:])
+			a.inv("block %s is not stored with the size its reservation recorded", rest[j:])
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return b, nil
+
+	for i := range rs {
+		c := &rs[i]
+		id := ReservationID(c.id)
+		if !c.byID {
+			a.inv("reservation %s is not indexed by its ID", id)
+		}
+		if !c.bySlot {
+			a.inv("slot %d of %s does not name its reservation %s", c.index, c.req, id)
+		}
+		if c.expiry != "" && !c.byExp {
+			a.inv("reservation %s is not indexed by its expiry", id)
+		}
+		if c.blocks != c.used {
+			a.inv("reservation %s has used %d, its blocks hold %d: difference %+d", id, c.used, c.blocks, int64(c.used-c.blocks))
+		}
+	}
+	sum, carry := bits.Add64(availBytes, resBytes, 0)
+	if overflow || carry != 0 || sum != q.Reserved {
+		a.inv("repo reserved %d, availabilities hold %d (%d records), reservations hold %d (%d records): difference %+d",
+			q.Reserved, availBytes, len(avails), resBytes, len(rs), int64(q.Reserved-sum))
+	}
+	if usedBytes > q.Used {
+		a.inv("reservations used %d, repo used %d", usedBytes, q.Used)
+	}
+	return nil
+}
+
+// parseSlotKey reads the request and slot index out of a slot index key
+// as slotKey writes it.
+func parseSlotKey(key string) (stowage.RequestID, uint64, bool) {
+	var req stowage.RequestID
+	p := parser{b: []byte(key)}
+	if !p.lit(slotPrefix.String()+"/0x") || !p.hex(req[:]) || !p.lit("/") {
+		return req, 0, false
+	}
+	var index uint64
+	return req, index, p.uint(&index) && p.done()
 }

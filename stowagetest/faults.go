@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/holiman/uint256"
 	"github.com/ipfs/go-datastore"
@@ -28,8 +29,10 @@ func Scenario(ctx context.Context, r *repo.Repo, s *reservations.Store) {
 	b, _ := s.AddAvailability(ctx, reservations.Availability{TotalSize: 300, Duration: 100, MinPrice: one, MaxCollateral: ten, TotalCollateral: *uint256.NewInt(25)})
 	r1, _ := s.CreateReservation(ctx, a.ID, slotOf(stowage.RequestID{1}, 0, 100))
 	// Only b takes a collateral of 10.
+	// r2 expires (Ends() is 2100-01-01), so it is indexed by expiry too.
 	r2, _ := s.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{1}, Index: 1,
-		Ask: stowage.StorageAsk{SlotSize: 150, Duration: 10, Reward: one, Collateral: ten}})
+		Ask:    stowage.StorageAsk{SlotSize: 150, Duration: 10, Reward: one, Collateral: ten},
+		Expiry: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).Add(-10 * time.Second)})
 	r3, _ := s.CreateReservation(ctx, b.ID, slotOf(stowage.RequestID{2}, 0, 100))
 	_ = s.PutBlock(ctx, r1.ID, datastore.NewKey("/s/1/0"), make([]byte, 60))
 	_ = s.PutBlock(ctx, r2.ID, datastore.NewKey("/s/2/0"), make([]byte, 100))

@@ -854,12 +854,9 @@ func (e *Engine) View(ctx context.Context, fn func(tx *Tx) error) error {
 
 // DiskCounters reads the counters from the datastore. Call it from View.
 func (tx *Tx) DiskCounters() (Counters, error) {
-	if tx.txn != nil {
-		return readCounters(tx.ctx, tx.txn)
-	}
 	tx.e.dbMu.RLock()
 	defer tx.e.dbMu.RUnlock()
-	return readCounters(tx.ctx, tx.e.meta)
+	return readCounters(tx.ctx, tx.metaStore())
 }
 
 // Get reads a metadata record outside any change (what is durable).

@@ -29,6 +29,9 @@ type Tx struct {
 	idx      map[okey]int // the op of each key, once ops are many
 	after    []func()
 	readOnly bool
+	// snap: a view's snapshot of the metadata datastore, read instead of
+	// the overlay and the live datastore (see view.go).
+	snap datastore.Read
 }
 
 var errReadOnly = errors.New("repo: write in a read-only view")
@@ -51,6 +54,9 @@ func (tx *Tx) AfterStage(f func()) { tx.after = append(tx.after, f) }
 func (tx *Tx) lookup(k okey) (value []byte, del, found bool) {
 	if i, ok := tx.find(k); ok {
 		return tx.ops[i].value, tx.ops[i].del, true
+	}
+	if tx.snap != nil {
+		return nil, false, false
 	}
 	if p, ok := tx.e.overlay[k]; ok {
 		return p.value, p.del, true
@@ -78,6 +84,9 @@ func (tx *Tx) get(k okey) ([]byte, error) {
 func (tx *Tx) metaStore() datastore.Read {
 	if tx.txn != nil {
 		return tx.txn
+	}
+	if tx.snap != nil {
+		return tx.snap
 	}
 	return tx.e.meta
 }
@@ -305,12 +314,30 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 	for i := len(tx.ops) - 1; i >= 0; i-- {
 		add(tx.ops[i].okey, tx.ops[i].value, tx.ops[i].del)
 	}
-	keys := tx.e.overlayKeys // empty in shared mode
+	var keys []string // the overlay's, empty in shared mode and in a view
+	if tx.snap == nil {
+		keys = tx.e.overlayKeys
+	}
 	i, _ := slices.BinarySearch(keys, p)
 	for ; i < len(keys) && under(keys[i]); i++ {
 		k := okey{key: keys[i]}
 		pd := tx.e.overlay[k]
 		add(k, pd.value, pd.del)
+	}
+	if tx.snap == nil {
+		// A change holds the staging lock, which a reopen needs too: fn
+		// may read again under this read lock. A view's snapshot is
+		// replaced by no reopen and needs none.
+		tx.e.dbMu.RLock()
+		defer tx.e.dbMu.RUnlock()
+	}
+	store := tx.metaStore()
+	if pendingKeys == nil {
+		// Nothing pending under prefix: the store's own order is the
+		// answer, with nothing collected or sorted.
+		if ok, err := orderedScan(store, prefix, keysOnly, fn); ok {
+			return err
+		}
 	}
 	keep := func(key string, value []byte) error {
 		if !pendingKeys[key] {
@@ -318,16 +345,12 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 		}
 		return nil
 	}
-	tx.e.dbMu.RLock()
-	var err error
-	if d, ok := tx.metaStore().(*ldb.DS); ok {
-		err = d.Scan(prefix, keysOnly, keep)
-	} else {
+	ok, err := orderedScan(store, prefix, keysOnly, keep)
+	if !ok {
 		// No order asked of the store: the entries are sorted below, with
 		// the pending ones among them.
 		err = scan(tx.ctx, tx.metaStore(), prefix, keysOnly, nil, func(en query.Entry) error { return keep(en.Key, en.Value) })
 	}
-	tx.e.dbMu.RUnlock()
 	if err != nil {
 		return err
 	}
@@ -338,6 +361,20 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 		}
 	}
 	return nil
+}
+
+// orderedScan scans prefix of store in key order without the query
+// machinery, when store is the embedded LevelDB or one of its snapshots;
+// ok is false otherwise. (Concrete types, not an interface: fn then need
+// not escape to the heap.)
+func orderedScan(store datastore.Read, prefix datastore.Key, keysOnly bool, fn func(key string, value []byte) error) (ok bool, err error) {
+	switch d := store.(type) {
+	case *ldb.DS:
+		return true, d.Scan(prefix, keysOnly, fn)
+	case *ldb.Snapshot:
+		return true, d.Scan(prefix, keysOnly, fn)
+	}
+	return false, nil
 }
 
 // lifetime is a thread group: calls enter and leave, Close waits for those

@@ -19,6 +19,7 @@ import (
 	"github.com/ipfs/go-datastore/query"
 	"github.com/syndtr/goleveldb/leveldb"
 	lerrors "github.com/syndtr/goleveldb/leveldb/errors"
+	"github.com/syndtr/goleveldb/leveldb/iterator"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/storage"
 	"github.com/syndtr/goleveldb/leveldb/util"
@@ -42,7 +43,13 @@ type DS struct {
 	stor storage.Storage
 	wo   *opt.WriteOptions
 
-	mu     sync.RWMutex // held shared by every call, exclusively by Close
+	// Every call enters and leaves; Close turns later calls away and
+	// waits for those in flight. Unlike a read lock, a call entered twice
+	// (a read inside a scan's callback) cannot deadlock with Close: the
+	// inner one fails with ErrClosed.
+	mu     sync.Mutex
+	idle   sync.Cond
+	n      int
 	closed bool
 }
 
@@ -67,28 +74,45 @@ func Open(dir string, o Options) (*DS, error) {
 		fs.Close()
 		return nil, fmt.Errorf("ldb: open %s: %w", dir, err)
 	}
-	return &DS{db: db, stor: fs, wo: &opt.WriteOptions{Sync: !o.NoSync}}, nil
+	d := &DS{db: db, stor: fs, wo: &opt.WriteOptions{Sync: !o.NoSync}}
+	d.idle.L = &d.mu
+	return d, nil
 }
 
 // Close closes the database; calls in flight finish first.
 func (d *DS) Close() error {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.closed {
+		d.mu.Unlock()
 		return nil
 	}
 	d.closed = true
+	for d.n > 0 {
+		d.idle.Wait()
+	}
+	d.mu.Unlock()
 	// goleveldb does not close a storage it was handed.
 	return errors.Join(d.db.Close(), d.stor.Close())
 }
 
+// enter admits a call, or fails with ErrClosed; leave ends it.
 func (d *DS) enter() error {
-	d.mu.RLock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.closed {
-		d.mu.RUnlock()
 		return ErrClosed
 	}
+	d.n++
 	return nil
+}
+
+func (d *DS) leave() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.n--
+	if d.n == 0 && d.closed {
+		d.idle.Broadcast()
+	}
 }
 
 func notFound(err error) error {
@@ -103,7 +127,7 @@ func (d *DS) Get(_ context.Context, key datastore.Key) ([]byte, error) {
 	if err := d.enter(); err != nil {
 		return nil, err
 	}
-	defer d.mu.RUnlock()
+	defer d.leave()
 	v, err := d.db.Get(key.Bytes(), nil)
 	return v, notFound(err)
 }
@@ -113,7 +137,7 @@ func (d *DS) Has(_ context.Context, key datastore.Key) (bool, error) {
 	if err := d.enter(); err != nil {
 		return false, err
 	}
-	defer d.mu.RUnlock()
+	defer d.leave()
 	return d.db.Has(key.Bytes(), nil)
 }
 
@@ -123,7 +147,7 @@ func (d *DS) GetSize(_ context.Context, key datastore.Key) (int, error) {
 	if err := d.enter(); err != nil {
 		return 0, err
 	}
-	defer d.mu.RUnlock()
+	defer d.leave()
 	k := key.Bytes()
 	it := d.db.NewIterator(&util.Range{Start: k, Limit: append(k[:len(k):len(k)], 0)}, nil)
 	defer it.Release()
@@ -141,7 +165,7 @@ func (d *DS) Put(_ context.Context, key datastore.Key, value []byte) error {
 	if err := d.enter(); err != nil {
 		return err
 	}
-	defer d.mu.RUnlock()
+	defer d.leave()
 	return d.db.Put(key.Bytes(), value, d.wo)
 }
 
@@ -150,7 +174,7 @@ func (d *DS) Delete(_ context.Context, key datastore.Key) error {
 	if err := d.enter(); err != nil {
 		return err
 	}
-	defer d.mu.RUnlock()
+	defer d.leave()
 	return d.db.Delete(key.Bytes(), d.wo)
 }
 
@@ -181,7 +205,7 @@ func (b *batch) Commit(context.Context) error {
 	if err := b.d.enter(); err != nil {
 		return err
 	}
-	defer b.d.mu.RUnlock()
+	defer b.d.leave()
 	return b.d.db.Write(&b.b, b.d.wo)
 }
 
@@ -191,7 +215,7 @@ func (d *DS) Write(b *leveldb.Batch) error {
 	if err := d.enter(); err != nil {
 		return err
 	}
-	defer d.mu.RUnlock()
+	defer d.leave()
 	return d.db.Write(b, d.wo)
 }
 
@@ -202,7 +226,13 @@ func (d *DS) Query(_ context.Context, q query.Query) (query.Results, error) {
 	if err := d.enter(); err != nil {
 		return nil, err
 	}
-	defer d.mu.RUnlock()
+	defer d.leave()
+	return d.query(q, d.db.NewIterator), nil
+}
+
+// query runs q over the iterators newIter makes (the database's or a
+// snapshot's).
+func (d *DS) query(q query.Query, newIter func(*util.Range, *opt.ReadOptions) iterator.Iterator) query.Results {
 	naive := q
 	naive.Prefix = "" // the iterator's range
 	rng := prefixRange(datastore.NewKey(q.Prefix))
@@ -211,7 +241,7 @@ func (d *DS) Query(_ context.Context, q query.Query) (query.Results, error) {
 			naive.Orders = nil
 		}
 	}
-	it := d.db.NewIterator(rng, nil)
+	it := newIter(rng, nil)
 	done := false
 	res := query.ResultsFromIterator(q, query.Iterator{
 		Next: func() (query.Result, bool) {
@@ -222,7 +252,7 @@ func (d *DS) Query(_ context.Context, q query.Query) (query.Results, error) {
 				done = true
 				return query.Result{Error: err}, true
 			}
-			defer d.mu.RUnlock()
+			defer d.leave()
 			if !it.Next() {
 				done = true
 				if err := it.Error(); err != nil {
@@ -241,7 +271,7 @@ func (d *DS) Query(_ context.Context, q query.Query) (query.Results, error) {
 			return nil
 		},
 	})
-	return query.NaiveQueryApply(naive, res), nil
+	return query.NaiveQueryApply(naive, res)
 }
 
 // Scan calls fn, in key order, with every key under prefix and its value
@@ -251,8 +281,11 @@ func (d *DS) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, value
 	if err := d.enter(); err != nil {
 		return err
 	}
-	defer d.mu.RUnlock()
-	it := d.db.NewIterator(prefixRange(prefix), nil)
+	defer d.leave()
+	return scanIter(d.db.NewIterator(prefixRange(prefix), nil), prefix, keysOnly, fn)
+}
+
+func scanIter(it iterator.Iterator, prefix datastore.Key, keysOnly bool, fn func(key string, value []byte) error) error {
 	defer it.Release()
 	for it.Next() {
 		var v []byte
@@ -284,7 +317,7 @@ func (d *DS) NewTransaction(_ context.Context, readOnly bool) (datastore.Txn, er
 	if err := d.enter(); err != nil {
 		return nil, err
 	}
-	defer d.mu.RUnlock()
+	defer d.leave()
 	tx, err := d.db.OpenTransaction()
 	if err != nil {
 		return nil, err
@@ -330,7 +363,7 @@ func (t *txn) Commit(context.Context) error {
 	if err := t.d.enter(); err != nil {
 		return err
 	}
-	defer t.d.mu.RUnlock()
+	defer t.d.leave()
 	return t.tx.Commit()
 }
 
