@@ -387,9 +387,11 @@ func (e *Engine) unlockStage() {
 // to write. The first change queued while nobody leads is told to lead.
 // Called with stageMu held.
 func (e *Engine) stageOne(c *change) {
-	if queued, err := e.stage(c); err != nil || !queued {
+	queued, after, err := e.stage(c)
+	if err != nil || !queued {
 		c.err = err
 		close(c.done)
+		runAfter(after)
 		return
 	}
 	e.queueMu.Lock()
@@ -412,36 +414,44 @@ func (e *Engine) stageOne(c *change) {
 	lead := !e.leading
 	e.leading = true
 	e.queueMu.Unlock()
+	// AfterStage's functions run once the change is in the queue (still
+	// under the staging lock): whoever they signal may count on the next
+	// group's holding it.
+	runAfter(after)
 	if lead {
 		close(c.lead)
 	}
 }
 
+func runAfter(fs []func()) {
+	for _, f := range fs {
+		f()
+	}
+}
+
 // stage runs c's function on a Tx and records what it writes in c and the
-// overlay; queued is false when there is nothing to write. Called with
-// stageMu held.
-func (e *Engine) stage(c *change) (queued bool, err error) {
+// overlay; queued is false when there is nothing to write. after are the
+// change's AfterStage functions, for the caller to run once the change is
+// queued (or ended, if it writes nothing). Called with stageMu held.
+func (e *Engine) stage(c *change) (queued bool, after []func(), err error) {
 	ctx, fn := c.ctx, c.fn
 	c.ctx, c.fn = nil, nil // the change lives until durable; these need not
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return false, nil, err
 	}
 	tx := &Tx{e: e, ctx: ctx, c: e.staged, base: e.staged}
 	if err := run(fn, tx); err != nil {
-		return false, err
+		return false, nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return false, nil, err
 	}
 	if tx.Dirty() && e.failed != nil {
-		return false, e.failed
+		return false, nil, e.failed
 	}
 	if !tx.Dirty() {
-		for _, f := range tx.after {
-			f()
-		}
 		c.after = e.last
-		return false, nil
+		return false, tx.after, nil
 	}
 	e.seq++
 	e.last = c
@@ -453,10 +463,7 @@ func (e *Engine) stage(c *change) (queued bool, err error) {
 		e.overlay[o.okey] = pending{value: o.value, del: o.del, seq: c.seq}
 	}
 	e.staged = tx.c
-	for _, f := range tx.after {
-		f()
-	}
-	return true, nil
+	return true, tx.after, nil
 }
 
 // ErrPanic wraps a panic in a change's function: the change is abandoned
