@@ -14,7 +14,8 @@ var (
 	// ErrWriteFailed means a commit failed in a way that may or may not have
 	// reached the disk (an fsync error, a lost connection). The repo then
 	// refuses every write until it is reopened, or until it has reopened its
-	// own embedded database; see the package doc for why.
+	// own embedded database; see the package doc for why. When that reopen
+	// fails (a full disk), the error says so and wraps its cause.
 	ErrWriteFailed = engine.ErrWriteFailed
 	// ErrCorrupt means a quota counter in the datastore is not a valid
 	// 8-byte big-endian number.

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/ipfs/go-datastore"
 	"github.com/syndtr/goleveldb/leveldb/storage"
@@ -15,6 +16,7 @@ type options struct {
 	shared       bool
 	logger       *slog.Logger
 	wrapStorage  func(storage.Storage) storage.Storage // tests: fault injection
+	now          func() time.Time                      // tests: the clock that spaces reopens
 }
 
 func defaultOptions() options {

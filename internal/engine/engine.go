@@ -42,6 +42,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
@@ -81,8 +82,20 @@ type Config struct {
 	// to recover after a write whose outcome is unknown, and closes what it
 	// returned on Close.
 	Open func() (datastore.Batching, io.Closer, error)
-	Log  *slog.Logger
+	// OpenReadOnly opens the embedded datastore for reading only (nothing
+	// written, so it opens on a full disk): reads go on while Open fails.
+	OpenReadOnly func() (datastore.Batching, io.Closer, error)
+	// Now is the clock that spaces the retries of a failed reopen
+	// (default time.Now); ReopenEvery is their interval (default
+	// DefaultReopenEvery).
+	Now         func() time.Time
+	ReopenEvery time.Duration
+	Log         *slog.Logger
 }
+
+// DefaultReopenEvery is how often, at most, a change retries the reopen of
+// the embedded database after one failed.
+const DefaultReopenEvery = time.Second
 
 // Engine is the write path of one repo. It is safe for concurrent use.
 type Engine struct {
@@ -92,6 +105,9 @@ type Engine struct {
 	separate bool // blocks live in their own datastore
 	ordered  bool // the embedded LevelDB: the queue's batch is built as changes queue
 	open     func() (datastore.Batching, io.Closer, error)
+	openRO   func() (datastore.Batching, io.Closer, error)
+	now      func() time.Time
+	every    time.Duration
 	log      *slog.Logger
 
 	life lifetime
@@ -120,6 +136,10 @@ type Engine struct {
 	last        *change // the last change queued (maybe durable since)
 	failed      error   // set by a write of unknown outcome
 	gen         uint64
+	// reopened is when the embedded database was last reopened after a
+	// write of unknown outcome; a change retries a failed reopen once
+	// every has passed since.
+	reopened time.Time
 
 	// queueMu guards the commit queue; it is held only briefly, never
 	// across staging or a write. Lock order: stageMu, then queueMu.
@@ -189,9 +209,16 @@ func (c *change) result() error {
 
 // New loads the counters and returns an engine.
 func New(ctx context.Context, c Config) (*Engine, error) {
-	e := &Engine{max: c.Max, txn: c.Txn, shared: c.Shared, open: c.Open, log: c.Log, meta: c.Meta, blocks: c.Blocks, overlay: map[okey]pending{}}
+	e := &Engine{max: c.Max, txn: c.Txn, shared: c.Shared, open: c.Open, openRO: c.OpenReadOnly,
+		now: c.Now, every: c.ReopenEvery, log: c.Log, meta: c.Meta, blocks: c.Blocks, overlay: map[okey]pending{}}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.every <= 0 {
+		e.every = DefaultReopenEvery
 	}
 	e.life.init()
 	if e.open != nil {
@@ -439,6 +466,14 @@ func (e *Engine) stage(c *change) (queued bool, after []func(), err error) {
 	if err := ctx.Err(); err != nil {
 		return false, nil, err
 	}
+	if e.failed != nil && e.open != nil && e.now().Sub(e.reopened) >= e.every {
+		// A reopen failed (a full disk): try again, at most once every
+		// e.every. Nothing is queued or being written while e.failed is
+		// set, so the reopen takes nothing from anyone.
+		e.queueMu.Lock()
+		e.recover()
+		e.queueMu.Unlock()
+	}
 	tx := &Tx{e: e, ctx: ctx, c: e.staged, base: e.staged}
 	if err := run(fn, tx); err != nil {
 		return false, nil, err
@@ -609,35 +644,78 @@ func (e *Engine) fail(group []*change, err error, unknown bool) {
 
 // recover reopens the embedded database after a write of unknown outcome
 // and reloads the counters, so that memory matches whatever the journal
-// replays. Called with stageMu and queueMu held.
+// replays. When the reopen fails (a full disk: replaying the journal
+// writes a table), writes stay refused with an error that names the
+// cause, the database is opened read-only so that reads go on, and the
+// next change after e.every tries again. Called with stageMu and queueMu
+// held, nothing queued.
 func (e *Engine) recover() {
 	e.dbMu.Lock()
 	defer e.dbMu.Unlock()
+	e.reopened = e.now()
 	e.log.Warn("write of unknown outcome; reopening the database", "err", e.failed)
 	if err := e.closer.Close(); err != nil {
 		e.log.Error("close after failed write", "err", err)
 	}
 	m, cl, err := e.open()
+	if err == nil {
+		var cs Counters
+		if cs, err = readCounters(context.Background(), m); err == nil {
+			e.use(m, cl, cs)
+			e.failed = nil
+			e.log.Info("database reopened", "used", cs.Used, "reserved", cs.Reserved)
+			return
+		}
+		err = errors.Join(err, cl.Close())
+	}
+	cause := err
+	e.failed = &reopenError{cause: cause, every: e.every}
+	e.log.Error("reopen after failed write; writes stay refused until a reopen succeeds", "err", cause, "retry", e.every)
+	e.meta, e.closer = closedStore{e.failed}, io.NopCloser(nil)
+	if !e.separate {
+		e.blocks = e.meta
+	}
+	if e.openRO == nil {
+		return
+	}
+	m, cl, err = e.openRO()
 	if err != nil {
-		e.log.Error("reopen after failed write; writes stay refused", "err", err)
-		e.meta, e.closer = closedStore{}, io.NopCloser(nil)
+		e.log.Error("open read-only after a failed reopen; reads fail too", "err", err)
 		return
 	}
 	cs, err := readCounters(context.Background(), m)
 	if err != nil {
-		e.log.Error("reload counters after failed write; writes stay refused", "err", err)
-		e.meta, e.closer = m, cl
+		e.log.Error("reload counters read-only; reads fail too", "err", err)
+		_ = cl.Close()
 		return
 	}
+	e.use(m, cl, cs)
+}
+
+// use makes m the metadata datastore (and the block store, if blocks share
+// it) with counters cs. Called with stageMu, queueMu and dbMu held.
+func (e *Engine) use(m datastore.Batching, cl io.Closer, cs Counters) {
 	e.meta, e.closer = m, cl
 	if !e.separate {
 		e.blocks = m
 	}
 	e.staged, e.durable = cs, cs
-	e.failed = nil
 	e.gen++
-	e.log.Info("database reopened", "used", cs.Used, "reserved", cs.Reserved)
 }
+
+// reopenError refuses writes after a reopen of the embedded database
+// failed; it names the cause (errors.Is reaches it, and ErrWriteFailed).
+type reopenError struct {
+	cause error
+	every time.Duration
+}
+
+func (r *reopenError) Error() string {
+	return fmt.Sprintf("%v; reopening the database failed, writes are refused until a reopen succeeds (the next write after %v tries again): %v",
+		ErrWriteFailed, r.every, r.cause)
+}
+
+func (r *reopenError) Unwrap() []error { return []error{ErrWriteFailed, r.cause} }
 
 // write makes a group durable. unknown reports a failure after which the
 // datastore may or may not hold the group.
@@ -954,14 +1032,22 @@ func (tx *Tx) ScanBlocks(fn func(key datastore.Key, size uint64) error) error {
 	})
 }
 
-// closedStore stands in for a database that could not be reopened.
-type closedStore struct{ datastore.Batching }
+// closedStore stands in for a database that could not be reopened; every
+// call fails with why.
+type closedStore struct{ err error }
 
-func (closedStore) Get(context.Context, datastore.Key) ([]byte, error) { return nil, ErrWriteFailed }
-func (closedStore) Has(context.Context, datastore.Key) (bool, error)   { return false, ErrWriteFailed }
-func (closedStore) GetSize(context.Context, datastore.Key) (int, error) {
-	return 0, ErrWriteFailed
+var _ datastore.Batching = closedStore{}
+
+func (c closedStore) Get(context.Context, datastore.Key) ([]byte, error) { return nil, c.err }
+func (c closedStore) Has(context.Context, datastore.Key) (bool, error)   { return false, c.err }
+func (c closedStore) GetSize(context.Context, datastore.Key) (int, error) {
+	return 0, c.err
 }
-func (closedStore) Query(context.Context, query.Query) (query.Results, error) {
-	return nil, ErrWriteFailed
+func (c closedStore) Query(context.Context, query.Query) (query.Results, error) {
+	return nil, c.err
 }
+func (c closedStore) Put(context.Context, datastore.Key, []byte) error { return c.err }
+func (c closedStore) Delete(context.Context, datastore.Key) error      { return c.err }
+func (c closedStore) Sync(context.Context, datastore.Key) error        { return c.err }
+func (c closedStore) Close() error                                     { return nil }
+func (c closedStore) Batch(context.Context) (datastore.Batch, error)   { return nil, c.err }

@@ -34,6 +34,10 @@ type Options struct {
 	// WrapStorage, when set, wraps the file storage goleveldb writes
 	// through (tests use it to fail an fsync).
 	WrapStorage func(storage.Storage) storage.Storage
+	// ReadOnly opens the database for reading only: the journal is
+	// replayed into memory, nothing is written, so it opens on a full disk.
+	// Every write fails.
+	ReadOnly bool
 }
 
 // DS is a LevelDB datastore. It is safe for concurrent use.
@@ -50,7 +54,7 @@ var _ datastore.Batching = (*DS)(nil)
 
 // Open opens (creating if needed) the LevelDB database in dir.
 func Open(dir string, o Options) (*DS, error) {
-	fs, err := storage.OpenFile(dir, false)
+	fs, err := storage.OpenFile(dir, o.ReadOnly)
 	if err != nil {
 		return nil, fmt.Errorf("ldb: open %s: %w", dir, err)
 	}
@@ -58,9 +62,9 @@ func Open(dir string, o Options) (*DS, error) {
 	if o.WrapStorage != nil {
 		stor = o.WrapStorage(fs)
 	}
-	lo := &opt.Options{NoSync: o.NoSync}
+	lo := &opt.Options{NoSync: o.NoSync, ReadOnly: o.ReadOnly}
 	db, err := leveldb.Open(stor, lo)
-	if lerrors.IsCorrupted(err) {
+	if lerrors.IsCorrupted(err) && !o.ReadOnly {
 		db, err = leveldb.Recover(stor, lo)
 	}
 	if err != nil {
