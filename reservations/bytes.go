@@ -125,27 +125,41 @@ func (s *Store) Release(ctx context.Context, id ReservationID, availabilityID Av
 // offer is whole again. A reservation with up to 512 blocks goes in one
 // atomic change; one with more in atomic steps of 512 blocks, each of which
 // keeps every invariant, so a crash part way leaves a smaller reservation
-// that a repeated call (or ReclaimExpired) finishes.
+// that a repeated call (or ReclaimExpired) finishes. Other changes go
+// between two steps, and the cost per block does not grow with the
+// reservation (see the package doc).
 //
 // A reservation that exists nowhere is success, so cleanup can be retried;
 // one that exists under another availability is ErrNotFound. Should the
 // availability be gone (only possible behind the Store's back), the bytes
 // go back to the repo quota instead.
 func (s *Store) DeleteReservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) error {
+	after := ""
 	for {
-		done, err := s.deleteStep(ctx, id, availabilityID)
+		next, done, err := s.deleteStep(ctx, id, availabilityID, after)
 		if err != nil {
 			return fmt.Errorf("delete reservation %s: %w", id, err)
 		}
 		if done {
 			return nil
 		}
+		after = next
 	}
 }
 
 // deleteStep deletes up to deleteStep blocks of a reservation and, once it
-// has none left, the reservation itself.
-func (s *Store) deleteStep(ctx context.Context, id ReservationID, availabilityID AvailabilityID) (done bool, err error) {
+// has none left, the reservation itself. Each step is its own change, so
+// other changes are staged between two steps.
+//
+// The blocks' index entries are deleted in key order; after is the last
+// one the steps before deleted (empty: none), and the step reads from
+// there on (next is where the following step starts): a step that read
+// from the start would step over every delete of the steps before it, not
+// yet compacted away by LevelDB, and a big delete would cost per block in
+// proportion to its size. Blocks a concurrent PutBlock wrote below after
+// are found by the last step, which reads once from the start before it
+// deletes the reservation.
+func (s *Store) deleteStep(ctx context.Context, id ReservationID, availabilityID AvailabilityID, after string) (next string, done bool, err error) {
 	err = s.update(ctx, func(t txn) error {
 		r, found, err := t.reservationAt(availabilityID, id)
 		if err != nil {
@@ -173,7 +187,8 @@ func (s *Store) deleteStep(ctx context.Context, id ReservationID, availabilityID
 		prefix := reservationBlocksPrefix(id)
 		base := len(prefix.String())
 		n := 0
-		err = t.Scan(prefix, false, func(key string, value []byte) error {
+		next = after
+		forget := func(key string, value []byte) error {
 			if n == deleteStep {
 				more = true
 				return errStop
@@ -187,10 +202,23 @@ func (s *Store) deleteStep(ctx context.Context, id ReservationID, availabilityID
 				return err
 			}
 			freed += size
+			next = key
 			return t.Delete(datastore.RawKey(key))
-		})
+		}
+		err = t.ScanAfter(prefix, after, false, forget)
 		if err != nil && !errors.Is(err, errStop) {
 			return err
+		}
+		if !more && after != "" {
+			// The last step: anything left below after (this step's own
+			// deletes are skipped as pending).
+			err = t.Scan(prefix, false, forget)
+			if err != nil && !errors.Is(err, errStop) {
+				return err
+			}
+			if more {
+				next = "" // the next step starts from the start again
+			}
 		}
 		freed = min(freed, r.Used)
 		r.Used -= freed
@@ -237,7 +265,7 @@ func (s *Store) deleteStep(ctx context.Context, id ReservationID, availabilityID
 		}
 		return t.deleteSlotIndex(r)
 	})
-	return done, err
+	return next, done, err
 }
 
 var errStop = errors.New("stop")

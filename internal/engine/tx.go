@@ -276,13 +276,23 @@ func (tx *Tx) DeleteBlock(key datastore.Key) (uint64, error) {
 // Scan calls fn for every metadata record under prefix as this change sees
 // it, in key order. A read error ends the scan with that error.
 func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, value []byte) error) error {
+	return tx.ScanAfter(prefix, "", keysOnly, fn)
+}
+
+// ScanAfter is Scan of the records under prefix whose keys sort after
+// after (all of them when after is empty). On the embedded LevelDB it
+// reads from there on: a change that works through many records in steps
+// (a big reservation's blocks) so reads each only once, not the deletes of
+// the steps before it.
+func (tx *Tx) ScanAfter(prefix datastore.Key, after string, keysOnly bool, fn func(key string, value []byte) error) error {
 	type entry struct {
 		key   string
 		value []byte
 	}
 	var entries []entry
 	p := prefix.String() + "/"
-	under := func(k string) bool { return p == "//" || strings.HasPrefix(k, p) }
+	inPrefix := func(k string) bool { return p == "//" || strings.HasPrefix(k, p) }
+	under := func(k string) bool { return inPrefix(k) && k > after }
 	var pendingKeys map[string]bool // written by this change or one in flight
 	add := func(k okey, value []byte, del bool) {
 		if k.blocks || pendingKeys[k.key] || !under(k.key) {
@@ -300,27 +310,56 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 		add(tx.ops[i].okey, tx.ops[i].value, tx.ops[i].del)
 	}
 	keys := tx.e.overlayKeys // empty in shared mode
-	i, _ := slices.BinarySearch(keys, p)
-	for ; i < len(keys) && under(keys[i]); i++ {
+	i, _ := slices.BinarySearch(keys, max(p, after))
+	for ; i < len(keys) && inPrefix(keys[i]); i++ {
 		k := okey{key: keys[i]}
 		pd := tx.e.overlay[k]
 		add(k, pd.value, pd.del)
 	}
 	keep := func(key string, value []byte) error {
-		if !pendingKeys[key] {
+		if !pendingKeys[key] && key > after {
 			entries = append(entries, entry{key, value})
 		}
 		return nil
 	}
-	tx.e.dbMu.RLock()
-	var err error
 	if d, ok := tx.metaStore().(*ldb.DS); ok {
-		err = d.Scan(prefix, keysOnly, keep)
-	} else {
-		// No order asked of the store: the entries are sorted below, with
-		// the pending ones among them.
-		err = scan(tx.ctx, tx.metaStore(), prefix, keysOnly, nil, func(en query.Entry) error { return keep(en.Key, en.Value) })
+		// The embedded LevelDB iterates in key order: merge the pending
+		// entries into its scan, so that fn stopping early (an error)
+		// ends the scan there rather than after reading every key (a
+		// big reservation is deleted in steps that read only what they
+		// delete). fn runs inside the scan, with the database's read
+		// locks held: it may read through tx (only recover and Close
+		// take them exclusively, and neither runs while a change or a
+		// View does).
+		slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.key, b.key) })
+		i := 0
+		tx.e.dbMu.RLock()
+		err := d.ScanAfter(prefix, after, keysOnly, func(key string, value []byte) error {
+			for ; i < len(entries) && entries[i].key < key; i++ {
+				if err := fn(entries[i].key, entries[i].value); err != nil {
+					return err
+				}
+			}
+			if pendingKeys[key] {
+				return nil
+			}
+			return fn(key, value)
+		})
+		tx.e.dbMu.RUnlock()
+		if err != nil {
+			return err
+		}
+		for ; i < len(entries); i++ {
+			if err := fn(entries[i].key, entries[i].value); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
+	tx.e.dbMu.RLock()
+	// No order asked of the store: the entries are sorted below, with
+	// the pending ones among them.
+	err := scan(tx.ctx, tx.metaStore(), prefix, keysOnly, nil, func(en query.Entry) error { return keep(en.Key, en.Value) })
 	tx.e.dbMu.RUnlock()
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@
 package ldb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -252,11 +253,28 @@ func (d *DS) Query(_ context.Context, q query.Query) (query.Results, error) {
 // (nil when keysOnly), without the query machinery. The value is fn's to
 // keep. An iterator error ends the scan with that error.
 func (d *DS) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, value []byte) error) error {
+	return d.ScanAfter(prefix, "", keysOnly, fn)
+}
+
+// ScanAfter is Scan of the keys under prefix that sort after after (all of
+// them when after is empty). It starts where they start: the keys before,
+// and the deletes of keys before not yet compacted away, are not read.
+func (d *DS) ScanAfter(prefix datastore.Key, after string, keysOnly bool, fn func(key string, value []byte) error) error {
 	if err := d.enter(); err != nil {
 		return err
 	}
 	defer d.mu.RUnlock()
-	it := d.db.NewIterator(prefixRange(prefix), nil)
+	rng := prefixRange(prefix)
+	if after != "" {
+		if rng == nil {
+			rng = &util.Range{}
+		}
+		// The least key after after.
+		if start := append([]byte(after), 0); bytes.Compare(start, rng.Start) > 0 {
+			rng = &util.Range{Start: start, Limit: rng.Limit}
+		}
+	}
+	it := d.db.NewIterator(rng, nil)
 	defer it.Release()
 	for it.Next() {
 		var v []byte

@@ -1,0 +1,117 @@
+package reservations
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/holiman/uint256"
+	"github.com/ipfs/go-datastore"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stowage/stowage"
+	"github.com/stowage/stowage/repo"
+)
+
+// A big reservation is deleted in steps, each its own change that reads
+// only from where the step before stopped. Every invariant holds after
+// every step (a crash between two leaves a smaller reservation); blocks a
+// PutBlock wrote meanwhile below where the steps had got to, empty ones
+// too, are deleted with the rest; a repeated delete after an interrupted
+// one finishes it. On LevelDB (reads from a point on) and on a map.
+func TestDeleteReservation_StepsReadOnwardAndMissNothing(t *testing.T) {
+	stores := map[string]func(t *testing.T) *repo.Repo{
+		"leveldb": func(t *testing.T) *repo.Repo {
+			r, err := repo.Open(t.Context(), t.TempDir(), repo.WithNoSync(), repo.WithQuotaMaxBytes(1<<30))
+			require.NoError(t, err)
+			return r
+		},
+		"map": func(t *testing.T) *repo.Repo {
+			r, err := repo.New(t.Context(), datastore.NewMapDatastore(), repo.WithQuotaMaxBytes(1<<30))
+			require.NoError(t, err)
+			return r
+		},
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			r := open(t)
+			t.Cleanup(func() { _ = r.Close() })
+			s := New(r)
+			one := *uint256.NewInt(1)
+			a, err := s.AddAvailability(ctx, Availability{TotalSize: 1 << 20, Duration: 10, MinPrice: one, MaxCollateral: one})
+			require.NoError(t, err)
+			res, err := s.ReserveSlot(ctx, Slot{RequestID: stowage.RequestID{1}, Ask: stowage.StorageAsk{SlotSize: 1 << 19, Duration: 10, Reward: one, Collateral: one}})
+			require.NoError(t, err)
+			const n = 2*deleteStep + 100
+			keys := make([]datastore.Key, n)
+			for i := range keys {
+				keys[i] = datastore.NewKey(fmt.Sprintf("m/%05d", i))
+			}
+			require.NoError(t, PutBlocksForTest(ctx, s, res.ID, keys, make([]byte, 10)))
+
+			gone := func(k datastore.Key) {
+				t.Helper()
+				ok, err := r.HasBlock(ctx, k)
+				require.NoError(t, err)
+				assert.False(t, ok, "block %s", k)
+			}
+			next, done, err := s.deleteStep(ctx, res.ID, a.ID, "")
+			require.NoError(t, err)
+			require.False(t, done)
+			require.NoError(t, s.Verify(ctx), "after the first step")
+			for _, k := range keys[:deleteStep] {
+				gone(k)
+			}
+			got, err := s.Reservation(ctx, res.ID, a.ID)
+			require.NoError(t, err)
+			assert.Equal(t, uint64((n-deleteStep)*10), got.Used, "a smaller reservation")
+
+			// Blocks written meanwhile, below where the steps are and above.
+			late := []datastore.Key{datastore.NewKey("a/empty"), datastore.NewKey("a/full"), datastore.NewKey("z/full")}
+			require.NoError(t, s.PutBlock(ctx, res.ID, late[0], nil))
+			require.NoError(t, s.PutBlock(ctx, res.ID, late[1], []byte("late")))
+			require.NoError(t, s.PutBlock(ctx, res.ID, late[2], []byte("late")))
+
+			// An interrupted delete (the process restarted) is finished by
+			// a repeated one; its steps start from the start.
+			next, done, err = s.deleteStep(ctx, res.ID, a.ID, next)
+			require.NoError(t, err)
+			require.False(t, done)
+			require.NoError(t, s.Verify(ctx), "after the second step")
+			require.NoError(t, s.DeleteReservation(ctx, res.ID, a.ID))
+			require.NoError(t, s.Verify(ctx))
+			for _, k := range append(keys, late...) {
+				gone(k)
+			}
+			_, err = s.Reservation(ctx, res.ID, a.ID)
+			assert.ErrorIs(t, err, ErrNotFound)
+			a2, err := s.Availability(ctx, a.ID)
+			require.NoError(t, err)
+			assert.Equal(t, a.TotalSize, a2.TotalSize)
+			assert.Equal(t, a.TotalSize, a2.Size, "the offer is whole again")
+			assert.Zero(t, r.Quota().Used)
+			_ = next
+
+			// The last step of one delete finds what was written below
+			// where it had got to.
+			res, err = s.ReserveSlot(ctx, Slot{RequestID: stowage.RequestID{2}, Ask: stowage.StorageAsk{SlotSize: 1 << 19, Duration: 10, Reward: one, Collateral: one}})
+			require.NoError(t, err)
+			require.NoError(t, PutBlocksForTest(ctx, s, res.ID, keys, make([]byte, 10)))
+			next, done, err = s.deleteStep(ctx, res.ID, a.ID, "")
+			require.NoError(t, err)
+			require.False(t, done)
+			require.NoError(t, s.PutBlock(ctx, res.ID, late[0], nil))
+			require.NoError(t, s.PutBlock(ctx, res.ID, late[1], []byte("late")))
+			for !done {
+				next, done, err = s.deleteStep(ctx, res.ID, a.ID, next)
+				require.NoError(t, err)
+				require.NoError(t, s.Verify(ctx))
+			}
+			for _, k := range append(keys, late...) {
+				gone(k)
+			}
+			assert.Zero(t, r.Quota().Used)
+		})
+	}
+}
