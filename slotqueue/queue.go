@@ -120,8 +120,8 @@ type Queue struct {
 	// waits for them, so that every drop made before the queue went idle
 	// has been reported when it returns.
 	reporting int
-	stats    Stats     // the counters; Waiting and Busy are filled in by Stats
-	cancel   context.CancelFunc
+	stats     Stats // the counters; Waiting and Busy are filled in by Stats
+	cancel    context.CancelFunc
 }
 
 // flight is an item being processed.
