@@ -56,7 +56,9 @@ func TestDeleteReservation_StepsReadOnwardAndMissNothing(t *testing.T) {
 				require.NoError(t, err)
 				assert.False(t, ok, "block %s", k)
 			}
-			next, done, err := s.deleteStep(ctx, res.ID, a.ID, "")
+			w := s.eng.Watch(reservationBlocksPrefix(res.ID))
+			defer w.Stop()
+			next, done, err := s.deleteStep(ctx, res.ID, a.ID, "", w)
 			require.NoError(t, err)
 			require.False(t, done)
 			require.NoError(t, s.Verify(ctx), "after the first step")
@@ -75,7 +77,7 @@ func TestDeleteReservation_StepsReadOnwardAndMissNothing(t *testing.T) {
 
 			// An interrupted delete (the process restarted) is finished by
 			// a repeated one; its steps start from the start.
-			next, done, err = s.deleteStep(ctx, res.ID, a.ID, next)
+			next, done, err = s.deleteStep(ctx, res.ID, a.ID, next, w)
 			require.NoError(t, err)
 			require.False(t, done)
 			require.NoError(t, s.Verify(ctx), "after the second step")
@@ -98,13 +100,17 @@ func TestDeleteReservation_StepsReadOnwardAndMissNothing(t *testing.T) {
 			res, err = s.ReserveSlot(ctx, Slot{RequestID: stowage.RequestID{2}, Ask: stowage.StorageAsk{SlotSize: 1 << 19, Duration: 10, Reward: one, Collateral: one}})
 			require.NoError(t, err)
 			require.NoError(t, PutBlocksForTest(ctx, s, res.ID, keys, make([]byte, 10)))
-			next, done, err = s.deleteStep(ctx, res.ID, a.ID, "")
+			w = s.eng.Watch(reservationBlocksPrefix(res.ID))
+			defer w.Stop()
+			next, done, err = s.deleteStep(ctx, res.ID, a.ID, "", w)
 			require.NoError(t, err)
 			require.False(t, done)
+			assert.False(t, w.Hit(), "the delete's own steps put nothing in the index")
 			require.NoError(t, s.PutBlock(ctx, res.ID, late[0], nil))
 			require.NoError(t, s.PutBlock(ctx, res.ID, late[1], []byte("late")))
+			assert.True(t, w.Hit())
 			for !done {
-				next, done, err = s.deleteStep(ctx, res.ID, a.ID, next)
+				next, done, err = s.deleteStep(ctx, res.ID, a.ID, next, w)
 				require.NoError(t, err)
 				require.NoError(t, s.Verify(ctx))
 			}
@@ -113,5 +119,50 @@ func TestDeleteReservation_StepsReadOnwardAndMissNothing(t *testing.T) {
 			}
 			assert.Zero(t, r.Quota().Used)
 		})
+	}
+}
+
+// A big delete racing PutBlocks into the same reservation (empty blocks
+// too, below and above where its steps are): the books balance after, and
+// nothing is left of the reservation.
+func TestDeleteReservation_RacingPutBlocks(t *testing.T) {
+	ctx := t.Context()
+	r, err := repo.Open(ctx, t.TempDir(), repo.WithNoSync(), repo.WithQuotaMaxBytes(1<<30))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+	s := New(r)
+	one := *uint256.NewInt(1)
+	a, err := s.AddAvailability(ctx, Availability{TotalSize: 1 << 20, Duration: 10, MinPrice: one, MaxCollateral: one})
+	require.NoError(t, err)
+	res, err := s.ReserveSlot(ctx, Slot{RequestID: stowage.RequestID{1}, Ask: stowage.StorageAsk{SlotSize: 1 << 19, Duration: 10, Reward: one, Collateral: one}})
+	require.NoError(t, err)
+	keys := make([]datastore.Key, 4*deleteStep)
+	for i := range keys {
+		keys[i] = datastore.NewKey(fmt.Sprintf("m/%05d", i))
+	}
+	require.NoError(t, PutBlocksForTest(ctx, s, res.ID, keys, make([]byte, 10)))
+
+	deleted := make(chan error, 1)
+	go func() { deleted <- s.DeleteReservation(ctx, res.ID, a.ID) }()
+	for i := 0; ; i++ {
+		select {
+		case err := <-deleted:
+			require.NoError(t, err)
+			require.NoError(t, s.Verify(ctx))
+			assert.Zero(t, r.Quota().Used)
+			_, err = s.Reservation(ctx, res.ID, a.ID)
+			assert.ErrorIs(t, err, ErrNotFound)
+			return
+		default:
+		}
+		for _, k := range []string{fmt.Sprintf("a/%d", i), fmt.Sprintf("z/%d", i)} {
+			data := []byte("late")
+			if i%2 == 0 {
+				data = nil
+			}
+			if err := s.PutBlock(ctx, res.ID, datastore.NewKey(k), data); err != nil {
+				require.ErrorIs(t, err, ErrNotFound)
+			}
+		}
 	}
 }

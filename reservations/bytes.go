@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/ipfs/go-datastore"
+
+	"github.com/stowage/stowage/internal/engine"
 )
 
 // deleteStep is how many blocks one atomic step of DeleteReservation
@@ -134,9 +136,13 @@ func (s *Store) Release(ctx context.Context, id ReservationID, availabilityID Av
 // availability be gone (only possible behind the Store's back), the bytes
 // go back to the repo quota instead.
 func (s *Store) DeleteReservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) error {
+	// Blocks written behind the steps (by a PutBlock meanwhile) are
+	// noticed, so that the last step looks for them.
+	w := s.eng.Watch(reservationBlocksPrefix(id))
+	defer w.Stop()
 	after := ""
 	for {
-		next, done, err := s.deleteStep(ctx, id, availabilityID, after)
+		next, done, err := s.deleteStep(ctx, id, availabilityID, after, w)
 		if err != nil {
 			return fmt.Errorf("delete reservation %s: %w", id, err)
 		}
@@ -157,9 +163,10 @@ func (s *Store) DeleteReservation(ctx context.Context, id ReservationID, availab
 // from the start would step over every delete of the steps before it, not
 // yet compacted away by LevelDB, and a big delete would cost per block in
 // proportion to its size. Blocks a concurrent PutBlock wrote below after
-// are found by the last step, which reads once from the start before it
-// deletes the reservation.
-func (s *Store) deleteStep(ctx context.Context, id ReservationID, availabilityID AvailabilityID, after string) (next string, done bool, err error) {
+// (w, watching the reservation's block index, tells) are found by the last
+// step, which then reads once from the start before it deletes the
+// reservation.
+func (s *Store) deleteStep(ctx context.Context, id ReservationID, availabilityID AvailabilityID, after string, w *engine.Watch) (next string, done bool, err error) {
 	err = s.update(ctx, func(t txn) error {
 		r, found, err := t.reservationAt(availabilityID, id)
 		if err != nil {
@@ -209,9 +216,10 @@ func (s *Store) deleteStep(ctx context.Context, id ReservationID, availabilityID
 		if err != nil && !errors.Is(err, errStop) {
 			return err
 		}
-		if !more && after != "" {
-			// The last step: anything left below after (this step's own
-			// deletes are skipped as pending).
+		if !more && after != "" && w.Hit() {
+			// The last step, with blocks written meanwhile: anything
+			// left below after (this step's own deletes are skipped as
+			// pending).
 			err = t.Scan(prefix, false, forget)
 			if err != nil && !errors.Is(err, errStop) {
 				return err

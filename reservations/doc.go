@@ -69,8 +69,10 @@
 // reservation as at its start and the cost per block stays flat. (Reading
 // from the start each time stepped over every delete of the steps before,
 // which LevelDB keeps until compaction: 64,000 blocks cost seven times as
-// much per block as 4,000.) The last step reads the index once from the
-// start, so blocks written meanwhile are deleted too.
+// much per block as 4,000.) Should a PutBlock add a block to the
+// reservation meanwhile (the delete watches its block index for that), the
+// last step reads the index once from the start, so that block is deleted
+// too.
 //
 // # Storage
 //

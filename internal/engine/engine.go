@@ -153,6 +153,9 @@ type Engine struct {
 	extMu sync.Mutex
 	ext   map[any]any
 
+	watchMu sync.Mutex
+	watches map[*Watch]struct{}
+
 	conflicts atomic.Uint64
 
 	// Test hooks, nil outside tests: combine found nothing more to stage
@@ -498,6 +501,7 @@ func (e *Engine) stage(c *change) (queued bool, after []func(), err error) {
 		e.overlay[o.okey] = pending{value: o.value, del: o.del, seq: c.seq}
 	}
 	e.staged = tx.c
+	e.notifyWatches(c.ops)
 	return true, tx.after, nil
 }
 
@@ -1051,3 +1055,61 @@ func (c closedStore) Delete(context.Context, datastore.Key) error      { return 
 func (c closedStore) Sync(context.Context, datastore.Key) error        { return c.err }
 func (c closedStore) Close() error                                     { return nil }
 func (c closedStore) Batch(context.Context) (datastore.Batch, error)   { return nil, c.err }
+
+// Watch notes whether a change staged since it was made put a metadata
+// record under its prefix: a caller that works through the records under a
+// prefix in several changes, from where the last one stopped (a big
+// reservation's blocks), learns whether one was added behind it.
+type Watch struct {
+	e      *Engine
+	prefix string
+	hit    atomic.Bool
+}
+
+// Watch starts a watch of the puts under prefix. In shared mode, where
+// other processes change the datastore unseen, the watch is hit from the
+// start. Stop it when done.
+func (e *Engine) Watch(prefix datastore.Key) *Watch {
+	w := &Watch{e: e, prefix: prefix.String() + "/"}
+	if e.shared {
+		w.hit.Store(true)
+		return w
+	}
+	e.watchMu.Lock()
+	defer e.watchMu.Unlock()
+	if e.watches == nil {
+		e.watches = map[*Watch]struct{}{}
+	}
+	e.watches[w] = struct{}{}
+	return w
+}
+
+// Hit reports whether a change staged since the watch started put a
+// record under its prefix (a change that failed since may count too).
+// Called from a change, it accounts for every change staged before.
+func (w *Watch) Hit() bool { return w.hit.Load() }
+
+// Stop ends the watch.
+func (w *Watch) Stop() {
+	w.e.watchMu.Lock()
+	defer w.e.watchMu.Unlock()
+	delete(w.e.watches, w)
+}
+
+// notifyWatches marks the watches whose prefix ops put a record under.
+// Called with stageMu held.
+func (e *Engine) notifyWatches(ops []op) {
+	e.watchMu.Lock()
+	defer e.watchMu.Unlock()
+	for w := range e.watches {
+		if w.hit.Load() {
+			continue
+		}
+		for _, o := range ops {
+			if !o.blocks && !o.del && strings.HasPrefix(o.key, w.prefix) {
+				w.hit.Store(true)
+				break
+			}
+		}
+	}
+}
