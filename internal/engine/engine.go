@@ -663,14 +663,21 @@ func (e *Engine) recover() {
 	}
 	m, cl, err := e.open()
 	if err == nil {
-		var cs Counters
-		if cs, err = readCounters(context.Background(), m); err == nil {
-			e.use(m, cl, cs)
-			e.failed = nil
-			e.log.Info("database reopened", "used", cs.Used, "reserved", cs.Reserved)
+		cs, err := readCounters(context.Background(), m)
+		if err != nil {
+			// A corrupt counter: reads go on, writes stay refused.
+			e.failed = &reopenError{cause: err, every: e.every}
+			e.log.Error("reload counters after failed write; writes stay refused", "err", err)
+			e.meta, e.closer = m, cl
+			if !e.separate {
+				e.blocks = m
+			}
 			return
 		}
-		err = errors.Join(err, cl.Close())
+		e.use(m, cl, cs)
+		e.failed = nil
+		e.log.Info("database reopened", "used", cs.Used, "reserved", cs.Reserved)
+		return
 	}
 	cause := err
 	e.failed = &reopenError{cause: cause, every: e.every}
