@@ -2,12 +2,15 @@ package pgds
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Batch returns a batch whose Commit writes all its puts and deletes, in the
@@ -79,8 +82,13 @@ func (b *batch) Commit(ctx context.Context) error {
 
 func commitOps(ctx context.Context, d *Datastore, ops []batchOp) error {
 	op := fmt.Sprintf("commit batch of %d", len(ops))
-	tx, err := d.pool.Begin(ctx)
+	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
+		return wrap(op, err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		release(conn, err)
 		return wrap(op, err)
 	}
 	var pb pgx.Batch
@@ -94,10 +102,12 @@ func commitOps(ctx context.Context, d *Datastore, ops []batchOp) error {
 	if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
 		// A lost connection already ended the transaction in the server;
 		// otherwise the rollback does. Either way nothing was written.
-		_ = tx.Rollback(ctx)
+		release(conn, tx.Rollback(ctx))
 		return wrap(op, err)
 	}
-	if err := tx.Commit(ctx); err != nil {
+	err = tx.Commit(ctx)
+	release(conn, err)
+	if err != nil {
 		return wrapCommit(op, err)
 	}
 	return nil
@@ -109,6 +119,12 @@ func commitOps(ctx context.Context, d *Datastore, ops []batchOp) error {
 // whole transaction must be retried. A Txn holds one connection of the pool
 // until Commit or Discard: always call one of them. A Txn's calls are
 // serialised; its Query reads the whole result before returning.
+//
+// Discard sends ROLLBACK and waits for its answer until ctx ends: give it
+// a ctx with a deadline (one that has not ended, or the ROLLBACK is not
+// even sent). Commit or Discard that fail other than by the server's
+// answer (a timeout, a lost connection) close the connection rather than
+// give it back to the pool; the server then rolls back what it had.
 func (d *Datastore) NewTransaction(ctx context.Context, readOnly bool) (datastore.Txn, error) {
 	if err := d.check(); err != nil {
 		return nil, err
@@ -117,17 +133,41 @@ func (d *Datastore) NewTransaction(ctx context.Context, readOnly bool) (datastor
 	if readOnly {
 		mode = pgx.ReadOnly
 	}
-	tx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: mode})
+	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return nil, wrap("begin transaction", err)
 	}
-	return &txn{d: d, tx: tx, readOnly: readOnly}, nil
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: mode})
+	if err != nil {
+		release(conn, err)
+		return nil, wrap("begin transaction", err)
+	}
+	return &txn{d: d, conn: conn, tx: tx, readOnly: readOnly}, nil
+}
+
+// release gives conn back to the pool after err, the outcome of the last
+// round trip of a transaction. After any error but one the server reported
+// (a timeout, a lost or silent connection), what the connection holds is
+// unknown: it is closed, never reused. (pgx closes it too on most of
+// these; this does not depend on that.) The pool drops a connection left
+// in a transaction.
+func release(conn *pgxpool.Conn, err error) {
+	var pgErr *pgconn.PgError
+	if err == nil || errors.As(err, &pgErr) {
+		conn.Release()
+		return
+	}
+	c := conn.Hijack()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // close the socket now: the network may not deliver a goodbye
+	_ = c.Close(ctx)
 }
 
 type txn struct {
 	d        *Datastore
 	readOnly bool
 	mu       sync.Mutex
+	conn     *pgxpool.Conn // the transaction's, until Commit or Discard
 	tx       pgx.Tx
 	done     bool
 }
@@ -215,7 +255,9 @@ func (t *txn) Commit(ctx context.Context) error {
 	}
 	defer t.mu.Unlock()
 	t.done = true
-	if err := t.tx.Commit(ctx); err != nil {
+	err := t.tx.Commit(ctx)
+	release(t.conn, err)
+	if err != nil {
 		return wrapCommit("commit transaction", err)
 	}
 	return nil
@@ -227,5 +269,5 @@ func (t *txn) Discard(ctx context.Context) {
 	}
 	defer t.mu.Unlock()
 	t.done = true
-	_ = t.tx.Rollback(ctx)
+	release(t.conn, t.tx.Rollback(ctx))
 }

@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stowage/stowage"
-	"github.com/stowage/stowage/internal/pgtest"
 	"github.com/stowage/stowage/pgds"
+	"github.com/stowage/stowage/pgds/internal/pgtest"
 	"github.com/stowage/stowage/repo"
 	"github.com/stowage/stowage/reservations"
 )

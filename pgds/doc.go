@@ -85,7 +85,8 @@
 // Every change is then one SERIALIZABLE transaction; one that fails with
 // ErrSerialization is run again from the start (up to 30 times, then
 // repo.ErrConflict, nothing written), one that fails with ErrCommitUnknown
-// is reported as repo.ErrWriteFailed. The tests run 4 processes of 8
+// is reported as repo.ErrWriteFailed. Every call is bounded by its ctx and
+// a grace (see "A dead network"). The tests run 4 processes of 8
 // goroutines on the same slots and availabilities, kill one with SIGKILL,
 // kill sessions and cut the server off mid-run, and check that no slot is
 // held twice, nothing acknowledged is lost and the books balance.
@@ -99,10 +100,62 @@
 // process on LevelDB makes 16000. Choose LevelDB for a host selling its own
 // disks, a fleet for hosts that must sell one capacity together.
 //
+// # A dead network
+//
+// A network that stops forwarding while keeping the socket open (a
+// firewall that drops packets, a NAT or load balancer that lost its state)
+// gives no error: a round trip just never ends. What bounds it:
+//
+//   - The caller's ctx, in every call: pgx sets the ctx's deadline on the
+//     socket, so a round trip ends with the ctx. A call without a deadline
+//     can wait as long as the kernel keeps the connection (by default
+//     about 15 minutes of retransmissions for data sent and unanswered).
+//     Give every call a deadline.
+//   - A connection whose round trip ended without an answer is closed,
+//     never handed out again: what it holds is unknown. A Txn whose Commit
+//     or Discard fails other than by the server's answer closes its
+//     connection; the pool drops connections pgx closed on a timeout.
+//   - In shared mode (repo.WithShared) the repo runs every round trip of a
+//     call under the caller's ctx, waits for the host's earlier calls under
+//     it too, and gives the ROLLBACK of a transaction that did not commit,
+//     which must run even after the ctx ended, a grace of its own
+//     (repo.WithSharedGrace, default 3 s). A call so returns at most the
+//     grace after its ctx ends. The tests hold a TCP proxy at a ROLLBACK,
+//     at a COMMIT and at a random point: every call with a 1 s ctx returned
+//     within that bound, the host went on once the proxy forwarded again,
+//     and nothing acknowledged was lost.
+//
+// That is all pgds sets itself: it changes no server setting and no socket
+// option. The server side is the connection string's to set (each is a
+// run-time parameter PostgreSQL takes from it, see
+// TestOpen_ServerTimeoutsFromConnectionString):
+//
+//	postgres://stowage:secret@db:5432/stowage?connect_timeout=5&statement_timeout=30000&idle_in_transaction_session_timeout=60000&tcp_user_timeout=30000&tcp_keepalives_idle=30&tcp_keepalives_interval=10&tcp_keepalives_count=3
+//
+// What each does:
+//
+//   - connect_timeout (seconds) bounds each connection attempt; the dial
+//     also honours ctx.
+//   - statement_timeout (ms) makes the server cancel a statement that runs
+//     too long, a bound for calls whose ctx has none.
+//   - idle_in_transaction_session_timeout (ms) ends a session that a host
+//     cut off left inside a transaction, releasing its locks for the
+//     others; tcp_user_timeout (ms) and tcp_keepalives_idle, _interval
+//     (seconds) and _count make the server notice a dead host, idle or
+//     not, in about that long. Without them a session of a host that
+//     vanished keeps its transaction open until the server's kernel gives
+//     up on the socket.
+//
+// On the host's side pgx dials with Go's TCP keepalives (15 s idle, then
+// probes every 15 s), which reach only idle connections. A host that wants
+// a client-side TCP_USER_TIMEOUT too makes its own pool (a DialFunc on
+// pgxpool.Config.ConnConfig whose net.Dialer sets the socket option in its
+// Control function) and passes it to New.
+//
 // # Other servers
 //
 // pgds was tested against PostgreSQL 15 only (the tests start a private
-// server; see internal/pgtest). CockroachDB and YugabyteDB speak the
+// server; see pgds/internal/pgtest). CockroachDB and YugabyteDB speak the
 // PostgreSQL protocol, offer SERIALIZABLE and report conflicts as SQLSTATE
 // 40001 (which pgds reports as ErrSerialization, so shared mode retries
 // them), so they may work, but nothing here was run against them: their

@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/stowage/stowage/internal/pgtest"
 	"github.com/stowage/stowage/pgds"
+	"github.com/stowage/stowage/pgds/internal/pgtest"
 )
 
 func TestOpen_RefusedConnectionFailsQuickly(t *testing.T) {

@@ -135,7 +135,14 @@ func TestOpen_DiskFull(t *testing.T) {
 			}
 			require.NoError(t, r.Reserve(ctx, 100))
 
-			assertNoSpace(t, v.fill(r, acked))
+			// The write that found the disk full says that the reopen
+			// failed too, not that the repo goes on.
+			err = v.fill(r, acked)
+			assertNoSpace(t, err)
+			assert.Contains(t, err.Error(), "outcome unknown")
+			assert.Contains(t, err.Error(), "reopening the database failed")
+			assert.NotContains(t, err.Error(), "goes on")
+			t.Logf("the write that found the disk full: %v", err)
 
 			// Reads go on, and so does Verify.
 			reads := func() {

@@ -9,14 +9,26 @@
 // ErrReleaseExceedsReserved; HasAvailable(n) is true exactly when Reserve(n)
 // would succeed.
 //
-// Used and Reserved live in the metadata datastore under UsedKey and
-// ReservedKey as 8-byte big-endian numbers and are loaded by New. PutBlock,
+// Used and Reserved live in the metadata datastore (under /meta/quota) as
+// 8-byte big-endian numbers and are loaded by New. PutBlock,
 // GetBlock, HasBlock and DeleteBlock store the data itself: a new block adds
 // its length to Used in the same atomic change that writes it, an overwrite
 // counts only the difference, a delete gives the bytes back. Blocks share the
 // metadata datastore (under /blocks) unless WithBlockstore names another
 // one. Verify checks that the counters on disk are those in memory and that
 // Used is the sum of the stored blocks.
+//
+// # Keys
+//
+// A block key must be a proper key below the block prefix, so that it maps
+// to one place there on every datastore: PutBlock, GetBlock, HasBlock and
+// DeleteBlock (and reservations.Store.PutBlock) refuse the zero
+// datastore.Key{}, the root (NewKey(""), NewKey("/"), RawKey("")), a key
+// not in its clean form (an empty, "." or ".." segment: a RawKey that
+// NewKey would change), one that is not UTF-8 or holds a NUL byte (which
+// PostgreSQL text cannot hold) and one over 1024 bytes, with
+// ErrInvalidKey, reading and writing nothing. Keys made with NewKey from
+// ordinary names, CIDs or paths are all accepted.
 //
 // # Basics
 //
@@ -60,6 +72,9 @@
 // made with New on the application's datastore cannot do that for it: close
 // and reopen the datastore itself (a LevelDB handle keeps its confused
 // sequence numbers until then), then call New again.
+// In shared mode (WithShared) nothing is kept in memory and later calls
+// need nothing; ErrWriteFailed then only says that this call's outcome is
+// unknown.
 //
 // A full disk is such a failure: see below.
 //
@@ -82,9 +97,10 @@
 //   - Reads go on: the database is opened read-only (it replays its
 //     journal into memory and writes nothing), so GetBlock, the
 //     reservations' listings and Verify answer as before the failure.
-//   - Every write is refused with ErrWriteFailed; its error says that
-//     reopening the database failed and names the cause, and also
-//     errors.Is the cause (syscall.ENOSPC).
+//   - Every write is refused with ErrWriteFailed. Its error, and already
+//     that of the write that found the disk full, says that reopening the
+//     database failed and names the cause, and also errors.Is the cause
+//     (syscall.ENOSPC).
 //   - A later write retries the reopen, at most once a second. Once there
 //     is room, the reopen succeeds and that write and every later one go
 //     on: no restart is needed. Every acknowledged change is kept

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -14,6 +15,7 @@ type options struct {
 	noSync       bool
 	transactions bool
 	shared       bool
+	sharedGrace  time.Duration
 	logger       *slog.Logger
 	wrapStorage  func(storage.Storage) storage.Storage // tests: fault injection
 	now          func() time.Time                      // tests: the clock that spaces reopens
@@ -21,8 +23,9 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		max:    DefaultQuotaMaxBytes,
-		logger: slog.New(slog.DiscardHandler),
+		max:         DefaultQuotaMaxBytes,
+		sharedGrace: DefaultSharedGrace,
+		logger:      slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -46,6 +49,14 @@ func WithQuotaMaxBytes(n uint64) Option {
 // the metadata that counts them, so a crash in between can only over-count
 // Used (the quota errs on the side of refusing bytes, never of
 // overcommitting the disk); Verify reports such an over-count.
+//
+// In shared mode (WithShared) the order is the same. A change whose blocks
+// were deleted and whose metadata then did not commit (its ctx ended, the
+// connection was lost, or it conflicted on every attempt) fails with
+// ErrWriteFailed, never with an error meaning nothing was written: the
+// reservation is still there without those blocks, and repeating the
+// delete balances the books. A conflict after the deletes is retried as
+// any other.
 func WithBlockstore(ds datastore.Batching) Option {
 	return func(o *options) { o.blocks = ds }
 }
@@ -102,6 +113,14 @@ func WithLogger(l *slog.Logger) Option {
 // COMMIT was sent) fails with ErrWriteFailed: read back to learn whether it
 // happened. Later changes need no reopening, as each reads what it changes.
 //
+// Every call is bounded: the wait for this process's earlier changes
+// honours ctx, every round trip to the datastore runs under ctx, and the
+// ROLLBACK of a transaction that did not commit, which must run even after
+// ctx ended, gets the grace of WithSharedGrace (default
+// DefaultSharedGrace). So a call returns at most the grace after its ctx
+// ends, even when the network stops answering; pass a ctx with a deadline.
+// See package pgds for what else protects a host against a dead network.
+//
 // Quota, Available and HasAvailable report the counters as this process
 // last read or wrote them: another process may have changed them since.
 // Changes of one process run one at a time (they would only conflict with
@@ -109,4 +128,31 @@ func WithLogger(l *slog.Logger) Option {
 // counters every change of bytes updates.
 func WithShared() Option {
 	return func(o *options) { o.shared = true }
+}
+
+// DefaultSharedGrace is the grace WithSharedGrace sets unless told otherwise.
+const DefaultSharedGrace = 3 * time.Second
+
+// WithSharedGrace bounds, in shared mode (WithShared), the round trips to
+// the datastore that cannot use the caller's ctx: the ROLLBACK that ends a
+// transaction which did not commit (a read-only call, a refused change, a
+// change that writes nothing, a conflict), which also runs after the
+// caller's ctx has ended. Each such round trip gets at most d; when it does
+// not finish in time the datastore is told to give up (pgds then closes the
+// connection instead of reusing it). The default is DefaultSharedGrace.
+//
+// Every other round trip of a call runs under the caller's ctx, and so does
+// the wait for this process's earlier changes: a call in shared mode returns
+// at most d after its ctx ends, whatever the network does. A d of zero or
+// less makes New fail with ErrInvalidOption.
+func WithSharedGrace(d time.Duration) Option {
+	return func(o *options) { o.sharedGrace = d }
+}
+
+// check reports an option that cannot be honoured.
+func (o *options) check() error {
+	if o.sharedGrace <= 0 {
+		return fmt.Errorf("%w: shared grace %v, want more than zero", ErrInvalidOption, o.sharedGrace)
+	}
+	return nil
 }

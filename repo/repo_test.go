@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/failstore"
@@ -210,3 +211,10 @@ func TestClose_LaterOperationsFail(t *testing.T) {
 
 // Concurrent commits are written in groups; when a group's write fails,
 // none of its changes is applied, so memory always matches the disk.
+
+func TestWithSharedGrace_RefusesNoGrace(t *testing.T) {
+	for _, d := range []time.Duration{0, -time.Second} {
+		_, err := repo.New(t.Context(), newMem(), repo.WithSharedGrace(d))
+		assert.ErrorIs(t, err, repo.ErrInvalidOption, "grace %v", d)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/go-datastore"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stowage/stowage"
 	"github.com/stowage/stowage/internal/engine"
 	"github.com/stowage/stowage/internal/ldb"
 	"github.com/stowage/stowage/repo"
@@ -58,7 +59,7 @@ func BenchmarkBigDelete(b *testing.B) {
 				base = append(base, runOthers(b, s, slots[:others], next, func() { time.Sleep(200 * time.Millisecond) })...)
 				during = append(during, runOthers(b, s, slots[:others], next, func() {
 					start := time.Now()
-					require.NoError(b, s.DeleteReservation(ctx, res.ID, res.AvailabilityID))
+					require.NoError(b, s.DeleteReservation(ctx, res.ID))
 					deleting += time.Since(start)
 				})...)
 			}
@@ -109,7 +110,7 @@ func BenchmarkBigDeleteAlone(b *testing.B) {
 				}
 				settle(b, r)
 				start := time.Now()
-				require.NoError(b, s.DeleteReservation(ctx, res.ID, res.AvailabilityID))
+				require.NoError(b, s.DeleteReservation(ctx, res.ID))
 				deleting += time.Since(start)
 			}
 			b.ReportMetric(float64(deleting)/float64(time.Microsecond)/float64(b.N*n), "us/block")
@@ -129,7 +130,7 @@ func settle(b *testing.B, r *repo.Repo) {
 // runOthers runs ReserveSlot + DeleteReservation cycles on each slot, one
 // goroutine per slot, while meanwhile runs, and returns the latency of
 // every call.
-func runOthers(b *testing.B, s *reservations.Store, slots []reservations.Slot, next []uint64, meanwhile func()) []time.Duration {
+func runOthers(b *testing.B, s *reservations.Store, slots []stowage.Slot, next []uint64, meanwhile func()) []time.Duration {
 	ctx := context.Background()
 	stop := make(chan struct{})
 	lat := make([][]time.Duration, len(slots))
@@ -152,7 +153,7 @@ func runOthers(b *testing.B, s *reservations.Store, slots []reservations.Slot, n
 					return
 				}
 				start = time.Now()
-				err = s.DeleteReservation(ctx, r.ID, r.AvailabilityID)
+				err = s.DeleteReservation(ctx, r.ID)
 				lat[c] = append(lat[c], time.Since(start))
 				if err != nil {
 					b.Error(err)

@@ -41,7 +41,7 @@ func TestDeleteReservation_StepsReadOnwardAndMissNothing(t *testing.T) {
 			one := *uint256.NewInt(1)
 			a, err := s.AddAvailability(ctx, Availability{TotalSize: 1 << 20, Duration: 10, MinPrice: one, MaxCollateral: one})
 			require.NoError(t, err)
-			res, err := s.ReserveSlot(ctx, Slot{RequestID: stowage.RequestID{1}, Ask: stowage.StorageAsk{SlotSize: 1 << 19, Duration: 10, Reward: one, Collateral: one}})
+			res, err := s.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{1}, Ask: stowage.StorageAsk{SlotSize: 1 << 19, Duration: 10, Reward: one, Collateral: one}})
 			require.NoError(t, err)
 			const n = 2*deleteStep + 100
 			keys := make([]datastore.Key, n)
@@ -58,14 +58,14 @@ func TestDeleteReservation_StepsReadOnwardAndMissNothing(t *testing.T) {
 			}
 			w := s.eng.Watch(reservationBlocksPrefix(res.ID))
 			defer w.Stop()
-			next, done, err := s.deleteStep(ctx, res.ID, a.ID, "", w)
+			next, done, err := s.deleteStep(ctx, res.ID, "", w)
 			require.NoError(t, err)
 			require.False(t, done)
 			require.NoError(t, s.Verify(ctx), "after the first step")
 			for _, k := range keys[:deleteStep] {
 				gone(k)
 			}
-			got, err := s.Reservation(ctx, res.ID, a.ID)
+			got, err := s.Reservation(ctx, res.ID)
 			require.NoError(t, err)
 			assert.Equal(t, uint64((n-deleteStep)*10), got.Used, "a smaller reservation")
 
@@ -77,16 +77,16 @@ func TestDeleteReservation_StepsReadOnwardAndMissNothing(t *testing.T) {
 
 			// An interrupted delete (the process restarted) is finished by
 			// a repeated one; its steps start from the start.
-			next, done, err = s.deleteStep(ctx, res.ID, a.ID, next, w)
+			next, done, err = s.deleteStep(ctx, res.ID, next, w)
 			require.NoError(t, err)
 			require.False(t, done)
 			require.NoError(t, s.Verify(ctx), "after the second step")
-			require.NoError(t, s.DeleteReservation(ctx, res.ID, a.ID))
+			require.NoError(t, s.DeleteReservation(ctx, res.ID))
 			require.NoError(t, s.Verify(ctx))
 			for _, k := range append(keys, late...) {
 				gone(k)
 			}
-			_, err = s.Reservation(ctx, res.ID, a.ID)
+			_, err = s.Reservation(ctx, res.ID)
 			assert.ErrorIs(t, err, ErrNotFound)
 			a2, err := s.Availability(ctx, a.ID)
 			require.NoError(t, err)
@@ -97,12 +97,12 @@ func TestDeleteReservation_StepsReadOnwardAndMissNothing(t *testing.T) {
 
 			// The last step of one delete finds what was written below
 			// where it had got to.
-			res, err = s.ReserveSlot(ctx, Slot{RequestID: stowage.RequestID{2}, Ask: stowage.StorageAsk{SlotSize: 1 << 19, Duration: 10, Reward: one, Collateral: one}})
+			res, err = s.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{2}, Ask: stowage.StorageAsk{SlotSize: 1 << 19, Duration: 10, Reward: one, Collateral: one}})
 			require.NoError(t, err)
 			require.NoError(t, PutBlocksForTest(ctx, s, res.ID, keys, make([]byte, 10)))
 			w = s.eng.Watch(reservationBlocksPrefix(res.ID))
 			defer w.Stop()
-			next, done, err = s.deleteStep(ctx, res.ID, a.ID, "", w)
+			next, done, err = s.deleteStep(ctx, res.ID, "", w)
 			require.NoError(t, err)
 			require.False(t, done)
 			assert.False(t, w.Hit(), "the delete's own steps put nothing in the index")
@@ -110,7 +110,7 @@ func TestDeleteReservation_StepsReadOnwardAndMissNothing(t *testing.T) {
 			require.NoError(t, s.PutBlock(ctx, res.ID, late[1], []byte("late")))
 			assert.True(t, w.Hit())
 			for !done {
-				next, done, err = s.deleteStep(ctx, res.ID, a.ID, next, w)
+				next, done, err = s.deleteStep(ctx, res.ID, next, w)
 				require.NoError(t, err)
 				require.NoError(t, s.Verify(ctx))
 			}
@@ -132,9 +132,9 @@ func TestDeleteReservation_RacingPutBlocks(t *testing.T) {
 	t.Cleanup(func() { _ = r.Close() })
 	s := New(r)
 	one := *uint256.NewInt(1)
-	a, err := s.AddAvailability(ctx, Availability{TotalSize: 1 << 20, Duration: 10, MinPrice: one, MaxCollateral: one})
+	_, err = s.AddAvailability(ctx, Availability{TotalSize: 1 << 20, Duration: 10, MinPrice: one, MaxCollateral: one})
 	require.NoError(t, err)
-	res, err := s.ReserveSlot(ctx, Slot{RequestID: stowage.RequestID{1}, Ask: stowage.StorageAsk{SlotSize: 1 << 19, Duration: 10, Reward: one, Collateral: one}})
+	res, err := s.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{1}, Ask: stowage.StorageAsk{SlotSize: 1 << 19, Duration: 10, Reward: one, Collateral: one}})
 	require.NoError(t, err)
 	keys := make([]datastore.Key, 4*deleteStep)
 	for i := range keys {
@@ -143,14 +143,14 @@ func TestDeleteReservation_RacingPutBlocks(t *testing.T) {
 	require.NoError(t, PutBlocksForTest(ctx, s, res.ID, keys, make([]byte, 10)))
 
 	deleted := make(chan error, 1)
-	go func() { deleted <- s.DeleteReservation(ctx, res.ID, a.ID) }()
+	go func() { deleted <- s.DeleteReservation(ctx, res.ID) }()
 	for i := 0; ; i++ {
 		select {
 		case err := <-deleted:
 			require.NoError(t, err)
 			require.NoError(t, s.Verify(ctx))
 			assert.Zero(t, r.Quota().Used)
-			_, err = s.Reservation(ctx, res.ID, a.ID)
+			_, err = s.Reservation(ctx, res.ID)
 			assert.ErrorIs(t, err, ErrNotFound)
 			return
 		default:

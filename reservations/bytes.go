@@ -21,9 +21,14 @@ const deleteStep = 512
 // repo.Repo.GetBlock) and remembers it for DeleteReservation, as one atomic
 // change. Rewriting a key the reservation already wrote counts the
 // difference. It fails with ErrNotFound for an unknown reservation,
-// ErrBytesOutOfBounds when the reservation holds too few bytes, and
-// ErrBlockExists when key holds a block the reservation did not write.
+// ErrBytesOutOfBounds when the reservation holds too few bytes,
+// ErrBlockExists when key holds a block the reservation did not write, and
+// repo.ErrInvalidKey for a key no block can have (the zero Key, the root,
+// a key not in its clean form), writing nothing.
 func (s *Store) PutBlock(ctx context.Context, id ReservationID, key datastore.Key, data []byte) error {
+	if err := engine.CheckBlockKey(key); err != nil {
+		return fmt.Errorf("put block of reservation %s: %w", id, err)
+	}
 	n := uint64(len(data))
 	err := s.update(ctx, func(t txn) error {
 		r, err := t.reservation(id)
@@ -83,32 +88,31 @@ func (s *Store) PutBlock(ctx context.Context, id ReservationID, key datastore.Ke
 // count, atomically: those bytes are now free for blocks the caller writes
 // itself with repo.Repo.PutBlock, and they leave the availability's
 // TotalSize for good. (Store.PutBlock does both and gives the bytes back
-// when the reservation is deleted.) The reservation must exist and draw on
-// availabilityID (ErrNotFound) and hold at least bytes
-// (ErrBytesOutOfBounds).
-func (s *Store) Release(ctx context.Context, id ReservationID, availabilityID AvailabilityID, bytes uint64) error {
+// when the reservation is deleted.) n is in bytes. The reservation must
+// exist (ErrNotFound) and hold at least n bytes (ErrBytesOutOfBounds).
+func (s *Store) Release(ctx context.Context, id ReservationID, n uint64) error {
 	err := s.update(ctx, func(t txn) error {
-		r, err := t.reservationOf(id, availabilityID)
+		r, err := t.reservation(id)
 		if err != nil {
 			return err
 		}
-		if bytes > r.Size {
-			return fmt.Errorf("%w: release %d bytes, %d held", ErrBytesOutOfBounds, bytes, r.Size)
+		if n > r.Size {
+			return fmt.Errorf("%w: release %d bytes, %d held", ErrBytesOutOfBounds, n, r.Size)
 		}
-		if bytes == 0 {
+		if n == 0 {
 			return nil
 		}
-		if err := t.Release(bytes); err != nil {
+		if err := t.Release(n); err != nil {
 			return err
 		}
-		r.Size -= bytes
-		a, err := t.availability(availabilityID)
+		r.Size -= n
+		a, err := t.availability(r.AvailabilityID)
 		switch {
 		case errors.Is(err, ErrNotFound):
 		case err != nil:
 			return err
 		default:
-			a.TotalSize -= bytes
+			a.TotalSize -= n
 			if err := t.putAvailability(s.st, a); err != nil {
 				return err
 			}
@@ -131,18 +135,17 @@ func (s *Store) Release(ctx context.Context, id ReservationID, availabilityID Av
 // between two steps, and the cost per block does not grow with the
 // reservation (see the package doc).
 //
-// A reservation that exists nowhere is success, so cleanup can be retried;
-// one that exists under another availability is ErrNotFound. Should the
-// availability be gone (only possible behind the Store's back), the bytes
-// go back to the repo quota instead.
-func (s *Store) DeleteReservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) error {
+// A reservation that does not exist is success, so cleanup can be
+// retried. Should the availability be gone (only possible behind the
+// Store's back), the bytes go back to the repo quota instead.
+func (s *Store) DeleteReservation(ctx context.Context, id ReservationID) error {
 	// Blocks written behind the steps (by a PutBlock meanwhile) are
 	// noticed, so that the last step looks for them.
 	w := s.eng.Watch(reservationBlocksPrefix(id))
 	defer w.Stop()
 	after := ""
 	for {
-		next, done, err := s.deleteStep(ctx, id, availabilityID, after, w)
+		next, done, err := s.deleteStep(ctx, id, after, w)
 		if err != nil {
 			return fmt.Errorf("delete reservation %s: %w", id, err)
 		}
@@ -166,22 +169,15 @@ func (s *Store) DeleteReservation(ctx context.Context, id ReservationID, availab
 // (w, watching the reservation's block index, tells) are found by the last
 // step, which then reads once from the start before it deletes the
 // reservation.
-func (s *Store) deleteStep(ctx context.Context, id ReservationID, availabilityID AvailabilityID, after string, w *engine.Watch) (next string, done bool, err error) {
+func (s *Store) deleteStep(ctx context.Context, id ReservationID, after string, w *engine.Watch) (next string, done bool, err error) {
 	err = s.update(ctx, func(t txn) error {
-		r, found, err := t.reservationAt(availabilityID, id)
+		r, err := t.reservation(id)
+		if errors.Is(err, ErrNotFound) {
+			done = true // already deleted
+			return nil
+		}
 		if err != nil {
 			return err
-		}
-		if !found {
-			other, err := t.reservation(id)
-			if errors.Is(err, ErrNotFound) {
-				done = true // it exists nowhere: already deleted
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			return notUnder(other, availabilityID)
 		}
 		a, err := t.availability(r.AvailabilityID)
 		orphan := errors.Is(err, ErrNotFound)
@@ -266,7 +262,7 @@ func (s *Store) deleteStep(ctx context.Context, id ReservationID, availabilityID
 				return err
 			}
 		}
-		for _, k := range []datastore.Key{r.Key(), byIDKey(id)} {
+		for _, k := range []datastore.Key{reservationKey(r.AvailabilityID, id), byIDKey(id)} {
 			if err := t.Delete(k); err != nil {
 				return err
 			}
@@ -327,7 +323,7 @@ func (s *Store) ReclaimExpired(ctx context.Context, now time.Time) (int, error) 
 			errs = append(errs, err)
 			break
 		}
-		if err := s.DeleteReservation(ctx, r.ID, r.AvailabilityID); err != nil {
+		if err := s.DeleteReservation(ctx, r.ID); err != nil {
 			errs = append(errs, err)
 			continue
 		}

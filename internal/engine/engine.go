@@ -54,7 +54,7 @@ import (
 // Errors, re-exported by package repo.
 var (
 	ErrClosed      = errors.New("repo: closed")
-	ErrWriteFailed = errors.New("repo: write failed; no writes until the repo is reopened")
+	ErrWriteFailed = errors.New("repo: write failed, outcome unknown")
 	ErrCorrupt     = errors.New("repo: corrupt quota record")
 	ErrInvalid     = errors.New("repo: invalid option")
 )
@@ -78,6 +78,9 @@ type Config struct {
 	// of its transactions, retried on conflict, and nothing in memory is
 	// authoritative.
 	Shared bool
+	// Grace bounds, in shared mode, a round trip that cannot use the
+	// caller's ctx (the discard of a transaction). Zero: DefaultGrace.
+	Grace time.Duration
 	// Open opens the embedded metadata datastore; the engine calls it again
 	// to recover after a write whose outcome is unknown, and closes what it
 	// returned on Close.
@@ -158,6 +161,11 @@ type Engine struct {
 
 	conflicts atomic.Uint64
 
+	// sharedMu serialises the changes of shared mode instead of stageMu:
+	// a semaphore, so that waiting for it honours ctx.
+	sharedMu chan struct{}
+	grace    time.Duration // shared mode: bound of a discard
+
 	// Test hooks, nil outside tests: combine found nothing more to stage
 	// (still holding the staging lock); combine left a submitted change to
 	// the lock's holder.
@@ -222,6 +230,10 @@ func New(ctx context.Context, c Config) (*Engine, error) {
 	}
 	if e.every <= 0 {
 		e.every = DefaultReopenEvery
+	}
+	e.sharedMu, e.grace = make(chan struct{}, 1), c.Grace
+	if e.grace <= 0 {
+		e.grace = DefaultGrace
 	}
 	e.life.init()
 	if e.open != nil {
@@ -614,15 +626,10 @@ func (e *Engine) fail(group []*change, err error, unknown bool) {
 		// so that Quota and Verify tell what a reopened repo will read.
 		e.durable = group[len(group)-1].counters
 	}
+	cause := err
 	if unknown {
-		e.failed = fmt.Errorf("%w: %w", ErrWriteFailed, err)
+		e.failed = e.writeFailed(err)
 		err = e.failed
-	}
-	for _, c := range group {
-		c.err = err
-	}
-	for _, c := range e.queue {
-		c.err = fmt.Errorf("repo: an earlier change in the commit queue failed: %w", err)
 	}
 	failed := e.queue
 	e.queue, e.pending = nil, nil
@@ -635,6 +642,19 @@ func (e *Engine) fail(group []*change, err error, unknown bool) {
 	e.gen++
 	if unknown && e.open != nil {
 		e.recover()
+		if r, ok := e.failed.(*reopenError); ok {
+			// The reopen failed too: the group learns that, not that
+			// the repo goes on, and still the write's own cause.
+			withWrite := *r
+			withWrite.write = cause
+			err = &withWrite
+		}
+	}
+	for _, c := range group {
+		c.err = err
+	}
+	for _, c := range failed {
+		c.err = fmt.Errorf("repo: an earlier change in the commit queue failed: %w", err)
 	}
 	e.queueMu.Unlock()
 	e.unlockStage()
@@ -666,7 +686,7 @@ func (e *Engine) recover() {
 		cs, err := readCounters(context.Background(), m)
 		if err != nil {
 			// A corrupt counter: reads go on, writes stay refused.
-			e.failed = &reopenError{cause: err, every: e.every}
+			e.failed = &reopenError{cause: err, every: e.every, reads: true}
 			e.log.Error("reload counters after failed write; writes stay refused", "err", err)
 			e.meta, e.closer = m, cl
 			if !e.separate {
@@ -680,7 +700,8 @@ func (e *Engine) recover() {
 		return
 	}
 	cause := err
-	e.failed = &reopenError{cause: cause, every: e.every}
+	failed := &reopenError{cause: cause, every: e.every}
+	e.failed = failed
 	e.log.Error("reopen after failed write; writes stay refused until a reopen succeeds", "err", cause, "retry", e.every)
 	e.meta, e.closer = closedStore{e.failed}, io.NopCloser(nil)
 	if !e.separate {
@@ -701,6 +722,7 @@ func (e *Engine) recover() {
 		return
 	}
 	e.use(m, cl, cs)
+	failed.reads = true
 }
 
 // use makes m the metadata datastore (and the block store, if blocks share
@@ -713,20 +735,6 @@ func (e *Engine) use(m datastore.Batching, cl io.Closer, cs Counters) {
 	e.staged, e.durable = cs, cs
 	e.gen++
 }
-
-// reopenError refuses writes after a reopen of the embedded database
-// failed; it names the cause (errors.Is reaches it, and ErrWriteFailed).
-type reopenError struct {
-	cause error
-	every time.Duration
-}
-
-func (r *reopenError) Error() string {
-	return fmt.Sprintf("%v; reopening the database failed, writes are refused until a reopen succeeds (the next write after %v tries again): %v",
-		ErrWriteFailed, r.every, r.cause)
-}
-
-func (r *reopenError) Unwrap() []error { return []error{ErrWriteFailed, r.cause} }
 
 // write makes a group durable. unknown reports a failure after which the
 // datastore may or may not hold the group.

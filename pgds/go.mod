@@ -1,0 +1,31 @@
+module github.com/stowage/stowage/pgds
+
+go 1.26
+
+require (
+	github.com/holiman/uint256 v1.3.2
+	github.com/ipfs/go-datastore v0.9.2
+	github.com/jackc/pgx/v5 v5.13.0
+	github.com/stowage/stowage v0.0.0-00010101000000-000000000000
+	github.com/stretchr/testify v1.11.1
+)
+
+require (
+	github.com/davecgh/go-spew v1.1.1 // indirect
+	github.com/golang/snappy v0.0.0-20180518054509-2e65f85255db // indirect
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/ipfs/go-detect-race v0.0.1 // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	github.com/kr/text v0.2.0 // indirect
+	github.com/pmezard/go-difflib v1.0.0 // indirect
+	github.com/syndtr/goleveldb v1.0.0 // indirect
+	golang.org/x/sync v0.22.0 // indirect
+	golang.org/x/text v0.41.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
+)
+
+// Development: the core module of this repository. A release requires a
+// tagged version of it instead.
+replace github.com/stowage/stowage => ../
