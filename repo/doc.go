@@ -76,6 +76,8 @@
 // need nothing; ErrWriteFailed then only says that this call's outcome is
 // unknown.
 //
+// A full disk is such a failure: see below.
+//
 // Why: goleveldb, like many storage engines, returns an fsync error with the
 // batch already in its journal and without advancing its sequence numbers.
 // Batches written after that reuse the numbers; on the next open the
@@ -83,6 +85,46 @@
 // A repo that went on writing after such an error would lose acknowledged
 // changes on restart and break its own invariants. Stopping, and reading
 // the state back from disk, is the only safe answer.
+//
+// # A full disk
+//
+// On a full disk (ENOSPC) the write that finds it fails with
+// ErrWriteFailed, and its error wraps the cause: errors.Is(err,
+// syscall.ENOSPC) holds and the text says "no space left on device". A
+// repo from Open then reopens its database, which needs free space (see
+// below). When that fails:
+//
+//   - Reads go on: the database is opened read-only (it replays its
+//     journal into memory and writes nothing), so GetBlock, the
+//     reservations' listings and Verify answer as before the failure.
+//   - Every write is refused with ErrWriteFailed. Its error, and already
+//     that of the write that found the disk full, says that reopening the
+//     database failed and names the cause, and also errors.Is the cause
+//     (syscall.ENOSPC).
+//   - A later write retries the reopen, at most once a second. Once there
+//     is room, the reopen succeeds and that write and every later one go
+//     on: no restart is needed. Every acknowledged change is kept
+//     throughout.
+//
+// How much room a reopen needs: LevelDB replays its journal (the newest
+// *.log file in the directory) into a new table about as large as the
+// journal, and starts a new journal and manifest (a few KiB). The journal
+// holds what was written since the last table was made, at most about
+// 4 MiB (goleveldb's write buffer) plus the last group written. So a full
+// repo needs about as much free space as its journal, 4 MiB plus the
+// largest group; freeing less (3 MiB of a 12 MiB disk, in a test) is not
+// enough. Background compaction needs room too, up to the size of the
+// tables it merges, so leave headroom between WithQuotaMaxBytes and the
+// size of the filesystem (the quota counts block bytes, not LevelDB's
+// overhead).
+//
+// What an operator does when the disk is full: free space on the
+// filesystem (or grow it) by removing something other than the repo's
+// directory, never a file in it (the journal holds acknowledged changes),
+// at least as much as the size of the newest *.log file there, and 8 MiB
+// is safe. The repo resumes on its own at the next write; restarting the
+// process also works once there is room. Until then its log (WithLogger)
+// says at each retry that the reopen failed and why.
 //
 // # Reads and scans
 //

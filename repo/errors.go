@@ -13,22 +13,26 @@ var (
 	ErrClosed = engine.ErrClosed
 	// ErrWriteFailed means a commit failed in a way that may or may not have
 	// reached the datastore (an fsync error, a lost connection, a ctx that
-	// ended while COMMIT was on its way): the change may or may not be
-	// there; read back to learn which. What holds next depends on the mode,
-	// and the error's message says it:
+	// ended while COMMIT was on its way, a full disk): the change may or
+	// may not be there; read back to learn which. What holds next depends
+	// on the mode, and the error's message says it:
 	//
 	//   - New (the application's datastore): the repo refuses every later
 	//     write with ErrWriteFailed until the application closes and
 	//     reopens the datastore and calls New again. Reads go on.
 	//   - Open (the embedded LevelDB): the repo reopens its database at
 	//     once and reloads its counters, then accepts writes again; nothing
-	//     else is needed.
+	//     else is needed. Should that reopen fail (a disk still full), reads
+	//     go on from the database opened read-only, every write is refused
+	//     with ErrWriteFailed saying that reopening the database failed and
+	//     wrapping its cause (errors.Is(err, syscall.ENOSPC)), and a later
+	//     write retries the reopen, at most once a second, until it succeeds.
 	//   - Shared mode (WithShared): later calls need nothing, as each reads
 	//     what it changes. With a separate block store (WithBlockstore) it
 	//     also means blocks were deleted whose metadata did not commit:
 	//     repeat the change (a delete) to balance the books.
 	//
-	// See the package doc for why.
+	// See the package doc for why, and "A full disk" there.
 	ErrWriteFailed = engine.ErrWriteFailed
 	// ErrCorrupt means a quota counter in the datastore is not a valid
 	// 8-byte big-endian number.

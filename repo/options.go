@@ -18,6 +18,7 @@ type options struct {
 	sharedGrace  time.Duration
 	logger       *slog.Logger
 	wrapStorage  func(storage.Storage) storage.Storage // tests: fault injection
+	now          func() time.Time                      // tests: the clock that spaces reopens
 }
 
 func defaultOptions() options {

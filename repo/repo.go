@@ -59,23 +59,28 @@ func New(ctx context.Context, meta datastore.Batching, opts ...Option) (*Repo, e
 // Open opens (creating if needed) a repo on the embedded LevelDB in dir.
 // Writes are fsynced unless WithNoSync is given. Close closes the database.
 //
-// After a commit whose outcome is unknown (a failed fsync), a repo opened
-// with Open reopens its database itself and reloads its counters, so it
-// goes on accepting writes; the failed changes are reported with
-// ErrWriteFailed and may or may not be in the reopened database.
+// After a commit whose outcome is unknown (a failed fsync, a full disk), a
+// repo opened with Open reopens its database itself and reloads its
+// counters, so it goes on accepting writes; the failed changes are
+// reported with ErrWriteFailed and may or may not be in the reopened
+// database. Should the reopen fail (a disk still full), reads go on from
+// the database opened read-only and later writes retry the reopen, at most
+// once a second, until it succeeds; see "A full disk" in the package doc.
 func Open(ctx context.Context, dir string, opts ...Option) (*Repo, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("%w: empty directory", ErrInvalidOption)
 	}
 	o := apply(opts)
-	open := func() (datastore.Batching, io.Closer, error) {
-		db, err := ldb.Open(dir, ldb.Options{NoSync: o.noSync, WrapStorage: o.wrapStorage})
-		if err != nil {
-			return nil, nil, fmt.Errorf("repo: %w", err)
+	opener := func(readOnly bool) func() (datastore.Batching, io.Closer, error) {
+		return func() (datastore.Batching, io.Closer, error) {
+			db, err := ldb.Open(dir, ldb.Options{NoSync: o.noSync, WrapStorage: o.wrapStorage, ReadOnly: readOnly})
+			if err != nil {
+				return nil, nil, fmt.Errorf("repo: %w", err)
+			}
+			return db, db, nil
 		}
-		return db, db, nil
 	}
-	return newRepo(ctx, engine.Config{Open: open}, o)
+	return newRepo(ctx, engine.Config{Open: opener(false), OpenReadOnly: opener(true)}, o)
 }
 
 func apply(opts []Option) options {
@@ -88,7 +93,7 @@ func apply(opts []Option) options {
 
 func newRepo(ctx context.Context, c engine.Config, o options) (*Repo, error) {
 	c.Max, c.Blocks, c.Txn, c.Shared, c.Log = o.max, o.blocks, o.transactions, o.shared, o.logger
-	c.Grace = o.sharedGrace
+	c.Grace, c.Now = o.sharedGrace, o.now
 	if err := o.check(); err != nil {
 		return nil, err
 	}

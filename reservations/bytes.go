@@ -131,26 +131,45 @@ func (s *Store) Release(ctx context.Context, id ReservationID, n uint64) error {
 // offer is whole again. A reservation with up to 512 blocks goes in one
 // atomic change; one with more in atomic steps of 512 blocks, each of which
 // keeps every invariant, so a crash part way leaves a smaller reservation
-// that a repeated call (or ReclaimExpired) finishes.
+// that a repeated call (or ReclaimExpired) finishes. Other changes go
+// between two steps, and the cost per block does not grow with the
+// reservation (see the package doc).
 //
 // A reservation that does not exist is success, so cleanup can be
 // retried. Should the availability be gone (only possible behind the
 // Store's back), the bytes go back to the repo quota instead.
 func (s *Store) DeleteReservation(ctx context.Context, id ReservationID) error {
+	// Blocks written behind the steps (by a PutBlock meanwhile) are
+	// noticed, so that the last step looks for them.
+	w := s.eng.Watch(reservationBlocksPrefix(id))
+	defer w.Stop()
+	after := ""
 	for {
-		done, err := s.deleteStep(ctx, id)
+		next, done, err := s.deleteStep(ctx, id, after, w)
 		if err != nil {
 			return fmt.Errorf("delete reservation %s: %w", id, err)
 		}
 		if done {
 			return nil
 		}
+		after = next
 	}
 }
 
 // deleteStep deletes up to deleteStep blocks of a reservation and, once it
-// has none left, the reservation itself.
-func (s *Store) deleteStep(ctx context.Context, id ReservationID) (done bool, err error) {
+// has none left, the reservation itself. Each step is its own change, so
+// other changes are staged between two steps.
+//
+// The blocks' index entries are deleted in key order; after is the last
+// one the steps before deleted (empty: none), and the step reads from
+// there on (next is where the following step starts): a step that read
+// from the start would step over every delete of the steps before it, not
+// yet compacted away by LevelDB, and a big delete would cost per block in
+// proportion to its size. Blocks a concurrent PutBlock wrote below after
+// (w, watching the reservation's block index, tells) are found by the last
+// step, which then reads once from the start before it deletes the
+// reservation.
+func (s *Store) deleteStep(ctx context.Context, id ReservationID, after string, w *engine.Watch) (next string, done bool, err error) {
 	err = s.update(ctx, func(t txn) error {
 		r, err := t.reservation(id)
 		if errors.Is(err, ErrNotFound) {
@@ -171,7 +190,8 @@ func (s *Store) deleteStep(ctx context.Context, id ReservationID) (done bool, er
 		prefix := reservationBlocksPrefix(id)
 		base := len(prefix.String())
 		n := 0
-		err = t.Scan(prefix, false, func(key string, value []byte) error {
+		next = after
+		forget := func(key string, value []byte) error {
 			if n == deleteStep {
 				more = true
 				return errStop
@@ -185,10 +205,24 @@ func (s *Store) deleteStep(ctx context.Context, id ReservationID) (done bool, er
 				return err
 			}
 			freed += size
+			next = key
 			return t.Delete(datastore.RawKey(key))
-		})
+		}
+		err = t.ScanAfter(prefix, after, false, forget)
 		if err != nil && !errors.Is(err, errStop) {
 			return err
+		}
+		if !more && after != "" && w.Hit() {
+			// The last step, with blocks written meanwhile: anything
+			// left below after (this step's own deletes are skipped as
+			// pending).
+			err = t.Scan(prefix, false, forget)
+			if err != nil && !errors.Is(err, errStop) {
+				return err
+			}
+			if more {
+				next = "" // the next step starts from the start again
+			}
 		}
 		freed = min(freed, r.Used)
 		r.Used -= freed
@@ -238,7 +272,7 @@ func (s *Store) deleteStep(ctx context.Context, id ReservationID) (done bool, er
 		}
 		return t.deleteSlotIndex(r)
 	})
-	return done, err
+	return next, done, err
 }
 
 var errStop = errors.New("stop")

@@ -98,8 +98,9 @@
 //
 //   - A ProcessFunc must not call Stop: Stop waits for it.
 //   - The OnDrop function runs on the goroutine that caused the drop, after
-//     the queue's lock is released: it may call the queue, but the goroutine
-//     (a Push, a worker) waits for it.
+//     the queue's lock is released: it may call the queue (not WaitIdle,
+//     which waits for every drop to be reported), but the goroutine (a
+//     Push, a worker) waits for it.
 //   - The clock set with WithClock is called with the queue locked and must
 //     not call the queue.
 //   - Expiry is checked whenever the queue is called or a worker takes an

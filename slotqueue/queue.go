@@ -74,8 +74,9 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 //
 // fn is called after the queue's lock is released, from whichever goroutine
 // caused the drop (a Push, a worker, any call that noticed an expiry), so it
-// may call the queue; calls from different goroutines may interleave.
-// It should return quickly, since that goroutine waits for it.
+// may call the queue (but not WaitIdle, which waits for it); calls from
+// different goroutines may interleave. It should return quickly, since
+// that goroutine waits for it.
 func WithOnDrop(fn func(item Item, reason error)) Option {
 	return func(o *options) { o.onDrop = fn }
 }
@@ -115,8 +116,12 @@ type Queue struct {
 	paused   bool
 	inFlight []*flight // the items being processed
 	drops    []drop    // to report once mu is released
-	stats    Stats     // the counters; Waiting and Busy are filled in by Stats
-	cancel   context.CancelFunc
+	// reporting counts the goroutines reporting drops to onDrop: WaitIdle
+	// waits for them, so that every drop made before the queue went idle
+	// has been reported when it returns.
+	reporting int
+	stats     Stats // the counters; Waiting and Busy are filled in by Stats
+	cancel    context.CancelFunc
 }
 
 // flight is an item being processed.
@@ -210,7 +215,19 @@ func (q *Queue) lock() int64 {
 func (q *Queue) unlock() {
 	drops := q.drops
 	q.drops = nil
+	if len(drops) > 0 {
+		q.reporting++
+	}
 	q.mu.Unlock()
+	if len(drops) == 0 {
+		return
+	}
+	defer func() { // even should onDrop panic
+		q.mu.Lock()
+		q.reporting--
+		q.notifyIdleLocked()
+		q.mu.Unlock()
+	}()
 	for _, d := range drops {
 		q.log.Debug("slotqueue: dropped item", "request", d.item.RequestID, "slot", d.item.SlotIndex, "reason", d.reason)
 		if q.onDrop != nil {
@@ -475,12 +492,14 @@ func (q *Queue) Stats() Stats {
 
 // WaitIdle returns nil once no process function is running and no worker
 // may take an item: none is waiting, the queue is paused or stopped, or only
-// Seen items wait. It returns ctx.Err() if ctx ends first. An idle queue
-// stays idle until something is pushed or it is resumed or started.
+// Seen items wait; and every item dropped before then has been reported to
+// the OnDrop function (which therefore must not call WaitIdle). It returns
+// ctx.Err() if ctx ends first. An idle queue stays idle until something is
+// pushed or it is resumed or started.
 func (q *Queue) WaitIdle(ctx context.Context) error {
 	for {
 		q.lock()
-		idle := len(q.inFlight) == 0 && !q.takeableLocked()
+		idle := len(q.inFlight) == 0 && !q.takeableLocked() && q.reporting == 0
 		if idle {
 			q.unlock()
 			return nil

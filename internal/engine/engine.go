@@ -85,8 +85,20 @@ type Config struct {
 	// to recover after a write whose outcome is unknown, and closes what it
 	// returned on Close.
 	Open func() (datastore.Batching, io.Closer, error)
-	Log  *slog.Logger
+	// OpenReadOnly opens the embedded datastore for reading only (nothing
+	// written, so it opens on a full disk): reads go on while Open fails.
+	OpenReadOnly func() (datastore.Batching, io.Closer, error)
+	// Now is the clock that spaces the retries of a failed reopen
+	// (default time.Now); ReopenEvery is their interval (default
+	// DefaultReopenEvery).
+	Now         func() time.Time
+	ReopenEvery time.Duration
+	Log         *slog.Logger
 }
+
+// DefaultReopenEvery is how often, at most, a change retries the reopen of
+// the embedded database after one failed.
+const DefaultReopenEvery = time.Second
 
 // Engine is the write path of one repo. It is safe for concurrent use.
 type Engine struct {
@@ -96,6 +108,9 @@ type Engine struct {
 	separate bool // blocks live in their own datastore
 	ordered  bool // the embedded LevelDB: the queue's batch is built as changes queue
 	open     func() (datastore.Batching, io.Closer, error)
+	openRO   func() (datastore.Batching, io.Closer, error)
+	now      func() time.Time
+	every    time.Duration
 	log      *slog.Logger
 
 	life lifetime
@@ -124,6 +139,10 @@ type Engine struct {
 	last        *change // the last change queued (maybe durable since)
 	failed      error   // set by a write of unknown outcome
 	gen         uint64
+	// reopened is when the embedded database was last reopened after a
+	// write of unknown outcome; a change retries a failed reopen once
+	// every has passed since.
+	reopened time.Time
 
 	// queueMu guards the commit queue; it is held only briefly, never
 	// across staging or a write. Lock order: stageMu, then queueMu.
@@ -136,6 +155,9 @@ type Engine struct {
 
 	extMu sync.Mutex
 	ext   map[any]any
+
+	watchMu sync.Mutex
+	watches map[*Watch]struct{}
 
 	conflicts atomic.Uint64
 
@@ -198,9 +220,16 @@ func (c *change) result() error {
 
 // New loads the counters and returns an engine.
 func New(ctx context.Context, c Config) (*Engine, error) {
-	e := &Engine{max: c.Max, txn: c.Txn, shared: c.Shared, open: c.Open, log: c.Log, meta: c.Meta, blocks: c.Blocks, overlay: map[okey]pending{}}
+	e := &Engine{max: c.Max, txn: c.Txn, shared: c.Shared, open: c.Open, openRO: c.OpenReadOnly,
+		now: c.Now, every: c.ReopenEvery, log: c.Log, meta: c.Meta, blocks: c.Blocks, overlay: map[okey]pending{}}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.every <= 0 {
+		e.every = DefaultReopenEvery
 	}
 	e.sharedMu, e.grace = make(chan struct{}, 1), c.Grace
 	if e.grace <= 0 {
@@ -400,9 +429,11 @@ func (e *Engine) unlockStage() {
 // to write. The first change queued while nobody leads is told to lead.
 // Called with stageMu held.
 func (e *Engine) stageOne(c *change) {
-	if queued, err := e.stage(c); err != nil || !queued {
+	queued, after, err := e.stage(c)
+	if err != nil || !queued {
 		c.err = err
 		close(c.done)
+		runAfter(after)
 		return
 	}
 	e.queueMu.Lock()
@@ -425,36 +456,52 @@ func (e *Engine) stageOne(c *change) {
 	lead := !e.leading
 	e.leading = true
 	e.queueMu.Unlock()
+	// AfterStage's functions run once the change is in the queue (still
+	// under the staging lock): whoever they signal may count on the next
+	// group's holding it.
+	runAfter(after)
 	if lead {
 		close(c.lead)
 	}
 }
 
+func runAfter(fs []func()) {
+	for _, f := range fs {
+		f()
+	}
+}
+
 // stage runs c's function on a Tx and records what it writes in c and the
-// overlay; queued is false when there is nothing to write. Called with
-// stageMu held.
-func (e *Engine) stage(c *change) (queued bool, err error) {
+// overlay; queued is false when there is nothing to write. after are the
+// change's AfterStage functions, for the caller to run once the change is
+// queued (or ended, if it writes nothing). Called with stageMu held.
+func (e *Engine) stage(c *change) (queued bool, after []func(), err error) {
 	ctx, fn := c.ctx, c.fn
 	c.ctx, c.fn = nil, nil // the change lives until durable; these need not
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return false, nil, err
+	}
+	if e.failed != nil && e.open != nil && e.now().Sub(e.reopened) >= e.every {
+		// A reopen failed (a full disk): try again, at most once every
+		// e.every. Nothing is queued or being written while e.failed is
+		// set, so the reopen takes nothing from anyone.
+		e.queueMu.Lock()
+		e.recover()
+		e.queueMu.Unlock()
 	}
 	tx := &Tx{e: e, ctx: ctx, c: e.staged, base: e.staged}
 	if err := run(fn, tx); err != nil {
-		return false, err
+		return false, nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return false, nil, err
 	}
 	if tx.Dirty() && e.failed != nil {
-		return false, e.failed
+		return false, nil, e.failed
 	}
 	if !tx.Dirty() {
-		for _, f := range tx.after {
-			f()
-		}
 		c.after = e.last
-		return false, nil
+		return false, tx.after, nil
 	}
 	e.seq++
 	e.last = c
@@ -466,10 +513,8 @@ func (e *Engine) stage(c *change) (queued bool, err error) {
 		e.overlay[o.okey] = pending{value: o.value, del: o.del, seq: c.seq}
 	}
 	e.staged = tx.c
-	for _, f := range tx.after {
-		f()
-	}
-	return true, nil
+	e.notifyWatches(c.ops)
+	return true, tx.after, nil
 }
 
 // ErrPanic wraps a panic in a change's function: the change is abandoned
@@ -581,15 +626,10 @@ func (e *Engine) fail(group []*change, err error, unknown bool) {
 		// so that Quota and Verify tell what a reopened repo will read.
 		e.durable = group[len(group)-1].counters
 	}
+	cause := err
 	if unknown {
 		e.failed = e.writeFailed(err)
 		err = e.failed
-	}
-	for _, c := range group {
-		c.err = err
-	}
-	for _, c := range e.queue {
-		c.err = fmt.Errorf("repo: an earlier change in the commit queue failed: %w", err)
 	}
 	failed := e.queue
 	e.queue, e.pending = nil, nil
@@ -602,6 +642,19 @@ func (e *Engine) fail(group []*change, err error, unknown bool) {
 	e.gen++
 	if unknown && e.open != nil {
 		e.recover()
+		if r, ok := e.failed.(*reopenError); ok {
+			// The reopen failed too: the group learns that, not that
+			// the repo goes on, and still the write's own cause.
+			withWrite := *r
+			withWrite.write = cause
+			err = &withWrite
+		}
+	}
+	for _, c := range group {
+		c.err = err
+	}
+	for _, c := range failed {
+		c.err = fmt.Errorf("repo: an earlier change in the commit queue failed: %w", err)
 	}
 	e.queueMu.Unlock()
 	e.unlockStage()
@@ -615,34 +668,72 @@ func (e *Engine) fail(group []*change, err error, unknown bool) {
 
 // recover reopens the embedded database after a write of unknown outcome
 // and reloads the counters, so that memory matches whatever the journal
-// replays. Called with stageMu and queueMu held.
+// replays. When the reopen fails (a full disk: replaying the journal
+// writes a table), writes stay refused with an error that names the
+// cause, the database is opened read-only so that reads go on, and the
+// next change after e.every tries again. Called with stageMu and queueMu
+// held, nothing queued.
 func (e *Engine) recover() {
 	e.dbMu.Lock()
 	defer e.dbMu.Unlock()
+	e.reopened = e.now()
 	e.log.Warn("write of unknown outcome; reopening the database", "err", e.failed)
 	if err := e.closer.Close(); err != nil {
 		e.log.Error("close after failed write", "err", err)
 	}
 	m, cl, err := e.open()
+	if err == nil {
+		cs, err := readCounters(context.Background(), m)
+		if err != nil {
+			// A corrupt counter: reads go on, writes stay refused.
+			e.failed = &reopenError{cause: err, every: e.every, reads: true}
+			e.log.Error("reload counters after failed write; writes stay refused", "err", err)
+			e.meta, e.closer = m, cl
+			if !e.separate {
+				e.blocks = m
+			}
+			return
+		}
+		e.use(m, cl, cs)
+		e.failed = nil
+		e.log.Info("database reopened", "used", cs.Used, "reserved", cs.Reserved)
+		return
+	}
+	cause := err
+	failed := &reopenError{cause: cause, every: e.every}
+	e.failed = failed
+	e.log.Error("reopen after failed write; writes stay refused until a reopen succeeds", "err", cause, "retry", e.every)
+	e.meta, e.closer = closedStore{e.failed}, io.NopCloser(nil)
+	if !e.separate {
+		e.blocks = e.meta
+	}
+	if e.openRO == nil {
+		return
+	}
+	m, cl, err = e.openRO()
 	if err != nil {
-		e.log.Error("reopen after failed write; writes stay refused", "err", err)
-		e.meta, e.closer = closedStore{}, io.NopCloser(nil)
+		e.log.Error("open read-only after a failed reopen; reads fail too", "err", err)
 		return
 	}
 	cs, err := readCounters(context.Background(), m)
 	if err != nil {
-		e.log.Error("reload counters after failed write; writes stay refused", "err", err)
-		e.meta, e.closer = m, cl
+		e.log.Error("reload counters read-only; reads fail too", "err", err)
+		_ = cl.Close()
 		return
 	}
+	e.use(m, cl, cs)
+	failed.reads = true
+}
+
+// use makes m the metadata datastore (and the block store, if blocks share
+// it) with counters cs. Called with stageMu, queueMu and dbMu held.
+func (e *Engine) use(m datastore.Batching, cl io.Closer, cs Counters) {
 	e.meta, e.closer = m, cl
 	if !e.separate {
 		e.blocks = m
 	}
 	e.staged, e.durable = cs, cs
-	e.failed = nil
 	e.gen++
-	e.log.Info("database reopened", "used", cs.Used, "reserved", cs.Reserved)
 }
 
 // write makes a group durable. unknown reports a failure after which the
@@ -957,14 +1048,80 @@ func (tx *Tx) ScanBlocks(fn func(key datastore.Key, size uint64) error) error {
 	})
 }
 
-// closedStore stands in for a database that could not be reopened.
-type closedStore struct{ datastore.Batching }
+// closedStore stands in for a database that could not be reopened; every
+// call fails with why.
+type closedStore struct{ err error }
 
-func (closedStore) Get(context.Context, datastore.Key) ([]byte, error) { return nil, ErrWriteFailed }
-func (closedStore) Has(context.Context, datastore.Key) (bool, error)   { return false, ErrWriteFailed }
-func (closedStore) GetSize(context.Context, datastore.Key) (int, error) {
-	return 0, ErrWriteFailed
+var _ datastore.Batching = closedStore{}
+
+func (c closedStore) Get(context.Context, datastore.Key) ([]byte, error) { return nil, c.err }
+func (c closedStore) Has(context.Context, datastore.Key) (bool, error)   { return false, c.err }
+func (c closedStore) GetSize(context.Context, datastore.Key) (int, error) {
+	return 0, c.err
 }
-func (closedStore) Query(context.Context, query.Query) (query.Results, error) {
-	return nil, ErrWriteFailed
+func (c closedStore) Query(context.Context, query.Query) (query.Results, error) {
+	return nil, c.err
+}
+func (c closedStore) Put(context.Context, datastore.Key, []byte) error { return c.err }
+func (c closedStore) Delete(context.Context, datastore.Key) error      { return c.err }
+func (c closedStore) Sync(context.Context, datastore.Key) error        { return c.err }
+func (c closedStore) Close() error                                     { return nil }
+func (c closedStore) Batch(context.Context) (datastore.Batch, error)   { return nil, c.err }
+
+// Watch notes whether a change staged since it was made put a metadata
+// record under its prefix: a caller that works through the records under a
+// prefix in several changes, from where the last one stopped (a big
+// reservation's blocks), learns whether one was added behind it.
+type Watch struct {
+	e      *Engine
+	prefix string
+	hit    atomic.Bool
+}
+
+// Watch starts a watch of the puts under prefix. In shared mode, where
+// other processes change the datastore unseen, the watch is hit from the
+// start. Stop it when done.
+func (e *Engine) Watch(prefix datastore.Key) *Watch {
+	w := &Watch{e: e, prefix: prefix.String() + "/"}
+	if e.shared {
+		w.hit.Store(true)
+		return w
+	}
+	e.watchMu.Lock()
+	defer e.watchMu.Unlock()
+	if e.watches == nil {
+		e.watches = map[*Watch]struct{}{}
+	}
+	e.watches[w] = struct{}{}
+	return w
+}
+
+// Hit reports whether a change staged since the watch started put a
+// record under its prefix (a change that failed since may count too).
+// Called from a change, it accounts for every change staged before.
+func (w *Watch) Hit() bool { return w.hit.Load() }
+
+// Stop ends the watch.
+func (w *Watch) Stop() {
+	w.e.watchMu.Lock()
+	defer w.e.watchMu.Unlock()
+	delete(w.e.watches, w)
+}
+
+// notifyWatches marks the watches whose prefix ops put a record under.
+// Called with stageMu held.
+func (e *Engine) notifyWatches(ops []op) {
+	e.watchMu.Lock()
+	defer e.watchMu.Unlock()
+	for w := range e.watches {
+		if w.hit.Load() {
+			continue
+		}
+		for _, o := range ops {
+			if !o.blocks && !o.del && strings.HasPrefix(o.key, w.prefix) {
+				w.hit.Store(true)
+				break
+			}
+		}
+	}
 }

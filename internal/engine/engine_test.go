@@ -263,3 +263,52 @@ func TestAbandonedBatch_IsDiscarded(t *testing.T) {
 		})
 	}
 }
+
+// Tx.ScanAfter merges the change's own writes into the store's records, in
+// key order, from after on; fn's error ends it there.
+func TestTx_ScanAfter(t *testing.T) {
+	for name, mk := range gatedStores(t) {
+		t.Run(name, func(t *testing.T) {
+			e, err := New(t.Context(), Config{Max: 100, Meta: mk(newGate())})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = e.Close() })
+			require.NoError(t, e.Update(t.Context(), func(tx *Tx) error {
+				for _, k := range []string{"/p/1", "/p/3", "/p/5", "/q/0"} {
+					if err := tx.Put(datastore.NewKey(k), []byte(k)); err != nil {
+						return err
+					}
+				}
+				return nil
+			}))
+			errStop := errors.New("stop")
+			require.NoError(t, e.Update(t.Context(), func(tx *Tx) error {
+				require.NoError(t, tx.Put(datastore.NewKey("/p/2"), []byte("/p/2")))
+				require.NoError(t, tx.Delete(datastore.NewKey("/p/3")))
+				require.NoError(t, tx.Put(datastore.NewKey("/p/6"), []byte("/p/6")))
+				scan := func(after string, limit int) []string {
+					var got []string
+					err := tx.ScanAfter(datastore.NewKey("/p"), after, false, func(k string, v []byte) error {
+						if len(got) == limit {
+							return errStop
+						}
+						assert.Equal(t, k, string(v))
+						got = append(got, k)
+						return nil
+					})
+					if limit < 10 {
+						assert.ErrorIs(t, err, errStop)
+					} else {
+						assert.NoError(t, err)
+					}
+					return got
+				}
+				assert.Equal(t, []string{"/p/1", "/p/2", "/p/5", "/p/6"}, scan("", 10))
+				assert.Equal(t, []string{"/p/2", "/p/5", "/p/6"}, scan("/p/1", 10))
+				assert.Equal(t, []string{"/p/5", "/p/6"}, scan("/p/2", 10))
+				assert.Equal(t, []string{"/p/6"}, scan("/p/5", 10))
+				assert.Equal(t, []string{"/p/2"}, scan("/p/1", 1))
+				return nil
+			}))
+		})
+	}
+}

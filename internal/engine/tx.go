@@ -291,13 +291,23 @@ func (tx *Tx) DeleteBlock(key datastore.Key) (uint64, error) {
 // Scan calls fn for every metadata record under prefix as this change sees
 // it, in key order. A read error ends the scan with that error.
 func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, value []byte) error) error {
+	return tx.ScanAfter(prefix, "", keysOnly, fn)
+}
+
+// ScanAfter is Scan of the records under prefix whose keys sort after
+// after (all of them when after is empty). On the embedded LevelDB it
+// reads from there on: a change that works through many records in steps
+// (a big reservation's blocks) so reads each only once, not the deletes of
+// the steps before it.
+func (tx *Tx) ScanAfter(prefix datastore.Key, after string, keysOnly bool, fn func(key string, value []byte) error) error {
 	type entry struct {
 		key   string
 		value []byte
 	}
 	var entries []entry
 	p := prefix.String() + "/"
-	under := func(k string) bool { return p == "//" || strings.HasPrefix(k, p) }
+	inPrefix := func(k string) bool { return p == "//" || strings.HasPrefix(k, p) }
+	under := func(k string) bool { return inPrefix(k) && k > after }
 	var pendingKeys map[string]bool // written by this change or one in flight
 	add := func(k okey, value []byte, del bool) {
 		if k.blocks || pendingKeys[k.key] || !under(k.key) {
@@ -318,8 +328,8 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 	if tx.snap == nil {
 		keys = tx.e.overlayKeys
 	}
-	i, _ := slices.BinarySearch(keys, p)
-	for ; i < len(keys) && under(keys[i]); i++ {
+	i, _ := slices.BinarySearch(keys, max(p, after))
+	for ; i < len(keys) && inPrefix(keys[i]); i++ {
 		k := okey{key: keys[i]}
 		pd := tx.e.overlay[k]
 		add(k, pd.value, pd.del)
@@ -335,22 +345,47 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 	if pendingKeys == nil {
 		// Nothing pending under prefix: the store's own order is the
 		// answer, with nothing collected or sorted.
-		if ok, err := orderedScan(store, prefix, keysOnly, fn); ok {
+		if ok, err := orderedScan(store, prefix, after, keysOnly, fn); ok {
 			return err
 		}
 	}
-	keep := func(key string, value []byte) error {
-		if !pendingKeys[key] {
-			entries = append(entries, entry{key, value})
+	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.key, b.key) })
+	// The embedded LevelDB (or its snapshot) iterates in key order: merge
+	// the pending entries into its scan, so that fn stopping early (an
+	// error) ends the scan there rather than after reading every key (a
+	// big reservation is deleted in steps that read only what they
+	// delete).
+	next := 0
+	ok, err := orderedScan(store, prefix, after, keysOnly, func(key string, value []byte) error {
+		for ; next < len(entries) && entries[next].key < key; next++ {
+			if err := fn(entries[next].key, entries[next].value); err != nil {
+				return err
+			}
+		}
+		if pendingKeys[key] {
+			return nil
+		}
+		return fn(key, value)
+	})
+	if ok {
+		if err != nil {
+			return err
+		}
+		for ; next < len(entries); next++ {
+			if err := fn(entries[next].key, entries[next].value); err != nil {
+				return err
+			}
 		}
 		return nil
 	}
-	ok, err := orderedScan(store, prefix, keysOnly, keep)
-	if !ok {
-		// No order asked of the store: the entries are sorted below, with
-		// the pending ones among them.
-		err = scan(tx.ctx, tx.metaStore(), prefix, keysOnly, nil, func(en query.Entry) error { return keep(en.Key, en.Value) })
-	}
+	// No order asked of the store: the entries are sorted below, with the
+	// pending ones among them.
+	err = scan(tx.ctx, store, prefix, keysOnly, nil, func(en query.Entry) error {
+		if !pendingKeys[en.Key] && en.Key > after {
+			entries = append(entries, entry{en.Key, en.Value})
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -367,12 +402,12 @@ func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, valu
 // machinery, when store is the embedded LevelDB or one of its snapshots;
 // ok is false otherwise. (Concrete types, not an interface: fn then need
 // not escape to the heap.)
-func orderedScan(store datastore.Read, prefix datastore.Key, keysOnly bool, fn func(key string, value []byte) error) (ok bool, err error) {
+func orderedScan(store datastore.Read, prefix datastore.Key, after string, keysOnly bool, fn func(key string, value []byte) error) (ok bool, err error) {
 	switch d := store.(type) {
 	case *ldb.DS:
-		return true, d.Scan(prefix, keysOnly, fn)
+		return true, d.ScanAfter(prefix, after, keysOnly, fn)
 	case *ldb.Snapshot:
-		return true, d.Scan(prefix, keysOnly, fn)
+		return true, d.ScanAfter(prefix, after, keysOnly, fn)
 	}
 	return false, nil
 }

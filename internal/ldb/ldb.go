@@ -10,6 +10,7 @@
 package ldb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,10 @@ type Options struct {
 	// WrapStorage, when set, wraps the file storage goleveldb writes
 	// through (tests use it to fail an fsync).
 	WrapStorage func(storage.Storage) storage.Storage
+	// ReadOnly opens the database for reading only: the journal is
+	// replayed into memory, nothing is written, so it opens on a full disk.
+	// Every write fails.
+	ReadOnly bool
 }
 
 // DS is a LevelDB datastore. It is safe for concurrent use.
@@ -57,7 +62,7 @@ var _ datastore.Batching = (*DS)(nil)
 
 // Open opens (creating if needed) the LevelDB database in dir.
 func Open(dir string, o Options) (*DS, error) {
-	fs, err := storage.OpenFile(dir, false)
+	fs, err := storage.OpenFile(dir, o.ReadOnly)
 	if err != nil {
 		return nil, fmt.Errorf("ldb: open %s: %w", dir, err)
 	}
@@ -65,9 +70,9 @@ func Open(dir string, o Options) (*DS, error) {
 	if o.WrapStorage != nil {
 		stor = o.WrapStorage(fs)
 	}
-	lo := &opt.Options{NoSync: o.NoSync}
+	lo := &opt.Options{NoSync: o.NoSync, ReadOnly: o.ReadOnly}
 	db, err := leveldb.Open(stor, lo)
-	if lerrors.IsCorrupted(err) {
+	if lerrors.IsCorrupted(err) && !o.ReadOnly {
 		db, err = leveldb.Recover(stor, lo)
 	}
 	if err != nil {
@@ -278,11 +283,35 @@ func (d *DS) query(q query.Query, newIter func(*util.Range, *opt.ReadOptions) it
 // (nil when keysOnly), without the query machinery. The value is fn's to
 // keep. An iterator error ends the scan with that error.
 func (d *DS) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, value []byte) error) error {
+	return d.ScanAfter(prefix, "", keysOnly, fn)
+}
+
+// ScanAfter is Scan of the keys under prefix that sort after after (all of
+// them when after is empty). It starts where they start: the keys before,
+// and the deletes of keys before not yet compacted away, are not read.
+func (d *DS) ScanAfter(prefix datastore.Key, after string, keysOnly bool, fn func(key string, value []byte) error) error {
 	if err := d.enter(); err != nil {
 		return err
 	}
 	defer d.leave()
-	return scanIter(d.db.NewIterator(prefixRange(prefix), nil), prefix, keysOnly, fn)
+	return scanIter(d.db.NewIterator(rangeAfter(prefix, after), nil), prefix, keysOnly, fn)
+}
+
+// rangeAfter is the range of the keys under prefix that sort after after
+// (all of them when after is empty).
+func rangeAfter(prefix datastore.Key, after string) *util.Range {
+	rng := prefixRange(prefix)
+	if after == "" {
+		return rng
+	}
+	if rng == nil {
+		rng = &util.Range{}
+	}
+	// The least key after after.
+	if start := append([]byte(after), 0); bytes.Compare(start, rng.Start) > 0 {
+		rng = &util.Range{Start: start, Limit: rng.Limit}
+	}
+	return rng
 }
 
 func scanIter(it iterator.Iterator, prefix datastore.Key, keysOnly bool, fn func(key string, value []byte) error) error {
@@ -300,6 +329,16 @@ func scanIter(it iterator.Iterator, prefix datastore.Key, keysOnly bool, fn func
 		return fmt.Errorf("ldb: scan %s: %w", prefix, err)
 	}
 	return nil
+}
+
+// Compact compacts the whole database and returns once it is done
+// (benchmarks: a setup that wrote much is settled before what they time).
+func (d *DS) Compact() error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.leave()
+	return d.db.CompactRange(util.Range{})
 }
 
 // prefixRange is the range of the keys under prefix (nil: every key).

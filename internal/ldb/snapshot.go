@@ -85,9 +85,15 @@ func (s *Snapshot) Query(_ context.Context, q query.Query) (query.Results, error
 
 // Scan is DS.Scan on the snapshot.
 func (s *Snapshot) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, value []byte) error) error {
+	return s.ScanAfter(prefix, "", keysOnly, fn)
+}
+
+// ScanAfter is Scan of the keys under prefix that sort after after (all of
+// them when after is empty), as DS.ScanAfter.
+func (s *Snapshot) ScanAfter(prefix datastore.Key, after string, keysOnly bool, fn func(key string, value []byte) error) error {
 	if err := s.d.enter(); err != nil {
 		return err
 	}
 	defer s.d.leave()
-	return scanIter(s.s.NewIterator(prefixRange(prefix), nil), prefix, keysOnly, fn)
+	return scanIter(s.s.NewIterator(rangeAfter(prefix, after), nil), prefix, keysOnly, fn)
 }
