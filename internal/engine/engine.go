@@ -134,6 +134,7 @@ type Engine struct {
 	ext   map[any]any
 
 	conflicts atomic.Uint64
+	stats     stats // see stats.go
 
 	// Test hooks, nil outside tests: combine found nothing more to stage
 	// (still holding the staging lock); combine left a submitted change to
@@ -493,11 +494,13 @@ func (e *Engine) writeGroups() {
 		last := group[len(group)-1]
 		var err error
 		var unknown bool
+		t := e.stats.begin()
 		if batch != nil {
 			err, unknown = e.writeOrdered(batch, base, last.counters)
 		} else {
 			err, unknown = e.write(group, base, last.counters)
 		}
+		e.stats.end(t, len(group), err)
 		if err != nil {
 			e.fail(group, err, unknown)
 			return
