@@ -1,0 +1,46 @@
+package httpapi_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/holiman/uint256"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stowage/stowage"
+	"github.com/stowage/stowage/reservations"
+	"github.com/stowage/stowage/slotqueue"
+)
+
+// The calls of this file are those whose shape the v1 surface changes
+// (the slot type, queue items), kept apart so the change is made once.
+
+// reserve reserves slot index of request req, of size bytes asking
+// collateral, with a contract ending at validUntil (zero: none).
+func reserve(ctx context.Context, s *reservations.Store, req byte, index, size, collateral uint64, validUntil time.Time) (reservations.Reservation, error) {
+	return s.ReserveSlot(ctx, reservations.Slot{
+		RequestID: stowage.RequestID{req},
+		Index:     index,
+		Ask: stowage.StorageAsk{
+			Slots: index + 1, SlotSize: size, Duration: 60,
+			Reward: *uint256.NewInt(1000), Collateral: *uint256.NewInt(collateral),
+		},
+		ValidUntil: validUntil,
+	})
+}
+
+// newPausedQueue returns a running, paused queue holding n items.
+func newPausedQueue(t *testing.T, n int) *slotqueue.Queue {
+	t.Helper()
+	q, err := slotqueue.New(func(context.Context, slotqueue.Item) error { return nil })
+	require.NoError(t, err)
+	q.Pause()
+	q.Start()
+	t.Cleanup(q.Stop)
+	ask := stowage.StorageAsk{Slots: uint64(n), SlotSize: 1024, Duration: 3600, Reward: *uint256.NewInt(7), Collateral: *uint256.NewInt(3)}
+	for i := range n {
+		require.NoError(t, q.Push(slotqueue.NewItem(stowage.RequestID{9}, uint16(i), ask, 0)))
+	}
+	return q
+}

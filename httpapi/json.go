@@ -1,0 +1,248 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/holiman/uint256"
+
+	"github.com/stowage/stowage/reservations"
+)
+
+// availabilityJSON is an Availability as the API shows it.
+type availabilityJSON struct {
+	ID                       string `json:"id"`
+	TotalSize                uint64 `json:"totalSize"`
+	FreeSize                 uint64 `json:"freeSize"`
+	Duration                 uint64 `json:"duration"`
+	MinPrice                 string `json:"minPrice"`
+	MaxCollateral            string `json:"maxCollateral"`
+	TotalCollateral          string `json:"totalCollateral"`
+	TotalRemainingCollateral string `json:"totalRemainingCollateral"`
+	Enabled                  bool   `json:"enabled"`
+	Until                    int64  `json:"until"`
+}
+
+func toAvailabilityJSON(a *reservations.Availability) availabilityJSON {
+	return availabilityJSON{
+		ID:                       a.ID.String(),
+		TotalSize:                a.TotalSize,
+		FreeSize:                 a.Size,
+		Duration:                 a.Duration,
+		MinPrice:                 a.MinPrice.Dec(),
+		MaxCollateral:            a.MaxCollateral.Dec(),
+		TotalCollateral:          a.TotalCollateral.Dec(),
+		TotalRemainingCollateral: a.FreeCollateral.Dec(),
+		Enabled:                  !a.Disabled,
+		Until:                    unixOrZero(a.Until),
+	}
+}
+
+// reservationJSON is a Reservation as the API shows it.
+type reservationJSON struct {
+	ID             string `json:"id"`
+	AvailabilityID string `json:"availabilityId"`
+	Size           uint64 `json:"size"`
+	Used           uint64 `json:"used"`
+	SlotSize       uint64 `json:"slotSize"`
+	RequestID      string `json:"requestId"`
+	SlotIndex      uint64 `json:"slotIndex"`
+	Collateral     string `json:"collateral"`
+	ValidUntil     int64  `json:"validUntil"`
+}
+
+func toReservationJSON(r *reservations.Reservation) reservationJSON {
+	return reservationJSON{
+		ID:             r.ID.String(),
+		AvailabilityID: r.AvailabilityID.String(),
+		Size:           r.Size,
+		Used:           r.Used,
+		SlotSize:       r.SlotSize,
+		RequestID:      r.RequestID.String(),
+		SlotIndex:      r.SlotIndex,
+		Collateral:     r.Collateral.Dec(),
+		ValidUntil:     unixOrZero(r.ValidUntil),
+	}
+}
+
+// spaceJSON is the repo's quota.
+type spaceJSON struct {
+	QuotaMaxBytes       uint64 `json:"quotaMaxBytes"`
+	QuotaUsedBytes      uint64 `json:"quotaUsedBytes"`
+	QuotaReservedBytes  uint64 `json:"quotaReservedBytes"`
+	QuotaAvailableBytes uint64 `json:"quotaAvailableBytes"`
+	TotalBlocks         uint64 `json:"totalBlocks"`
+}
+
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+// availabilityBody is a POST or PATCH body. A nil field is absent.
+type availabilityBody struct {
+	TotalSize       *uint64         `json:"totalSize"`
+	FreeSize        json.RawMessage `json:"freeSize"` // refused: it follows from totalSize
+	Duration        *uint64         `json:"duration"`
+	MinPrice        *string         `json:"minPrice"`
+	MaxCollateral   *string         `json:"maxCollateral"`
+	TotalCollateral *string         `json:"totalCollateral"`
+	Enabled         *bool           `json:"enabled"`
+	Until           *int64          `json:"until"`
+}
+
+// apiError is an answer with a status and a message for the caller.
+type apiError struct {
+	code int
+	msg  string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &apiError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
+func unprocessable(format string, args ...any) error {
+	return &apiError{http.StatusUnprocessableEntity, fmt.Sprintf(format, args...)}
+}
+
+// decodeBody reads r's body, at most maxBody bytes, as one JSON object of
+// availabilityBody's fields.
+func decodeBody(w http.ResponseWriter, r *http.Request) (availabilityBody, error) {
+	var b availabilityBody
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return b, &apiError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body: larger than %d bytes", maxBody)}
+		}
+		return b, badRequest("body: %v", err)
+	}
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || data[0] != '{' {
+		return b, badRequest("body: want a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return b, badRequest("%s", jsonError(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return b, badRequest("body: data after the JSON object")
+	}
+	if b.FreeSize != nil {
+		return b, unprocessable("freeSize: cannot be set; it is totalSize less what reservations hold")
+	}
+	return b, nil
+}
+
+// jsonError names the field (or the place) a decoding error is about.
+func jsonError(err error) string {
+	if e, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		return fmt.Sprintf("%s: want %s, got %s", e.Field, jsonType(e.Type.String()), e.Value)
+	}
+	if e, ok := errors.AsType[*json.SyntaxError](err); ok {
+		return fmt.Sprintf("body: invalid JSON at byte %d: %v", e.Offset, e)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "body: JSON ends too early"
+	}
+	// "json: unknown field \"x\"" and the like.
+	return "body: " + err.Error()
+}
+
+func jsonType(goType string) string {
+	switch goType {
+	case "uint64":
+		return "a whole number of 0 or more"
+	case "int64":
+		return "a whole number"
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	}
+	return goType
+}
+
+// amount parses a decimal amount given for field.
+func amount(field string, s string) (uint256.Int, error) {
+	var z uint256.Int
+	if s == "" || s[0] == '+' || s[0] == '-' {
+		return z, badRequest("%s: want a decimal amount such as \"1000\", got %q", field, s)
+	}
+	if err := z.SetFromDecimal(s); err != nil {
+		return z, badRequest("%s: want a decimal amount below 2^256, got %q", field, s)
+	}
+	return z, nil
+}
+
+// apply sets on a the fields present in b; PATCH and POST share it.
+func (b *availabilityBody) apply(a *reservations.Availability) error {
+	if b.TotalSize != nil {
+		a.TotalSize = *b.TotalSize
+	}
+	if b.Duration != nil {
+		if *b.Duration == 0 {
+			return unprocessable("duration: must be greater than zero")
+		}
+		a.Duration = *b.Duration
+	}
+	for _, f := range []struct {
+		name string
+		s    *string
+		dst  *uint256.Int
+	}{
+		{"minPrice", b.MinPrice, &a.MinPrice},
+		{"maxCollateral", b.MaxCollateral, &a.MaxCollateral},
+		{"totalCollateral", b.TotalCollateral, &a.TotalCollateral},
+	} {
+		if f.s == nil {
+			continue
+		}
+		z, err := amount(f.name, *f.s)
+		if err != nil {
+			return err
+		}
+		*f.dst = z
+	}
+	if b.Enabled != nil {
+		a.Disabled = !*b.Enabled
+	}
+	if b.Until != nil {
+		switch u := *b.Until; {
+		case u < 0:
+			return unprocessable("until: must be Unix seconds, 0 for no limit, got %d", u)
+		case u == 0:
+			a.Until = time.Time{}
+		default:
+			a.Until = time.Unix(u, 0).UTC()
+		}
+	}
+	return nil
+}
+
+// writeJSON answers code with v in JSON.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil { // not for the types above; keep the answer JSON anyway
+		code, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// writeError answers code with {"error": msg}.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, struct {
+		Error string `json:"error"`
+	}{msg})
+}
