@@ -39,8 +39,8 @@ func newPausedQueue(t *testing.T, n int) *slotqueue.Queue {
 	q.Start()
 	t.Cleanup(q.Stop)
 	ask := stowage.StorageAsk{Slots: uint64(n), SlotSize: 1024, Duration: 3600, Reward: *uint256.NewInt(7), Collateral: *uint256.NewInt(3)}
-	for i := range n {
-		require.NoError(t, q.Push(slotqueue.NewItem(stowage.RequestID{9}, uint16(i), ask, 0)))
-	}
+	items, err := slotqueue.ItemsForRequest(stowage.RequestID{9}, ask, time.Time{})
+	require.NoError(t, err)
+	require.NoError(t, q.Push(items...))
 	return q
 }

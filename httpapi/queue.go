@@ -41,7 +41,7 @@ func (h *handler) queueState(w http.ResponseWriter, _ *http.Request) {
 	items := q.Items()
 	out := queueJSON{
 		Stats: queueStatsJSON{
-			Waiting: s.Waiting, Busy: s.Busy, Capacity: q.Size(), Paused: q.Paused(),
+			Waiting: s.Waiting, Busy: s.Busy, Capacity: q.Cap(), Paused: q.Paused(),
 			Pushed: s.Pushed, Processed: s.Processed, Failed: s.Failed,
 			Requeued: s.Requeued, Evicted: s.Evicted, Expired: s.Expired,
 		},
@@ -50,12 +50,12 @@ func (h *handler) queueState(w http.ResponseWriter, _ *http.Request) {
 	for i, it := range items {
 		out.Items[i] = itemJSON{
 			RequestID:  it.RequestID.String(),
-			SlotIndex:  uint64(it.SlotIndex),
-			SlotSize:   it.SlotSize,
-			Duration:   it.Duration,
-			Reward:     it.Reward.Dec(),
-			Collateral: it.Collateral.Dec(),
-			Expiry:     int64(it.Expiry),
+			SlotIndex:  it.Index,
+			SlotSize:   it.Ask.SlotSize,
+			Duration:   it.Ask.Duration,
+			Reward:     it.Ask.Reward.Dec(),
+			Collateral: it.Ask.Collateral.Dec(),
+			Expiry:     unixOrZero(it.Expiry),
 			Seen:       it.Seen,
 		}
 	}

@@ -198,8 +198,8 @@ func (h *Host) resume(ctx context.Context, res reservations.Reservation) error {
 		h.mu.Unlock()
 		return nil
 	}
-	if err == nil && st.Request == market.RequestNew && st.Free && ref.Slot <= 0xffff {
-		return h.queue.Push(slotqueue.NewItem(ref.Request, uint16(ref.Slot), st.Ask, st.Expiry))
+	if err == nil && st.Request == market.RequestNew && st.Free {
+		return h.queue.Push(slotqueue.Item{Slot: stowage.Slot{RequestID: ref.Request, Index: ref.Slot, Ask: st.Ask, Expiry: unixTime(st.Expiry)}})
 	}
 	h.mu.Lock()
 	h.stats.Orphans++
@@ -233,10 +233,10 @@ func (h *Host) maintain(ctx context.Context) {
 // starts a sale and keeps the worker until the sale has filled its slot or
 // ended, so the workers bound how many slots download at once.
 func (h *Host) process(ctx context.Context, it slotqueue.Item) error {
-	ref := market.SlotRef{Request: it.RequestID, Slot: uint64(it.SlotIndex)}
-	ask := stowage.StorageAsk{Slots: 1, SlotSize: it.SlotSize, Duration: it.Duration, Reward: it.Reward, Collateral: it.Collateral}
+	ref := market.SlotRef{Request: it.RequestID, Slot: it.Index}
+	ask := it.Ask
 	res, err := h.store.ReserveSlot(ctx, reservations.Slot{RequestID: it.RequestID, Index: ref.Slot, Ask: ask,
-		ValidUntil: time.Unix(int64(it.Expiry+it.Duration), 0)})
+		ValidUntil: it.Ends()})
 	var none *reservations.NoAvailabilityError
 	switch {
 	case errors.As(err, &none) && (none.Term == reservations.TermSize || none.Term == reservations.TermBudget):
@@ -342,7 +342,7 @@ func (h *Host) handleLocked(ev market.Event) {
 	switch ev.Kind {
 	case market.EventRequested:
 		h.stats.Requests++
-		items, err := slotqueue.ItemsForRequest(ev.Request, ev.Ask, ev.Expiry)
+		items, err := slotqueue.ItemsForRequest(ev.Request, ev.Ask, unixTime(ev.Expiry))
 		if err == nil {
 			err = h.queue.Push(items...)
 		}
@@ -350,8 +350,8 @@ func (h *Host) handleLocked(ev market.Event) {
 			h.log.Warn("request not queued", "request", ev.Request, "err", err)
 		}
 	case market.EventSlotFilled:
-		if !ev.Mine && ev.Slot <= 0xffff {
-			h.queue.Delete(ev.Request, uint16(ev.Slot))
+		if !ev.Mine {
+			h.queue.Delete(ev.Request, ev.Slot)
 			h.scheduleLocked(ref, onFilledByOther)
 		}
 	case market.EventRequestStarted:
@@ -367,9 +367,9 @@ func (h *Host) handleLocked(ev market.Event) {
 	case market.EventSlotFreed:
 		if ev.Mine {
 			h.scheduleLocked(ref, onSlotLost)
-		} else if ev.Slot <= 0xffff {
+		} else {
 			// Open again: queue it with the terms the event carries.
-			it := slotqueue.NewItem(ev.Request, uint16(ev.Slot), ev.Ask, ev.Expiry)
+			it := slotqueue.Item{Slot: stowage.Slot{RequestID: ev.Request, Index: ev.Slot, Ask: ev.Ask, Expiry: unixTime(ev.Expiry)}}
 			if err := h.queue.Push(it); err != nil {
 				h.log.Debug("freed slot not queued", "slot", ref, "err", err)
 			}
@@ -451,3 +451,11 @@ func (h *Host) Store() *reservations.Store { return h.store }
 
 // Quota returns the repo's byte accounting.
 func (h *Host) Quota() repo.Quota { return h.repo.Quota() }
+
+// unixTime is the time of a market Expiry in Unix seconds; zero for none.
+func unixTime(sec uint64) time.Time {
+	if sec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(int64(sec), 0)
+}
