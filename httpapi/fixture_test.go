@@ -44,3 +44,8 @@ func newPausedQueue(t *testing.T, n int) *slotqueue.Queue {
 	require.NoError(t, q.Push(items...))
 	return q
 }
+
+// unreserve deletes a reservation, giving its bytes back.
+func unreserve(ctx context.Context, s *reservations.Store, r reservations.Reservation) error {
+	return s.DeleteReservation(ctx, r.ID, r.AvailabilityID)
+}

@@ -101,6 +101,8 @@ type fixture struct {
 
 const quota = 1_000_000
 
+var noExpiry time.Time
+
 func newRepo(t testing.TB) (*repo.Repo, *reservations.Store) {
 	t.Helper()
 	r, err := repo.Open(context.Background(), t.TempDir(), repo.WithNoSync(), repo.WithQuotaMaxBytes(quota))
