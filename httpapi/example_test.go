@@ -60,5 +60,5 @@ func Example() {
 	// Output:
 	// 201 {"id":"…","totalSize":1073741824,"freeSize":1073741824,"duration":86400,"minPrice":"1000","maxCollateral":"0","totalCollateral":"0","totalRemainingCollateral":"0","enabled":true,"until":0}
 	// 200 {"quotaMaxBytes":1073741824,"quotaUsedBytes":0,"quotaReservedBytes":1073741824,"quotaAvailableBytes":0,"totalBlocks":0}
-	// 422 {"error":"add availability of 1 bytes: reservations: reserve failed: repo: not enough quota: reserve 1 bytes, available 0 (max 1073741824, used 0, reserved 1073741824)"}
+	// 422 {"error":"add availability of 1 bytes: repo: not enough quota: reserve 1 bytes, available 0 (max 1073741824, used 0, reserved 1073741824)"}
 }

@@ -17,16 +17,16 @@ import (
 // (the slot type, queue items), kept apart so the change is made once.
 
 // reserve reserves slot index of request req, of size bytes asking
-// collateral, with a contract ending at validUntil (zero: none).
-func reserve(ctx context.Context, s *reservations.Store, req byte, index, size, collateral uint64, validUntil time.Time) (reservations.Reservation, error) {
-	return s.ReserveSlot(ctx, reservations.Slot{
+// collateral, lasting 60 seconds from expiry (zero: no expiry).
+func reserve(ctx context.Context, s *reservations.Store, req byte, index, size, collateral uint64, expiry time.Time) (reservations.Reservation, error) {
+	return s.ReserveSlot(ctx, stowage.Slot{
 		RequestID: stowage.RequestID{req},
 		Index:     index,
 		Ask: stowage.StorageAsk{
 			Slots: index + 1, SlotSize: size, Duration: 60,
 			Reward: *uint256.NewInt(1000), Collateral: *uint256.NewInt(collateral),
 		},
-		ValidUntil: validUntil,
+		Expiry: expiry,
 	})
 }
 
@@ -47,5 +47,5 @@ func newPausedQueue(t *testing.T, n int) *slotqueue.Queue {
 
 // unreserve deletes a reservation, giving its bytes back.
 func unreserve(ctx context.Context, s *reservations.Store, r reservations.Reservation) error {
-	return s.DeleteReservation(ctx, r.ID, r.AvailabilityID)
+	return s.DeleteReservation(ctx, r.ID)
 }

@@ -185,10 +185,9 @@ func status(err error) (int, string) {
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, reservations.ErrInvalidSize),
 		errors.Is(err, reservations.ErrBytesOutOfBounds),
-		errors.Is(err, reservations.ErrReserveFailed),
 		errors.Is(err, repo.ErrQuotaNotEnough),
 		errors.Is(err, reservations.ErrInvalidTime),
-		errors.Is(err, reservations.ErrStaleAvailability):
+		errors.Is(err, reservations.ErrUntilTooEarly):
 		return http.StatusUnprocessableEntity, err.Error()
 	case errors.Is(err, reservations.ErrInvalidID):
 		return http.StatusBadRequest, err.Error()

@@ -60,7 +60,7 @@ func WithLogger(l *slog.Logger) Option {
 
 // handler serves the API. Its fields are set once by New.
 type handler struct {
-	store sales
+	store *reservations.Store
 	repo  *repo.Repo
 	options
 	mux *http.ServeMux
@@ -73,7 +73,7 @@ func New(store *reservations.Store, r *repo.Repo, opts ...Option) http.Handler {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	h := &handler{store: salesOf(store), repo: r, options: o, mux: http.NewServeMux()}
+	h := &handler{store: store, repo: r, options: o, mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /space", h.space)
 	h.mux.HandleFunc("GET /sales/availability", h.listAvailabilities)
 	h.mux.HandleFunc("POST /sales/availability", h.addAvailability)

@@ -123,11 +123,11 @@ func newFixture(t *testing.T, opts ...httpapi.Option) *fixture {
 	require.NoError(t, err)
 	f.B, err = f.store.AddAvailability(ctx, reservations.Availability{TotalSize: 50_000, Duration: 60})
 	require.NoError(t, err)
-	f.R, err = reserve(ctx, f.store, 1, 0, 1000, 100, time.Unix(2_000_000_000, 0))
+	f.R, err = reserve(ctx, f.store, 1, 0, 1000, 100, time.Unix(2_000_000_000-60, 0))
 	require.NoError(t, err)
 	require.Equal(t, f.A.ID, f.R.AvailabilityID)
 	require.NoError(t, f.store.PutBlock(ctx, f.R.ID, datastore.NewKey("/block/1"), make([]byte, 100)))
-	f.R, err = f.store.Reservation(ctx, f.R.ID, f.A.ID)
+	f.R, err = f.store.Reservation(ctx, f.R.ID)
 	require.NoError(t, err)
 	f.A, err = f.store.Availability(ctx, f.A.ID)
 	require.NoError(t, err)
@@ -317,6 +317,7 @@ func TestAPI(t *testing.T) {
 		{name: "patch: below what reservations hold", method: "PATCH", path: "/sales/availability/{A}", body: `{"totalSize": 500}`, status: 422, errHas: []string{"500", "1000"}},
 		{name: "patch: over quota", method: "PATCH", path: "/sales/availability/{A}", body: `{"totalSize": 2000000}`, status: 422, errHas: []string{"quota"}},
 		{name: "patch: budget below what reservations hold", method: "PATCH", path: "/sales/availability/{A}", body: `{"totalCollateral": "50"}`, status: 422, errHas: []string{"50", "100"}},
+		{name: "patch: until before a held slot's end", method: "PATCH", path: "/sales/availability/{A}", body: `{"until": 1999000000}`, status: 422, errHas: []string{"until"}},
 		{name: "patch: freeSize", method: "PATCH", path: "/sales/availability/{A}", body: `{"freeSize": 5}`, status: 422, errHas: []string{"freeSize"}},
 		{name: "patch: zero duration", method: "PATCH", path: "/sales/availability/{A}", body: `{"duration": 0}`, status: 422, errHas: []string{"duration"}},
 		{name: "patch: bad JSON", method: "PATCH", path: "/sales/availability/{A}", body: `{`, status: 400, errHas: []string{"body"}},
