@@ -462,3 +462,36 @@ func TestAPI_InternalErrorIsLoggedNotShown(t *testing.T) {
 	assert.Equal(t, "application/json", r.header.Get("Content-Type"))
 	assert.Contains(t, logs.String(), "corrupt")
 }
+
+// A repo that cannot answer (here: closed) is a 503 the caller may retry,
+// not a 500.
+func TestAPI_ClosedRepoIsUnavailable(t *testing.T) {
+	f := newFixture(t)
+	require.NoError(t, f.repo.Close())
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/sales/availability", ""},
+		{"GET", "/space", ""},
+		{"POST", "/sales/availability", `{"totalSize": 1, "duration": 1}`},
+		{"DELETE", "/sales/availability/" + f.B.ID.String(), ""},
+	} {
+		r := do(t, f.srv, c.method, c.path, strings.NewReader(c.body), nil)
+		assert.Equal(t, http.StatusServiceUnavailable, r.status, "%s %s: %s", c.method, c.path, r.body)
+		assert.Contains(t, string(r.body), "closed")
+		assert.Equal(t, "application/json", r.header.Get("Content-Type"))
+	}
+}
+
+// No GET writes, not even the first one on a new repo.
+func TestAPI_GetsWriteNothing(t *testing.T) {
+	r, store := newRepo(t)
+	srv := httptest.NewServer(httpapi.New(store, r, httpapi.WithQueue(newPausedQueue(t, 2))))
+	defer srv.Close()
+	for _, p := range []string{"/space", "/sales/availability", "/sales/queue", "/openapi.json",
+		"/sales/availability/01890000-0000-7000-8000-000000000000",
+		"/sales/availability/01890000-0000-7000-8000-000000000000/reservations",
+		"/sales/reservations/01890000-0000-7000-8000-000000000000"} {
+		do(t, srv, "GET", p, nil, nil)
+	}
+	assert.Zero(t, r.Stats().Commits)
+	assert.Zero(t, r.Stats().WriteFailures)
+}
