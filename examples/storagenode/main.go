@@ -78,6 +78,7 @@ func main() {
 		}
 		env.atExit = func() { pprof.StopCPUProfile(); f.Close() }
 	}
+	env.atExit = serveAfterRun(args, os.Stderr, env.signal, env.atExit) // -http: after the run, see serve.go
 	inBubble(func() int { return run(args, env) }, env.atExit)
 }
 
@@ -115,6 +116,7 @@ type options struct {
 	progress    string
 	verbose     bool
 	cpuprofile  string
+	http        string
 	set         map[string]bool // flags given on the command line
 }
 
@@ -160,6 +162,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.every, "every", o.every, "simulated time between two plain progress lines, positive")
 	fs.BoolVar(&o.verbose, "v", false, "debug logs on stderr, stamped with simulated time")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
+	fs.StringVar(&o.http, "http", "", "after the run, serve the operator's API under "+apiPrefix+" on this address (e.g. 127.0.0.1:8080) over the state in -dir, until SIGINT or SIGTERM")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -183,6 +186,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		{o.set["for"] && o.until < time.Second, "-for", "a positive duration of at least 1s"},
 		{o.every < time.Second, "-every", "a positive duration of at least 1s"},
 		{!strings.Contains(" auto line plain none ", " "+o.progress+" "), "-progress", "auto, line, plain or none"},
+		{o.http != "" && o.dir == "", "-http", "-dir too: the state to serve"},
 	} {
 		if c.bad && c.flag == "" {
 			return o, errors.New(c.want)
