@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/holiman/uint256"
@@ -88,14 +90,35 @@ func unixOrZero(t time.Time) int64 {
 
 // availabilityBody is a POST or PATCH body. A nil field is absent.
 type availabilityBody struct {
-	TotalSize       *uint64         `json:"totalSize"`
-	FreeSize        json.RawMessage `json:"freeSize"` // refused: it follows from totalSize
-	Duration        *uint64         `json:"duration"`
-	MinPrice        *string         `json:"minPrice"`
-	MaxCollateral   *string         `json:"maxCollateral"`
-	TotalCollateral *string         `json:"totalCollateral"`
-	Enabled         *bool           `json:"enabled"`
-	Until           *int64          `json:"until"`
+	TotalSize       *uint64
+	Duration        *uint64
+	MinPrice        *string
+	MaxCollateral   *string
+	TotalCollateral *string
+	Enabled         *bool
+	Until           *int64
+}
+
+// field is where the body field name goes (nil: no such field); the names are matched
+// exactly (encoding/json alone would take "totalsize" for "totalSize").
+func (b *availabilityBody) field(name string) any {
+	switch name {
+	case "totalSize":
+		return &b.TotalSize
+	case "duration":
+		return &b.Duration
+	case "minPrice":
+		return &b.MinPrice
+	case "maxCollateral":
+		return &b.MaxCollateral
+	case "totalCollateral":
+		return &b.TotalCollateral
+	case "enabled":
+		return &b.Enabled
+	case "until":
+		return &b.Until
+	}
+	return nil
 }
 
 // apiError is an answer with a status and a message for the caller.
@@ -129,16 +152,34 @@ func decodeBody(w http.ResponseWriter, r *http.Request) (availabilityBody, error
 	if len(data) == 0 || data[0] != '{' {
 		return b, badRequest("body: want a JSON object")
 	}
+	var fields map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
+	if err := dec.Decode(&fields); err != nil {
 		return b, badRequest("%s", jsonError(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return b, badRequest("body: data after the JSON object")
 	}
-	if b.FreeSize != nil {
+	names := slices.Sorted(maps.Keys(fields))
+	for _, name := range names {
+		if name != "freeSize" && b.field(name) == nil {
+			return b, badRequest("body: unknown field %q", name)
+		}
+	}
+	if _, ok := fields["freeSize"]; ok {
 		return b, unprocessable("freeSize: cannot be set; it is totalSize less what reservations hold")
+	}
+	for _, name := range names {
+		raw := fields[name]
+		if string(raw) == "null" {
+			return b, badRequest("%s: null is not a value; leave the field out", name)
+		}
+		if err := json.Unmarshal(raw, b.field(name)); err != nil {
+			if e, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+				return b, badRequest("%s: want %s, got %s", name, jsonType(e.Type.String()), e.Value)
+			}
+			return b, badRequest("%s: %v", name, err)
+		}
 	}
 	return b, nil
 }
@@ -146,7 +187,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request) (availabilityBody, error
 // jsonError names the field (or the place) a decoding error is about.
 func jsonError(err error) string {
 	if e, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
-		return fmt.Sprintf("%s: want %s, got %s", e.Field, jsonType(e.Type.String()), e.Value)
+		return fmt.Sprintf("body: want a JSON object, got %s", e.Value)
 	}
 	if e, ok := errors.AsType[*json.SyntaxError](err); ok {
 		return fmt.Sprintf("body: invalid JSON at byte %d: %v", e.Offset, e)
