@@ -99,8 +99,9 @@ type availabilityBody struct {
 	Until           *int64
 }
 
-// field is where the body field name goes (nil: no such field); the names are matched
-// exactly (encoding/json alone would take "totalsize" for "totalSize").
+// field is where the body's field name goes (nil: no such field). Names
+// are matched exactly: encoding/json alone would take "totalsize" for
+// "totalSize".
 func (b *availabilityBody) field(name string) any {
 	switch name {
 	case "totalSize":
