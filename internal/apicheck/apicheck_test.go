@@ -6,6 +6,7 @@ package apicheck
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,6 +14,7 @@ import (
 	"github.com/ipfs/go-datastore"
 
 	"github.com/stowage/stowage"
+	"github.com/stowage/stowage/httpapi"
 	"github.com/stowage/stowage/repo"
 	"github.com/stowage/stowage/reservations"
 	"github.com/stowage/stowage/slotqueue"
@@ -151,3 +153,14 @@ var _ statemachine.ErrorHandler[int] = st{}
 func (st) Final() {}
 
 var _ statemachine.Final = st{}
+
+// Third round (v1): the operator's HTTP API, and the stats promstowage reads
+// (promstowage is a module of its own; its test checks its names).
+var (
+	_ func(*reservations.Store, *repo.Repo, ...httpapi.Option) http.Handler = httpapi.New
+	_ func(*slotqueue.Queue) httpapi.Option                                 = httpapi.WithQueue
+	_ func(string) httpapi.Option                                           = httpapi.WithToken
+	_ func(*slog.Logger) httpapi.Option                                     = httpapi.WithLogger
+	_ func(*repo.Repo) repo.Stats                                           = (*repo.Repo).Stats
+	_ func(*repo.Repo, ctx) (uint64, error)                                 = (*repo.Repo).CountBlocks
+)
