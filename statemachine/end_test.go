@@ -5,11 +5,13 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/stowage/stowage/statemachine"
@@ -80,13 +82,35 @@ func TestFinal_EnteredByAnEvent(t *testing.T) {
 	assert.Equal(t, finished{}, m.Last())
 }
 
-func TestFinal_ReturnedErrorIsIgnored(t *testing.T) {
+// A cleanup that fails in a Final state is not dropped: it is the
+// machine's Err, and Last is the Final state.
+func TestFinal_ReturnedErrorIsErr(t *testing.T) {
 	m, _ := newMachine(t)
 	m.Start(finalFailing{})
 	requireEnded(t, m)
-	assert.NoError(t, m.Err())
+	assert.ErrorIs(t, m.Err(), errFailed)
 	assert.Equal(t, finalFailing{}, m.Last())
 }
+
+// A Final state's error does not go to the machine's WithOnError either.
+func TestFinal_ReturnedErrorIsNotHandled(t *testing.T) {
+	handled := make(chan error, 1)
+	m := statemachine.New(&recorder{}, statemachine.WithOnError(func(_ *machine, _ state, err error) state {
+		handled <- err
+		return nil
+	}))
+	cleanup := errors.New("delete reservation: disk full")
+	m.Start(finalFunc(func() error { return cleanup }))
+	waitDone(t, m)
+	assert.ErrorIs(t, m.Err(), cleanup)
+	assert.Empty(t, handled)
+}
+
+// finalFunc is a Final state whose Run returns nil and f's error.
+type finalFunc func() error
+
+func (f finalFunc) Run(context.Context, *machine) (state, error) { return nil, f() }
+func (finalFunc) Final()                                          {}
 
 func TestFinal_PanicEndsTheMachineWithTheError(t *testing.T) {
 	m, _ := newMachine(t)
@@ -379,8 +403,7 @@ func TestWithLogger_EveryLineNamesTheState(t *testing.T) {
 		{"state error handled", "preparing"},
 		{"enter state", "preparing"},
 		{"enter state", "statemachine_test.finalFailing"},
-		{"final state returned an error; ignored", "statemachine_test.finalFailing"},
-		{"machine finished", "statemachine_test.finalFailing"},
+		{"machine ended by unhandled error", "statemachine_test.finalFailing"},
 		{"enter state", "statemachine_test.state3"},
 		{"machine stopped", "statemachine_test.state3"},
 		{"enter state", "statemachine_test.panicking"},
@@ -407,4 +430,74 @@ func TestMachine_InABubbleWaitNeedsNoPolling(t *testing.T) {
 		<-m.Done()
 		assert.Equal(t, finished{}, m.Last())
 	})
+}
+
+// failingOnce fails on its first Run and moves to finished on its second.
+type failingOnce struct{ tries *atomic.Int32 }
+
+func (s failingOnce) Run(context.Context, *machine) (state, error) {
+	if s.tries.Add(1) == 1 {
+		return nil, errFailed
+	}
+	return finished{}, nil
+}
+
+// A state without OnError has its errors handled by WithOnError, which is
+// given the machine, the state and the error; a state's own OnError comes
+// first.
+func TestWithOnError_HandlesStatesWithoutOnError(t *testing.T) {
+	type call struct {
+		m   *machine
+		st  state
+		err error
+	}
+	calls := make(chan call, 4)
+	rec := &recorder{}
+	m := statemachine.New(rec, statemachine.WithOnError(func(m *machine, st state, err error) state {
+		calls <- call{m, st, err}
+		return st // try again
+	}))
+	var tries atomic.Int32
+	m.Start(failingOnce{&tries})
+	waitDone(t, m)
+	require.NoError(t, m.Err())
+	assert.Equal(t, finished{}, m.Last())
+	require.Len(t, calls, 1)
+	c := <-calls
+	assert.Same(t, m, c.m)
+	assert.Equal(t, failingOnce{&tries}, c.st)
+	assert.ErrorIs(t, c.err, errFailed)
+
+	// state4 has an OnError of its own: it goes to state2, and the
+	// machine-wide handler is not called.
+	m2 := statemachine.New(rec, statemachine.WithOnError(func(m *machine, st state, err error) state {
+		calls <- call{m, st, err}
+		return nil
+	}))
+	t.Cleanup(func() { stopAndWait(t, m2) })
+	m2.Start(state4{rec})
+	require.Eventually(t, func() bool { return m2.State() == state2{} }, waitFor, time.Millisecond)
+	assert.Empty(t, calls)
+	assert.Equal(t, 1, rec.Errors()[3])
+}
+
+// Without WithOnError an unhandled error still ends the machine.
+func TestWithOnError_UnsetAnErrorEndsTheMachine(t *testing.T) {
+	m, _ := newMachine(t)
+	var tries atomic.Int32
+	m.Start(failingOnce{&tries})
+	waitDone(t, m)
+	assert.ErrorIs(t, m.Err(), errFailed)
+}
+
+// A WithOnError of another subject type cannot be used: the machine ends at
+// Start with a clear error instead of ignoring it.
+func TestWithOnError_WrongTypeEndsAtStart(t *testing.T) {
+	m := statemachine.New(&recorder{}, statemachine.WithOnError(func(*statemachine.Machine[int], statemachine.State[int], error) statemachine.State[int] {
+		return nil
+	}))
+	m.Start(state1{})
+	waitDone(t, m)
+	assert.ErrorIs(t, m.Err(), statemachine.ErrInvalidOption)
+	assert.ErrorContains(t, m.Err(), "*statemachine_test.recorder")
 }
