@@ -153,7 +153,7 @@ func fleetRandom(ctx context.Context, t *testing.T, s *reservations.Store, proc 
 				case n < 35:
 					req, idx := fleetSlot(rng)
 					t0 := nowNano()
-					res, err := s.ReserveSlot(ctx, reservations.Slot{RequestID: req, Index: idx,
+					res, err := s.ReserveSlot(ctx, stowage.Slot{RequestID: req, Index: idx,
 						Ask: stowage.StorageAsk{Slots: 1, SlotSize: uint64(8 + rng.IntN(57)), Duration: 10}})
 					switch {
 					case err == nil:
@@ -193,7 +193,7 @@ func fleetRandom(ctx context.Context, t *testing.T, s *reservations.Store, proc 
 						continue
 					}
 					say("d", res.ID, nowNano())
-					if err := s.DeleteReservation(ctx, res.ID, res.AvailabilityID); err != nil {
+					if err := s.DeleteReservation(ctx, res.ID); err != nil {
 						fail("delete reservation", err)
 						continue
 					}
@@ -205,7 +205,7 @@ func fleetRandom(ctx context.Context, t *testing.T, s *reservations.Store, proc 
 						continue
 					}
 					say("l", res.ID)
-					err := s.Release(ctx, res.ID, res.AvailabilityID, 1)
+					err := s.Release(ctx, res.ID, 1)
 					switch {
 					case err == nil:
 						say("L", res.ID)
@@ -281,7 +281,7 @@ func pinnedAvailability(i int, size uint64) reservations.Availability {
 // pin, writes two blocks of 1 KiB and deletes the reservation.
 func reservationCycle(ctx context.Context, s *reservations.Store, req stowage.RequestID, pin int) error {
 	ask := stowage.StorageAsk{Slots: 1, SlotSize: 4096, Duration: uint64(100 + pin), Reward: *uint256.NewInt(1)}
-	res, err := s.ReserveSlot(ctx, reservations.Slot{RequestID: req, Ask: ask})
+	res, err := s.ReserveSlot(ctx, stowage.Slot{RequestID: req, Ask: ask})
 	if err != nil {
 		return err
 	}
@@ -290,7 +290,7 @@ func reservationCycle(ctx context.Context, s *reservations.Store, req stowage.Re
 			return err
 		}
 	}
-	return s.DeleteReservation(ctx, res.ID, res.AvailabilityID)
+	return s.DeleteReservation(ctx, res.ID)
 }
 
 // fleetProc is a running child.

@@ -153,7 +153,7 @@ func TestShared_ConflictBoundIsErrConflictAndChangesNothing(t *testing.T) {
 	before := r.Quota()
 	h.set(func(d *hookDS) { d.failCommits = -1 })
 
-	_, err = s.ReserveSlot(ctx, reservations.Slot{RequestID: stowage.RequestID{1}, Ask: testAsk})
+	_, err = s.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{1}, Ask: testAsk})
 	require.ErrorIs(t, err, repo.ErrConflict)
 	assert.ErrorIs(t, err, pgds.ErrSerialization, "the last conflict is in the error")
 	assert.Contains(t, err.Error(), "30 attempts")
@@ -183,7 +183,7 @@ func TestShared_ConflictsAreRetriedTransparently(t *testing.T) {
 	require.NoError(t, err)
 	h.set(func(d *hookDS) { d.failCommits = 3 })
 
-	res, err := s.ReserveSlot(ctx, reservations.Slot{RequestID: stowage.RequestID{1}, Ask: testAsk})
+	res, err := s.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{1}, Ask: testAsk})
 	require.NoError(t, err)
 	assert.Equal(t, uint64(3), engine.Of(r).Conflicts())
 	got, err := s.Availability(ctx, a.ID)
@@ -311,7 +311,7 @@ func TestShared_ServerUnreachableMidRun(t *testing.T) {
 	require.NoError(t, err)
 
 	p.cut()
-	_, err = s.ReserveSlot(ctx, reservations.Slot{RequestID: stowage.RequestID{1}, Ask: testAsk})
+	_, err = s.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{1}, Ask: testAsk})
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, repo.ErrConflict)
 	assert.Contains(t, err.Error(), "pgds: ", "the error names the datastore")
@@ -319,7 +319,7 @@ func TestShared_ServerUnreachableMidRun(t *testing.T) {
 	require.Error(t, err)
 
 	p.mend()
-	res, err := s.ReserveSlot(ctx, reservations.Slot{RequestID: stowage.RequestID{2}, Ask: testAsk})
+	res, err := s.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{2}, Ask: testAsk})
 	require.NoError(t, err, "the host carries on once the server is back")
 
 	check, _ := sharedStore(t, direct)
@@ -355,7 +355,7 @@ func TestShared_SessionsKilledMidRunLeaveNothingHalfWritten(t *testing.T) {
 				for i := range 12 {
 					progress <- struct{}{}
 					req := stowage.RequestID{byte(h), byte(g), byte(i)}
-					res, err := s.ReserveSlot(ctx, reservations.Slot{RequestID: req, Ask: testAsk})
+					res, err := s.ReserveSlot(ctx, stowage.Slot{RequestID: req, Ask: testAsk})
 					if err != nil {
 						failures.Add(1)
 						assert.NotErrorIs(t, err, reservations.ErrNoAvailability)
@@ -371,7 +371,7 @@ func TestShared_SessionsKilledMidRunLeaveNothingHalfWritten(t *testing.T) {
 						mu.Lock()
 						acked[res.ID] = false
 						mu.Unlock()
-						if err := s.DeleteReservation(ctx, res.ID, res.AvailabilityID); err != nil {
+						if err := s.DeleteReservation(ctx, res.ID); err != nil {
 							failures.Add(1)
 						}
 					}

@@ -47,13 +47,13 @@ func TestShared_HostsNeverOvercommit(t *testing.T) {
 		for g := range perHost {
 			wg.Go(func() {
 				ask := stowage.StorageAsk{Slots: 1, SlotSize: 30, Duration: 10}
-				_, err := s.ReserveSlot(context.Background(), reservations.Slot{RequestID: stowage.RequestID{1}, Index: uint64(h*perHost + g), Ask: ask})
+				_, err := s.ReserveSlot(context.Background(), stowage.Slot{RequestID: stowage.RequestID{1}, Index: uint64(h*perHost + g), Ask: ask})
 				if err == nil {
 					won.Add(1)
 				} else {
 					assert.ErrorIs(t, err, reservations.ErrNoAvailability)
 				}
-				_, err = s.ReserveSlot(context.Background(), reservations.Slot{RequestID: stowage.RequestID{2}, Index: 0, Ask: stowage.StorageAsk{Slots: 1, SlotSize: 1, Duration: 1}})
+				_, err = s.ReserveSlot(context.Background(), stowage.Slot{RequestID: stowage.RequestID{2}, Index: 0, Ask: stowage.StorageAsk{Slots: 1, SlotSize: 1, Duration: 1}})
 				switch {
 				case err == nil:
 					slotWon.Add(1)
@@ -79,13 +79,13 @@ func TestShared_ByteLoop(t *testing.T) {
 	ctx := t.Context()
 	a, err := s.AddAvailability(ctx, reservations.Availability{TotalSize: 1000, Duration: 100, MaxCollateral: *uint256.NewInt(100), TotalCollateral: *uint256.NewInt(50)})
 	require.NoError(t, err)
-	res, err := s.ReserveSlot(ctx, reservations.Slot{RequestID: stowage.RequestID{1}, Ask: stowage.StorageAsk{Slots: 1, SlotSize: 300, Duration: 10, Collateral: *uint256.NewInt(20)}})
+	res, err := s.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{1}, Ask: stowage.StorageAsk{Slots: 1, SlotSize: 300, Duration: 10, Collateral: *uint256.NewInt(20)}})
 	require.NoError(t, err)
 	require.NoError(t, s.PutBlock(ctx, res.ID, datastore.NewKey("/b/1"), make([]byte, 100)))
 	require.NoError(t, s.PutBlock(ctx, res.ID, datastore.NewKey("/b/2"), make([]byte, 100)))
 	assert.Equal(t, uint64(200), r.Quota().Used)
 	require.NoError(t, s.Verify(ctx))
-	require.NoError(t, s.DeleteReservation(ctx, res.ID, a.ID))
+	require.NoError(t, s.DeleteReservation(ctx, res.ID))
 	got, err := s.Availability(ctx, a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, got.TotalSize, got.Size)

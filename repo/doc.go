@@ -9,8 +9,8 @@
 // ErrReleaseExceedsReserved; HasAvailable(n) is true exactly when Reserve(n)
 // would succeed.
 //
-// Used and Reserved live in the metadata datastore under UsedKey and
-// ReservedKey as 8-byte big-endian numbers and are loaded by New. PutBlock,
+// Used and Reserved live in the metadata datastore (under /meta/quota) as
+// 8-byte big-endian numbers and are loaded by New. PutBlock,
 // GetBlock, HasBlock and DeleteBlock store the data itself: a new block adds
 // its length to Used in the same atomic change that writes it, an overwrite
 // counts only the difference, a delete gives the bytes back. Blocks share the

@@ -16,13 +16,6 @@ import (
 // WithQuotaMaxBytes: 8 GiB.
 const DefaultQuotaMaxBytes uint64 = 1 << 33
 
-// Keys of the quota counters in the metadata datastore. Each holds an 8-byte
-// big-endian number.
-var (
-	UsedKey     = engine.UsedKey
-	ReservedKey = engine.ReservedKey
-)
-
 // Quota is a snapshot of the repo's byte accounting.
 //
 // Max is configured; Used counts the bytes of stored blocks; Reserved counts

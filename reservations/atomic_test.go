@@ -27,11 +27,11 @@ func TestCreateReservation_ConcurrentNeverOvercommits(t *testing.T) {
 	var ok, outOfBounds atomic.Int64
 	for i := range 300 {
 		wg.Go(func() {
-			_, err := s.CreateReservation(context.Background(), a.ID, slot, reqID(1), uint64(i))
+			_, err := s.CreateReservation(context.Background(), a.ID, anySlot(reqID(1), uint64(i), slot))
 			switch {
 			case err == nil:
 				ok.Add(1)
-			case errors.Is(err, reservations.ErrBytesOutOfBounds):
+			case errors.Is(err, reservations.ErrNoAvailability):
 				outOfBounds.Add(1)
 			default:
 				t.Errorf("unexpected error: %v", err)
@@ -65,18 +65,18 @@ func TestMixedOperations_ConcurrentKeepInvariant(t *testing.T) {
 		wg.Go(func() {
 			a := avails[g%len(avails)]
 			for i := range 20 {
-				res, err := s.CreateReservation(ctx, a.ID, 50, reqID(byte(g)), uint64(i))
-				if errors.Is(err, reservations.ErrBytesOutOfBounds) {
+				res, err := s.CreateReservation(ctx, a.ID, anySlot(reqID(byte(g)), uint64(i), 50))
+				if errors.Is(err, reservations.ErrNoAvailability) {
 					continue
 				}
 				if !assert.NoError(t, err) {
 					return
 				}
 				created.Add(1)
-				assert.NoError(t, s.Release(ctx, res.ID, a.ID, 20))
-				assert.NoError(t, s.Release(ctx, res.ID, a.ID, 5))
+				assert.NoError(t, s.Release(ctx, res.ID, 20))
+				assert.NoError(t, s.Release(ctx, res.ID, 5))
 				if i%3 != 0 {
-					assert.NoError(t, s.DeleteReservation(ctx, res.ID, a.ID))
+					assert.NoError(t, s.DeleteReservation(ctx, res.ID))
 				}
 			}
 		})

@@ -14,8 +14,8 @@ import (
 
 // slotOf is a slot of size bytes with terms every availability made by
 // mustAvailability accepts: 100 s, price 100, collateral 5.
-func slotOf(req byte, index, size uint64) reservations.Slot {
-	return reservations.Slot{
+func slotOf(req byte, index, size uint64) stowage.Slot {
+	return stowage.Slot{
 		RequestID: reqID(req), Index: index,
 		Ask: stowage.StorageAsk{Slots: 1, SlotSize: size, Duration: 100, Reward: u(1), Collateral: u(5)},
 	}
@@ -28,13 +28,13 @@ func availability(t testing.TB, s *reservations.Store, id reservations.Availabil
 	return a
 }
 
-func TestAddAvailability_TotalSizeOrSizeIsTheOffer(t *testing.T) {
+func TestAddAvailability_TotalSizeIsTheOffer(t *testing.T) {
 	s, r, _ := newStore(t, 1000)
 	ctx := t.Context()
 	for _, a := range []reservations.Availability{
 		{TotalSize: 100, Duration: 1},
-		{Size: 100, Duration: 1},
 		{Size: 100, TotalSize: 100, Duration: 1},
+		{TotalSize: 100, Duration: 1, Disabled: true},
 	} {
 		got, err := s.AddAvailability(ctx, a)
 		require.NoError(t, err)
@@ -45,9 +45,11 @@ func TestAddAvailability_TotalSizeOrSizeIsTheOffer(t *testing.T) {
 	assert.Equal(t, uint64(300), r.Quota().Reserved)
 
 	_, err := s.AddAvailability(ctx, reservations.Availability{Size: 50, TotalSize: 100})
-	assert.Error(t, err, "both set and different")
+	assert.ErrorIs(t, err, reservations.ErrInvalidSize, "both set and different")
 	_, err = s.AddAvailability(ctx, reservations.Availability{Duration: 1})
 	assert.ErrorIs(t, err, reservations.ErrInvalidSize)
+	_, err = s.AddAvailability(ctx, reservations.Availability{Size: 100, Duration: 1})
+	assert.ErrorIs(t, err, reservations.ErrInvalidSize, "Size is not the offer")
 	assert.Equal(t, uint64(300), r.Quota().Reserved)
 	requireInvariant(t, s)
 }
@@ -74,7 +76,7 @@ func TestAddAvailability_KeepsTermsAndStartsTheBudgetFull(t *testing.T) {
 func TestAddAvailability_QuotaTooSmallWritesNothing(t *testing.T) {
 	s, r, ds := newStore(t, 100)
 	_, err := s.AddAvailability(t.Context(), reservations.Availability{TotalSize: 101, Duration: 1})
-	require.ErrorIs(t, err, reservations.ErrReserveFailed)
+	require.ErrorIs(t, err, repo.ErrQuotaNotEnough)
 	require.ErrorIs(t, err, repo.ErrQuotaNotEnough)
 	assert.Equal(t, repo.Quota{Max: 100}, r.Quota())
 	res, err := ds.Query(t.Context(), queryAll())
@@ -97,51 +99,51 @@ func held(t *testing.T) (*reservations.Store, *repo.Repo, reservations.Availabil
 	return s, r, a
 }
 
-func TestUpdateAvailability_SizeAndTotalSizeMoveTogether(t *testing.T) {
+func TestModifyAvailability_ReplaceSizeAndTotalSizeMoveTogether(t *testing.T) {
 	s, r, a := held(t)
 	ctx := t.Context()
 
 	a.Size += 10
-	require.NoError(t, s.UpdateAvailability(ctx, a))
+	require.NoError(t, replaceAvailability(ctx, s, a))
 	got := availability(t, s, a.ID)
 	assert.Equal(t, uint64(80), got.Size)
 	assert.Equal(t, uint64(110), got.TotalSize, "a change of Size moves TotalSize")
 	assert.Equal(t, uint64(110), r.Quota().Reserved)
 
 	got.TotalSize -= 50
-	require.NoError(t, s.UpdateAvailability(ctx, got))
+	require.NoError(t, replaceAvailability(ctx, s, got))
 	got = availability(t, s, a.ID)
 	assert.Equal(t, uint64(30), got.Size, "a change of TotalSize moves Size")
 	assert.Equal(t, uint64(60), got.TotalSize)
 	assert.Equal(t, uint64(60), r.Quota().Reserved)
 
 	got.Size, got.TotalSize = got.Size+5, got.TotalSize+5
-	require.NoError(t, s.UpdateAvailability(ctx, got), "both by the same amount")
+	require.NoError(t, replaceAvailability(ctx, s, got), "both by the same amount")
 	got = availability(t, s, a.ID)
 	assert.Equal(t, uint64(35), got.Size)
 	assert.Equal(t, uint64(65), got.TotalSize)
 	requireInvariant(t, s)
 }
 
-func TestUpdateAvailability_InconsistentChangeIsStale(t *testing.T) {
+func TestModifyAvailability_ReplaceInconsistentChangeIsStale(t *testing.T) {
 	s, r, a := held(t)
 	a.Size, a.TotalSize = a.Size+10, a.TotalSize+20
-	err := s.UpdateAvailability(t.Context(), a)
-	assert.ErrorIs(t, err, reservations.ErrStaleAvailability)
+	err := replaceAvailability(t.Context(), s, a)
+	assert.ErrorIs(t, err, reservations.ErrInvalidSize)
 	assert.Equal(t, uint64(100), availability(t, s, a.ID).TotalSize)
 	assert.Equal(t, uint64(100), r.Quota().Reserved)
 }
 
 // A copy read before a reservation took bytes, then grown through
 // TotalSize, shows its Size changed by a different amount: caught.
-func TestUpdateAvailability_StaleCopyWithTotalSizeChangedIsCaught(t *testing.T) {
+func TestModifyAvailability_ReplaceStaleCopyWithTotalSizeChangedIsCaught(t *testing.T) {
 	s, r, _ := newStore(t, 1000)
 	stale := mustAvailability(t, s, 100)
 	_, err := s.ReserveSlot(t.Context(), slotOf(1, 0, 30))
 	require.NoError(t, err)
 	stale.TotalSize += 50
-	err = s.UpdateAvailability(t.Context(), stale)
-	assert.ErrorIs(t, err, reservations.ErrStaleAvailability)
+	err = replaceAvailability(t.Context(), s, stale)
+	assert.ErrorIs(t, err, reservations.ErrInvalidSize)
 	got := availability(t, s, stale.ID)
 	assert.Equal(t, uint64(70), got.Size)
 	assert.Equal(t, uint64(100), got.TotalSize)
@@ -149,15 +151,15 @@ func TestUpdateAvailability_StaleCopyWithTotalSizeChangedIsCaught(t *testing.T) 
 	requireInvariant(t, s)
 }
 
-func TestUpdateAvailability_ShrinkBelowHeldIsOutOfBounds(t *testing.T) {
+func TestModifyAvailability_ReplaceShrinkBelowHeldIsOutOfBounds(t *testing.T) {
 	s, r, a := held(t)
 	a.TotalSize = 29
-	err := s.UpdateAvailability(t.Context(), a)
+	err := replaceAvailability(t.Context(), s, a)
 	assert.ErrorIs(t, err, reservations.ErrBytesOutOfBounds)
 	assert.Equal(t, uint64(100), r.Quota().Reserved)
 
 	a.TotalSize = 30 // exactly what is held: nothing free
-	require.NoError(t, s.UpdateAvailability(t.Context(), a))
+	require.NoError(t, replaceAvailability(t.Context(), s, a))
 	got := availability(t, s, a.ID)
 	assert.Equal(t, uint64(0), got.Size)
 	assert.Equal(t, uint64(30), r.Quota().Reserved)
@@ -216,7 +218,7 @@ func TestModifyAvailability_SizeAndTotalSizeMoveTogether(t *testing.T) {
 		a.Size, a.TotalSize = 10, 50
 		return nil
 	})
-	assert.ErrorIs(t, err, reservations.ErrStaleAvailability)
+	assert.ErrorIs(t, err, reservations.ErrInvalidSize)
 	requireInvariant(t, s)
 }
 
@@ -240,7 +242,7 @@ func TestTimeOutOfRange_IsRefusedAndWritesNothing(t *testing.T) {
 	})
 	require.ErrorIs(t, err, reservations.ErrInvalidTime)
 	slot := slotOf(1, 0, 30)
-	slot.ValidUntil = far
+	slot.Expiry = far
 	_, err = s.ReserveSlot(t.Context(), slot)
 	require.ErrorIs(t, err, reservations.ErrInvalidTime)
 	assert.Equal(t, a, availability(t, s, a.ID))

@@ -406,13 +406,13 @@ func rawDelete(ctx context.Context, db rawDB, rec rawRecords, aid, rid, slot str
 // each.
 type cycleKind struct {
 	name    string
-	stowage func(ctx context.Context, s *reservations.Store, own reservations.AvailabilityID, slot reservations.Slot, caller, i int, data []byte) error
+	stowage func(ctx context.Context, s *reservations.Store, own reservations.AvailabilityID, slot stowage.Slot, caller, i int, data []byte) error
 	raw     func(ctx context.Context, db rawDB, rec rawRecords, aid, req string, caller, i int) error
 }
 
 var slotCycle = cycleKind{
 	name: "slot",
-	stowage: func(ctx context.Context, s *reservations.Store, _ reservations.AvailabilityID, slot reservations.Slot, caller, i int, data []byte) error {
+	stowage: func(ctx context.Context, s *reservations.Store, _ reservations.AvailabilityID, slot stowage.Slot, caller, i int, data []byte) error {
 		slot.Index = uint64(i)
 		r, err := s.ReserveSlot(ctx, slot)
 		if err != nil {
@@ -423,7 +423,7 @@ var slotCycle = cycleKind{
 				return err
 			}
 		}
-		return s.DeleteReservation(ctx, r.ID, r.AvailabilityID)
+		return s.DeleteReservation(ctx, r.ID)
 	},
 	raw: func(ctx context.Context, db rawDB, rec rawRecords, aid, req string, caller, i int) error {
 		rid := uuid.Must(uuid.NewV7()).String()
@@ -442,18 +442,18 @@ var slotCycle = cycleKind{
 
 var releaseCycle = cycleKind{
 	name: "release",
-	stowage: func(ctx context.Context, s *reservations.Store, own reservations.AvailabilityID, slot reservations.Slot, _, i int, _ []byte) error {
-		r, err := s.CreateReservation(ctx, own, 2*benchBlock, slot.RequestID, uint64(i))
+	stowage: func(ctx context.Context, s *reservations.Store, own reservations.AvailabilityID, slot stowage.Slot, _, i int, _ []byte) error {
+		r, err := s.CreateReservation(ctx, own, anySlot(slot.RequestID, uint64(i), 2*benchBlock))
 		if err != nil {
 			return err
 		}
-		if err := s.Release(ctx, r.ID, own, benchBlock/2); err != nil {
+		if err := s.Release(ctx, r.ID, benchBlock/2); err != nil {
 			return err
 		}
-		if err := s.Release(ctx, r.ID, own, benchBlock/4); err != nil {
+		if err := s.Release(ctx, r.ID, benchBlock/4); err != nil {
 			return err
 		}
-		return s.DeleteReservation(ctx, r.ID, own)
+		return s.DeleteReservation(ctx, r.ID)
 	},
 	raw: func(ctx context.Context, db rawDB, rec rawRecords, aid, req string, _, i int) error {
 		rid := uuid.Must(uuid.NewV7()).String()
@@ -477,9 +477,9 @@ const commitsPerCycle = 4
 // ReserveSlot picks the availability itself, so the terms do the steering:
 // availability k has MinPrice = MaxCollateral = k+1, and caller c's slots
 // pay c+1 and ask c+1 collateral, which only availability c accepts.
-func callerSetup(b *testing.B, s *reservations.Store, callers int, shared bool) ([]reservations.AvailabilityID, []reservations.Slot) {
+func callerSetup(b *testing.B, s *reservations.Store, callers int, shared bool) ([]reservations.AvailabilityID, []stowage.Slot) {
 	ids := make([]reservations.AvailabilityID, callers)
-	slots := make([]reservations.Slot, callers)
+	slots := make([]stowage.Slot, callers)
 	for c := range callers {
 		k := uint64(c + 1)
 		if shared {
@@ -492,7 +492,7 @@ func callerSetup(b *testing.B, s *reservations.Store, callers int, shared bool) 
 		} else {
 			ids[c] = ids[0]
 		}
-		slots[c] = reservations.Slot{
+		slots[c] = stowage.Slot{
 			RequestID: stowage.RequestID{byte(c), byte(c >> 8), 0xbe},
 			Ask:       stowage.StorageAsk{SlotSize: 2 * benchBlock, Duration: 1, Reward: u(k), Collateral: u(k)},
 		}
@@ -616,9 +616,8 @@ func BenchmarkOpenFindAvailability(b *testing.B) {
 		for b.Loop() {
 			r, err := repo.Open(ctx, dir, repo.WithQuotaMaxBytes(benchQuota))
 			require.NoError(b, err)
-			_, ok, err := reservations.New(r).FindAvailability(ctx, benchBlock, 1, u(1), u(1))
+			_, err = reservations.New(r).FindAvailability(ctx, findSlot(benchBlock, 1, u(1), u(1)))
 			require.NoError(b, err)
-			require.True(b, ok)
 			require.NoError(b, r.Close())
 		}
 	})
@@ -645,16 +644,16 @@ func buildBig(b *testing.B, dir string, nAvail, nRes int) []datastore.Key {
 	keys := make([]datastore.Key, nAvail)
 	ids := make([]reservations.AvailabilityID, nAvail)
 	for i := range nAvail {
-		a, err := s.CreateAvailability(ctx, 1<<40, 1<<20, u(1), u(1))
+		a, err := s.AddAvailability(ctx, reservations.Availability{TotalSize: 1 << 40, Duration: 1 << 20, MinPrice: u(1), MaxCollateral: u(1)})
 		require.NoError(b, err)
-		ids[i], keys[i] = a.ID, a.Key()
+		ids[i], keys[i] = a.ID, reservations.KeyOf(a)
 	}
 	const workers = 8
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < nRes; i += workers {
-				if _, err := s.CreateReservation(ctx, ids[i%nAvail], benchBlock, reqID(7), uint64(i)); err != nil {
+				if _, err := s.CreateReservation(ctx, ids[i%nAvail], anySlot(reqID(7), uint64(i), benchBlock)); err != nil {
 					b.Error(err)
 					return
 				}
@@ -684,13 +683,13 @@ func BenchmarkHeapPerReservation(b *testing.B) {
 			r, err := repo.New(ctx, ds, repo.WithQuotaMaxBytes(benchQuota))
 			require.NoError(b, err)
 			s := reservations.New(r)
-			a, err := s.CreateAvailability(ctx, 1<<40, 1<<20, u(1), u(1))
+			a, err := s.AddAvailability(ctx, reservations.Availability{TotalSize: 1 << 40, Duration: 1 << 20, MinPrice: u(1), MaxCollateral: u(1)})
 			require.NoError(b, err)
-			_, _, err = s.FindAvailability(ctx, 1, 1, u(1), u(1)) // hints loaded
+			_, err = s.FindAvailability(ctx, findSlot(1, 1, u(1), u(1))) // hints loaded
 			require.NoError(b, err)
 			before := heapAlloc()
 			for i := range n {
-				_, err := s.CreateReservation(ctx, a.ID, benchBlock, reqID(7), uint64(i))
+				_, err := s.CreateReservation(ctx, a.ID, anySlot(reqID(7), uint64(i), benchBlock))
 				require.NoError(b, err)
 			}
 			per = (float64(heapAlloc()) - float64(before)) / n

@@ -81,32 +81,31 @@ func (s *Store) PutBlock(ctx context.Context, id ReservationID, key datastore.Ke
 // count, atomically: those bytes are now free for blocks the caller writes
 // itself with repo.Repo.PutBlock, and they leave the availability's
 // TotalSize for good. (Store.PutBlock does both and gives the bytes back
-// when the reservation is deleted.) The reservation must exist and draw on
-// availabilityID (ErrNotFound) and hold at least bytes
-// (ErrBytesOutOfBounds).
-func (s *Store) Release(ctx context.Context, id ReservationID, availabilityID AvailabilityID, bytes uint64) error {
+// when the reservation is deleted.) n is in bytes. The reservation must
+// exist (ErrNotFound) and hold at least n bytes (ErrBytesOutOfBounds).
+func (s *Store) Release(ctx context.Context, id ReservationID, n uint64) error {
 	err := s.update(ctx, func(t txn) error {
-		r, err := t.reservationOf(id, availabilityID)
+		r, err := t.reservation(id)
 		if err != nil {
 			return err
 		}
-		if bytes > r.Size {
-			return fmt.Errorf("%w: release %d bytes, %d held", ErrBytesOutOfBounds, bytes, r.Size)
+		if n > r.Size {
+			return fmt.Errorf("%w: release %d bytes, %d held", ErrBytesOutOfBounds, n, r.Size)
 		}
-		if bytes == 0 {
+		if n == 0 {
 			return nil
 		}
-		if err := t.Release(bytes); err != nil {
+		if err := t.Release(n); err != nil {
 			return err
 		}
-		r.Size -= bytes
-		a, err := t.availability(availabilityID)
+		r.Size -= n
+		a, err := t.availability(r.AvailabilityID)
 		switch {
 		case errors.Is(err, ErrNotFound):
 		case err != nil:
 			return err
 		default:
-			a.TotalSize -= bytes
+			a.TotalSize -= n
 			if err := t.putAvailability(s.st, a); err != nil {
 				return err
 			}
@@ -127,13 +126,12 @@ func (s *Store) Release(ctx context.Context, id ReservationID, availabilityID Av
 // keeps every invariant, so a crash part way leaves a smaller reservation
 // that a repeated call (or ReclaimExpired) finishes.
 //
-// A reservation that exists nowhere is success, so cleanup can be retried;
-// one that exists under another availability is ErrNotFound. Should the
-// availability be gone (only possible behind the Store's back), the bytes
-// go back to the repo quota instead.
-func (s *Store) DeleteReservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) error {
+// A reservation that does not exist is success, so cleanup can be
+// retried. Should the availability be gone (only possible behind the
+// Store's back), the bytes go back to the repo quota instead.
+func (s *Store) DeleteReservation(ctx context.Context, id ReservationID) error {
 	for {
-		done, err := s.deleteStep(ctx, id, availabilityID)
+		done, err := s.deleteStep(ctx, id)
 		if err != nil {
 			return fmt.Errorf("delete reservation %s: %w", id, err)
 		}
@@ -145,22 +143,15 @@ func (s *Store) DeleteReservation(ctx context.Context, id ReservationID, availab
 
 // deleteStep deletes up to deleteStep blocks of a reservation and, once it
 // has none left, the reservation itself.
-func (s *Store) deleteStep(ctx context.Context, id ReservationID, availabilityID AvailabilityID) (done bool, err error) {
+func (s *Store) deleteStep(ctx context.Context, id ReservationID) (done bool, err error) {
 	err = s.update(ctx, func(t txn) error {
-		r, found, err := t.reservationAt(availabilityID, id)
+		r, err := t.reservation(id)
+		if errors.Is(err, ErrNotFound) {
+			done = true // already deleted
+			return nil
+		}
 		if err != nil {
 			return err
-		}
-		if !found {
-			other, err := t.reservation(id)
-			if errors.Is(err, ErrNotFound) {
-				done = true // it exists nowhere: already deleted
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			return notUnder(other, availabilityID)
 		}
 		a, err := t.availability(r.AvailabilityID)
 		orphan := errors.Is(err, ErrNotFound)
@@ -230,7 +221,7 @@ func (s *Store) deleteStep(ctx context.Context, id ReservationID, availabilityID
 				return err
 			}
 		}
-		for _, k := range []datastore.Key{r.Key(), byIDKey(id)} {
+		for _, k := range []datastore.Key{reservationKey(r.AvailabilityID, id), byIDKey(id)} {
 			if err := t.Delete(k); err != nil {
 				return err
 			}
@@ -291,7 +282,7 @@ func (s *Store) ReclaimExpired(ctx context.Context, now time.Time) (int, error) 
 			errs = append(errs, err)
 			break
 		}
-		if err := s.DeleteReservation(ctx, r.ID, r.AvailabilityID); err != nil {
+		if err := s.DeleteReservation(ctx, r.ID); err != nil {
 			errs = append(errs, err)
 			continue
 		}

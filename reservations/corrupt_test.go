@@ -19,7 +19,7 @@ func queryAll() query.Query { return query.Query{} }
 func TestCorruptAvailabilityRecord_IsReported(t *testing.T) {
 	s0, r, ds := newStore(t, 1000)
 	a := mustAvailability(t, s0, 100)
-	require.NoError(t, ds.Put(t.Context(), a.Key(), []byte(`{"id": "`)))
+	require.NoError(t, ds.Put(t.Context(), reservations.KeyOf(a), []byte(`{"id": "`)))
 	assert.ErrorIs(t, s0.Verify(t.Context()), reservations.ErrCorrupt)
 	s := reservations.New(r)
 
@@ -27,9 +27,9 @@ func TestCorruptAvailabilityRecord_IsReported(t *testing.T) {
 	assert.ErrorIs(t, err, reservations.ErrCorrupt)
 	_, err = s.Availabilities(t.Context())
 	assert.ErrorIs(t, err, reservations.ErrCorrupt)
-	_, _, err = s.FindAvailability(t.Context(), 1, 1, u(1), u(1))
+	_, err = s.FindAvailability(t.Context(), findSlot(1, 1, u(1), u(1)))
 	assert.ErrorIs(t, err, reservations.ErrCorrupt)
-	_, err = s.CreateReservation(t.Context(), a.ID, 1, reqID(1), 0)
+	_, err = s.CreateReservation(t.Context(), a.ID, anySlot(reqID(1), 0, 1))
 	assert.ErrorIs(t, err, reservations.ErrCorrupt)
 	assert.ErrorIs(t, s.DeleteAvailability(t.Context(), a.ID), reservations.ErrCorrupt)
 	assert.ErrorIs(t, s.Verify(t.Context()), reservations.ErrCorrupt)
@@ -39,13 +39,13 @@ func TestCorruptAvailabilityRecord_IsReported(t *testing.T) {
 func TestCorruptReservationRecord_IsReported(t *testing.T) {
 	s0, r, ds := newStore(t, 1000)
 	a := mustAvailability(t, s0, 100)
-	res, err := s0.CreateReservation(t.Context(), a.ID, 10, reqID(1), 0)
+	res, err := s0.CreateReservation(t.Context(), a.ID, anySlot(reqID(1), 0, 10))
 	require.NoError(t, err)
-	require.NoError(t, ds.Put(t.Context(), res.Key(), []byte(`{"size": -1}`)))
+	require.NoError(t, ds.Put(t.Context(), reservations.KeyOf(res), []byte(`{"size": -1}`)))
 	s := reservations.New(r)
 
-	assert.ErrorIs(t, s.Release(t.Context(), res.ID, a.ID, 1), reservations.ErrCorrupt)
-	assert.ErrorIs(t, s.DeleteReservation(t.Context(), res.ID, a.ID), reservations.ErrCorrupt)
+	assert.ErrorIs(t, s.Release(t.Context(), res.ID, 1), reservations.ErrCorrupt)
+	assert.ErrorIs(t, s.DeleteReservation(t.Context(), res.ID), reservations.ErrCorrupt)
 	_, err = s.Reservations(t.Context())
 	assert.ErrorIs(t, err, reservations.ErrCorrupt)
 	assert.Equal(t, uint64(100), r.Quota().Reserved)
@@ -54,10 +54,10 @@ func TestCorruptReservationRecord_IsReported(t *testing.T) {
 func TestRecordUnderWrongKey_IsReported(t *testing.T) {
 	s, _, ds := newStore(t, 1000)
 	a := mustAvailability(t, s, 100)
-	b, err := ds.Get(t.Context(), a.Key())
+	b, err := ds.Get(t.Context(), reservations.KeyOf(a))
 	require.NoError(t, err)
 	other := reservations.AvailabilityID(uuid.New())
-	require.NoError(t, ds.Put(t.Context(), reservations.Prefix.ChildString(other.String()), b))
+	require.NoError(t, ds.Put(t.Context(), reservations.RecordsPrefix.ChildString(other.String()), b))
 	_, err = s.Availability(t.Context(), other)
 	assert.ErrorIs(t, err, reservations.ErrCorrupt)
 }
@@ -71,12 +71,12 @@ func TestVerify_ReportsRecordsChangedBehindItsBack(t *testing.T) {
 	changed.Size, changed.TotalSize = 90, 90
 	b, err := json.Marshal(&changed)
 	require.NoError(t, err)
-	require.NoError(t, ds.Put(t.Context(), a.Key(), b))
+	require.NoError(t, ds.Put(t.Context(), reservations.KeyOf(a), b))
 	err = s.Verify(t.Context())
 	require.ErrorIs(t, err, reservations.ErrInvariant)
 	assert.Contains(t, err.Error(), "difference +10")
-	_, err = s.CreateReservation(t.Context(), a.ID, 95, reqID(1), 0)
-	assert.ErrorIs(t, err, reservations.ErrBytesOutOfBounds, "the change re-read the record")
+	_, err = s.CreateReservation(t.Context(), a.ID, anySlot(reqID(1), 0, 95))
+	assert.ErrorIs(t, err, reservations.ErrNoAvailability, "the change re-read the record")
 }
 
 func TestVerify_ReportsDifference(t *testing.T) {
@@ -94,9 +94,9 @@ func TestVerify_ReportsDifference(t *testing.T) {
 func TestVerify_ReportsOrphanReservation(t *testing.T) {
 	s, _, ds := newStore(t, 1000)
 	a := mustAvailability(t, s, 100)
-	_, err := s.CreateReservation(t.Context(), a.ID, 10, reqID(1), 0)
+	_, err := s.CreateReservation(t.Context(), a.ID, anySlot(reqID(1), 0, 10))
 	require.NoError(t, err)
-	require.NoError(t, ds.Delete(t.Context(), a.Key()))
+	require.NoError(t, ds.Delete(t.Context(), reservations.KeyOf(a)))
 	err = s.Verify(t.Context())
 	require.ErrorIs(t, err, reservations.ErrInvariant)
 	assert.Contains(t, err.Error(), "missing availability")

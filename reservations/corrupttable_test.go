@@ -29,9 +29,9 @@ func TestCorruptTable_IsAnErrorNeverAShorterList(t *testing.T) {
 		a := mustAvailability(t, s, 10_000)
 		if i%3 == 0 {
 			for j := range 3 {
-				x, err := s.CreateReservation(ctx, a.ID, 1000, reqID(byte(i)), uint64(j))
+				x, err := s.CreateReservation(ctx, a.ID, anySlot(reqID(byte(i)), uint64(j), 1000))
 				require.NoError(t, err)
-				resKeys[a.ID] = append(resKeys[a.ID], x.Key())
+				resKeys[a.ID] = append(resKeys[a.ID], reservations.KeyOf(x))
 				for k := range 2 {
 					data := make([]byte, 300) // incompressible: the blocks fill the table's first part
 					_, _ = crand.Read(data)
@@ -91,7 +91,7 @@ func TestCorruptTable_IsAnErrorNeverAShorterList(t *testing.T) {
 	// Nothing was deleted: every record is still there, or unreadable.
 	ds := r.Datastore()
 	for _, a := range withRes {
-		for _, k := range append(resKeys[a.ID], a.Key()) {
+		for _, k := range append(resKeys[a.ID], reservations.KeyOf(a)) {
 			_, err := ds.Get(ctx, k)
 			assert.NotErrorIs(t, err, datastore.ErrNotFound, "%s", k)
 		}

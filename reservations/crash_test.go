@@ -164,7 +164,7 @@ func (c *crashChild) dropRes(id reservations.ReservationID) {
 // expected errors of random operations; anything else is reported.
 var crashExpected = []error{
 	reservations.ErrNotFound, reservations.ErrBytesOutOfBounds, reservations.ErrNoAvailability,
-	reservations.ErrReserveFailed, repo.ErrQuotaNotEnough, reservations.ErrStaleAvailability,
+	repo.ErrQuotaNotEnough, repo.ErrQuotaNotEnough, reservations.ErrInvalidSize,
 }
 
 func (c *crashChild) run(ctx context.Context, g int) {
@@ -200,7 +200,7 @@ func (c *crashChild) run(ctx context.Context, g int) {
 				req[i] = byte(rng.IntN(256))
 			}
 			size := 50 + rng.Uint64N(250)
-			x, err := c.s.ReserveSlot(ctx, reservations.Slot{RequestID: req, Index: rng.Uint64N(4), Ask: stowage.StorageAsk{SlotSize: size, Duration: 10, Reward: u(1), Collateral: u(1)}})
+			x, err := c.s.ReserveSlot(ctx, stowage.Slot{RequestID: req, Index: rng.Uint64N(4), Ask: stowage.StorageAsk{SlotSize: size, Duration: 10, Reward: u(1), Collateral: u(1)}})
 			if check(err) {
 				say("reserve-slot %s %s %d", x.ID, x.AvailabilityID, size)
 				c.mu.Lock()
@@ -222,7 +222,7 @@ func (c *crashChild) run(ctx context.Context, g int) {
 			if !ok {
 				continue
 			}
-			if n := 1 + rng.Uint64N(5); check(c.s.Release(ctx, x.ID, x.AvailabilityID, n)) {
+			if n := 1 + rng.Uint64N(5); check(c.s.Release(ctx, x.ID, n)) {
 				say("release %s %d", x.ID, n)
 			}
 		case p < 78:
@@ -231,7 +231,7 @@ func (c *crashChild) run(ctx context.Context, g int) {
 				continue
 			}
 			say("try-delete-res %s", x.ID)
-			if check(c.s.DeleteReservation(ctx, x.ID, x.AvailabilityID)) {
+			if check(c.s.DeleteReservation(ctx, x.ID)) {
 				say("delete-res %s", x.ID)
 				c.dropRes(x.ID)
 			}
@@ -419,9 +419,8 @@ func (m *crashModel) check(t *testing.T, dir string) {
 	for id := range m.avails {
 		aid, err := reservations.ParseAvailabilityID(id)
 		require.NoError(t, err)
-		ok, err := s.HasAvailability(ctx, aid)
-		require.NoError(t, err)
-		assert.True(t, ok, "availability %s", id)
+		_, err = s.Availability(ctx, aid)
+		assert.NoError(t, err, "availability %s", id)
 		m.checks++
 	}
 }

@@ -14,12 +14,16 @@
 //		TotalSize: 100 << 30, Duration: 30 * 24 * 3600, MinPrice: minPrice, MaxCollateral: maxCollateral,
 //	})
 //
-// When the host decides to serve a slot, ReserveSlot finds a fitting
-// availability and carves a Reservation of SlotSize bytes out of it, in one
-// atomic step: the availability's Size shrinks, the reservation's Size
-// holds the bytes. Many reservations draw on one availability at once.
+// When the host decides to serve a slot (a stowage.Slot, the same value the
+// slot queue hands its workers), ReserveSlot finds a fitting availability
+// and carves a Reservation of Ask.SlotSize bytes out of it, in one atomic
+// step: the availability's Size shrinks, the reservation's Size holds the
+// bytes, and its ValidUntil is slot.Ends() (zero, never expiring, for a
+// slot without Expiry). Many reservations draw on one availability at
+// once. CreateReservation does the same on an availability the host
+// chooses, checking every term the same way.
 //
-//	res, err := store.ReserveSlot(ctx, reservations.Slot{RequestID: id, Index: i, Ask: ask, ValidUntil: end})
+//	res, err := store.ReserveSlot(ctx, slot)
 //	var none *reservations.NoAvailabilityError
 //	if errors.As(err, &none) {
 //		// none.Term says what ruled the slot out: size, duration, price, ...
@@ -37,7 +41,7 @@
 // whose contract is over, for the sales a host never got to finish; run it
 // periodically.
 //
-//	err = store.DeleteReservation(ctx, res.ID, res.AvailabilityID)
+//	err = store.DeleteReservation(ctx, res.ID)
 //
 // Hosts that write blocks themselves use the lower-level Release (bytes
 // leave the reservation and the offer for good) and repo.Repo.PutBlock.
@@ -63,15 +67,25 @@
 //
 // # Storage
 //
-// Records are JSON in the repo's metadata datastore: an availability at
-// /meta/sales/reservations/<availabilityID>, its reservations one level
-// below it, and indexes beside them (see Prefix) so that listing
-// availabilities, finding a reservation by ID or by slot and finding the
-// blocks of a reservation each read only what they need. IDs are UUIDv7, so
-// key order is creation order; token amounts are decimal strings. A record
-// that does not decode is reported with ErrCorrupt, never acted upon. A
-// datastore written by the first release is brought to this layout by the
-// first call, in one atomic change.
+// Records are JSON in the repo's metadata datastore, under /meta/sales:
+// availabilities, their reservations, and indexes beside them so that
+// listing availabilities, finding a reservation by ID or by slot and
+// finding the blocks of a reservation each read only what they need. The
+// layout is no part of the API (read and change the records through the
+// Store); IDs are UUIDv7, so listings come in creation order, and token
+// amounts are decimal strings. A record that does not decode is reported
+// with ErrCorrupt, never acted upon. The layout's version is recorded with
+// the first write, so that a later release can move the records; a
+// datastore written by a later release is refused with ErrNewerLayout.
+//
+// # Units
+//
+// Sizes are bytes (uint64), durations seconds (uint64, as in
+// stowage.StorageAsk), points in time time.Time (zero: none). Token
+// amounts are uint256.Int in the marketplace's smallest unit: a slot's
+// Ask.Reward is per second, its Ask.Collateral and an availability's
+// MinPrice and MaxCollateral per slot (MinPrice is compared with
+// Ask.PricePerSlot(), the reward over the slot's whole duration).
 //
 // # Caveats
 //
@@ -83,8 +97,5 @@
 //     Store.
 //   - FindAvailability answers from memory and is a hint: use ReserveSlot,
 //     which finds and reserves in one step, to serve a slot.
-//   - UpdateAvailability with a copy read before other changes cannot tell
-//     a stale Size from an edit: change availabilities with
-//     ModifyAvailability, which hands its function the current record.
 //   - Verify holds every change off while it reads everything.
 package reservations

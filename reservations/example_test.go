@@ -34,7 +34,7 @@ func Example() {
 	fmt.Println("repo reserved:", r.Quota().Reserved)
 
 	// A slot of 1500 bytes for 10 minutes paying 1 per second.
-	slot := reservations.Slot{RequestID: stowage.RequestID{1}, Index: 0, Ask: stowage.StorageAsk{
+	slot := stowage.Slot{RequestID: stowage.RequestID{1}, Index: 0, Ask: stowage.StorageAsk{
 		Slots: 1, SlotSize: 1500, Duration: 600, Reward: *uint256.NewInt(1), Collateral: *uint256.NewInt(10),
 	}}
 	res, err := store.ReserveSlot(ctx, slot)
@@ -51,12 +51,12 @@ func Example() {
 			panic(err)
 		}
 	}
-	res, _ = store.Reservation(ctx, res.ID, a.ID)
+	res, _ = store.Reservation(ctx, res.ID)
 	q := r.Quota()
 	fmt.Println("reservation size:", res.Size, "used:", res.Used, "repo used:", q.Used, "reserved:", q.Reserved)
 
 	// The sale ends: blocks deleted, the offer whole again.
-	if err := store.DeleteReservation(ctx, res.ID, a.ID); err != nil {
+	if err := store.DeleteReservation(ctx, res.ID); err != nil {
 		panic(err)
 	}
 	a, _ = store.Availability(ctx, a.ID)
@@ -79,9 +79,9 @@ func ExampleNoAvailabilityError() {
 	store := reservations.New(r)
 	_, _ = store.AddAvailability(ctx, reservations.Availability{TotalSize: 1 << 20, Duration: 3600})
 
-	_, err := store.ReserveSlot(ctx, reservations.Slot{RequestID: stowage.RequestID{1}, Ask: stowage.StorageAsk{
+	_, err := store.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{1}, Ask: stowage.StorageAsk{
 		Slots: 1, SlotSize: 4 << 20, Duration: 600,
-	}, ValidUntil: time.Unix(1e9, 0)})
+	}, Expiry: time.Unix(1e9, 0)})
 	var none *reservations.NoAvailabilityError
 	fmt.Println(errors.As(err, &none), errors.Is(err, reservations.ErrNoAvailability))
 	fmt.Println(none.Term)

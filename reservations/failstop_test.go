@@ -15,8 +15,8 @@ import (
 	"github.com/stowage/stowage/reservations"
 )
 
-func slot(b byte, index, size uint64) reservations.Slot {
-	return reservations.Slot{RequestID: reqID(b), Index: index, Ask: stowage.StorageAsk{SlotSize: size, Duration: 10, Reward: u(1), Collateral: u(1)}}
+func slot(b byte, index, size uint64) stowage.Slot {
+	return stowage.Slot{RequestID: reqID(b), Index: index, Ask: stowage.StorageAsk{SlotSize: size, Duration: 10, Reward: u(1), Collateral: u(1)}}
 }
 
 func withFaults(f *faultfs.Faults) repo.Option { return engine.WithStorage(f.Wrap).(repo.Option) }
@@ -88,7 +88,7 @@ func TestOpen_FailedFsyncRecoversAndLosesNothingAcknowledged(t *testing.T) {
 	require.NoError(t, err)
 	kb := datastore.NewKey("res1/b0")
 	require.NoError(t, s.PutBlock(ctx, res1.ID, kb, make([]byte, 50)))
-	require.NoError(t, s.Release(ctx, res1.ID, a.ID, 20))
+	require.NoError(t, s.Release(ctx, res1.ID, 20))
 
 	f.FailNextJournalSync()
 	_, err = s.AddAvailability(ctx, reservations.Availability{TotalSize: 500, Duration: 1})
@@ -107,7 +107,7 @@ func TestOpen_FailedFsyncRecoversAndLosesNothingAcknowledged(t *testing.T) {
 	require.NoError(t, s.PutBlock(ctx, res2.ID, kb2, make([]byte, 40)))
 	w.blocks[kb2] = 40
 	w.res[res2.ID] = 100
-	require.NoError(t, s.DeleteReservation(ctx, res1.ID, a.ID))
+	require.NoError(t, s.DeleteReservation(ctx, res1.ID))
 	w.gone = append(w.gone, res1.ID)
 	w.goneBlock = append(w.goneBlock, kb)
 	w.avail[a.ID] = 1000 - 20
@@ -162,8 +162,8 @@ func TestNew_FailedFsyncRefusesWritesUntilReopened(t *testing.T) {
 	_, err = s.ReserveSlot(ctx, slot(2, 0, 10))
 	assert.ErrorIs(t, err, repo.ErrWriteFailed)
 	assert.ErrorIs(t, s.PutBlock(ctx, res.ID, datastore.NewKey("b1"), []byte("x")), repo.ErrWriteFailed)
-	assert.ErrorIs(t, s.Release(ctx, res.ID, a.ID, 1), repo.ErrWriteFailed)
-	assert.ErrorIs(t, s.DeleteReservation(ctx, res.ID, a.ID), repo.ErrWriteFailed)
+	assert.ErrorIs(t, s.Release(ctx, res.ID, 1), repo.ErrWriteFailed)
+	assert.ErrorIs(t, s.DeleteReservation(ctx, res.ID), repo.ErrWriteFailed)
 	_, err = reservations.New(r).ModifyAvailability(ctx, a.ID, func(a *reservations.Availability) error { a.TotalSize++; return nil })
 	assert.ErrorIs(t, err, repo.ErrWriteFailed)
 
@@ -171,7 +171,7 @@ func TestNew_FailedFsyncRefusesWritesUntilReopened(t *testing.T) {
 	b, err := r.GetBlock(ctx, kb)
 	require.NoError(t, err)
 	assert.Len(t, b, 50)
-	got, err := s.Reservation(ctx, res.ID, a.ID)
+	got, err := s.Reservation(ctx, res.ID)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(150), got.Size)
 	as, err := s.Availabilities(ctx)
@@ -182,7 +182,7 @@ func TestNew_FailedFsyncRefusesWritesUntilReopened(t *testing.T) {
 	r2, err := repo.New(ctx, db, repo.WithQuotaMaxBytes(100_000))
 	require.NoError(t, err)
 	s2 := reservations.New(r2)
-	require.NoError(t, s2.DeleteReservation(ctx, res.ID, a.ID))
+	require.NoError(t, s2.DeleteReservation(ctx, res.ID))
 	require.NoError(t, r2.Verify(ctx))
 	require.NoError(t, s2.Verify(ctx))
 	got2, err := s2.Availability(ctx, a.ID)

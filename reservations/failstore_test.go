@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stowage/stowage"
 	"github.com/stowage/stowage/repo"
 	"github.com/stowage/stowage/reservations"
 )
@@ -30,10 +31,10 @@ func loopScenario(ctx context.Context, s *reservations.Store) error {
 	check(err)
 	b, err := s.AddAvailability(ctx, reservations.Availability{TotalSize: 200, Duration: 100, MinPrice: u(1), MaxCollateral: u(10)})
 	check(err)
-	slot := func(i, size uint64, expires bool) reservations.Slot {
+	slot := func(i, size uint64, expires bool) stowage.Slot {
 		sl := slotOf(1, i, size)
 		if expires {
-			sl.ValidUntil = now.Add(-time.Minute)
+			sl.Expiry = now.Add(-time.Hour) // ends 100 s later, before now
 		}
 		return sl
 	}
@@ -49,8 +50,8 @@ func loopScenario(ctx context.Context, s *reservations.Store) error {
 	for i := 10; i < 12; i++ {
 		check(s.PutBlock(ctx, r2.ID, blockKey(i), make([]byte, 20)))
 	}
-	check(s.Release(ctx, r2.ID, r2.AvailabilityID, 20))
-	check(s.DeleteReservation(ctx, r2.ID, r2.AvailabilityID))
+	check(s.Release(ctx, r2.ID, 20))
+	check(s.DeleteReservation(ctx, r2.ID))
 	_, err = s.ModifyAvailability(ctx, a.ID, func(a *reservations.Availability) error {
 		a.TotalSize += 50
 		return nil

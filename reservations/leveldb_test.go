@@ -18,9 +18,9 @@ func TestLevelDB_StateSurvivesReopen(t *testing.T) {
 	require.NoError(t, err)
 	s := reservations.New(r)
 	a := mustAvailability(t, s, 1000)
-	res, err := s.CreateReservation(t.Context(), a.ID, 300, reqID(3), 4)
+	res, err := s.CreateReservation(t.Context(), a.ID, anySlot(reqID(3), 4, 300))
 	require.NoError(t, err)
-	require.NoError(t, s.Release(t.Context(), res.ID, a.ID, 100))
+	require.NoError(t, s.Release(t.Context(), res.ID, 100))
 	require.NoError(t, r.Close())
 
 	r2, err := repo.Open(t.Context(), dir, repo.WithQuotaMaxBytes(10_000))
@@ -32,12 +32,12 @@ func TestLevelDB_StateSurvivesReopen(t *testing.T) {
 	got, err := s2.Availability(t.Context(), a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(700), got.Size)
-	gotRes, err := s2.Reservation(t.Context(), res.ID, a.ID)
+	gotRes, err := s2.Reservation(t.Context(), res.ID)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(200), gotRes.Size)
 	assert.Equal(t, reqID(3), gotRes.RequestID)
 
-	require.NoError(t, s2.DeleteReservation(t.Context(), res.ID, a.ID))
+	require.NoError(t, s2.DeleteReservation(t.Context(), res.ID))
 	got, err = s2.Availability(t.Context(), a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(900), got.Size)
@@ -81,7 +81,7 @@ func TestLevelDB_ByteLoopSurvivesReopen(t *testing.T) {
 	assert.ErrorIs(t, err, reservations.ErrSlotReserved)
 
 	// The block index came back too: deleting gives every byte back.
-	require.NoError(t, s2.DeleteReservation(ctx, res.ID, a.ID))
+	require.NoError(t, s2.DeleteReservation(ctx, res.ID))
 	got = availability(t, s2, a.ID)
 	assert.Equal(t, got.TotalSize, got.Size)
 	assert.Equal(t, repo.Quota{Max: 10_000, Used: 0, Reserved: 1000}, r2.Quota())

@@ -27,17 +27,17 @@ func TestTwoStores_ShareOneState(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s2.ReserveSlot(t.Context(), slot(2, 0, 100))
 	assert.ErrorIs(t, err, reservations.ErrNoAvailability)
-	_, err = s2.CreateReservation(t.Context(), a.ID, 100, reqID(3), 0)
-	assert.ErrorIs(t, err, reservations.ErrBytesOutOfBounds)
+	_, err = s2.CreateReservation(t.Context(), a.ID, anySlot(reqID(3), 0, 100))
+	assert.ErrorIs(t, err, reservations.ErrNoAvailability)
 	_, err = s2.ReserveSlot(t.Context(), slot(1, 0, 1))
 	assert.ErrorIs(t, err, reservations.ErrSlotReserved)
 
 	require.NoError(t, s2.PutBlock(t.Context(), x.ID, datastore.NewKey("b"), make([]byte, 30)))
-	require.NoError(t, s1.Release(t.Context(), x.ID, a.ID, 10))
-	got, err := s2.Reservation(t.Context(), x.ID, a.ID)
+	require.NoError(t, s1.Release(t.Context(), x.ID, 10))
+	got, err := s2.Reservation(t.Context(), x.ID)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(60), got.Size)
-	require.NoError(t, s2.DeleteReservation(t.Context(), x.ID, a.ID))
+	require.NoError(t, s2.DeleteReservation(t.Context(), x.ID))
 	got1, err := s1.Availability(t.Context(), a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(90), got1.Size)
@@ -51,17 +51,16 @@ func TestRecordDeletedBehindTheBack_IsNotResurrected(t *testing.T) {
 	ctx := t.Context()
 	s1, r, _ := newStore(t, 1000)
 	s2 := reservations.New(r)
-	a := mustAvailability(t, s1, 100)
+	mustAvailability(t, s1, 100)
 	x, err := s1.ReserveSlot(ctx, slot(1, 0, 100))
 	require.NoError(t, err)
 	b := mustAvailability(t, s2, 50)
-	_, found, err := s1.FindAvailability(ctx, 10, 1, u(1), u(1)) // loads the hints
+	_, err = s1.FindAvailability(ctx, findSlot(10, 1, u(1), u(1))) // loads the hints
 	require.NoError(t, err)
-	require.True(t, found)
 
 	ds := r.Datastore()
-	require.NoError(t, ds.Delete(ctx, x.Key()))
-	require.NoError(t, ds.Delete(ctx, b.Key()))
+	require.NoError(t, ds.Delete(ctx, reservations.KeyOf(x)))
+	require.NoError(t, ds.Delete(ctx, reservations.KeyOf(b)))
 	gone := func(k datastore.Key) {
 		t.Helper()
 		ok, err := ds.Has(ctx, k)
@@ -69,19 +68,19 @@ func TestRecordDeletedBehindTheBack_IsNotResurrected(t *testing.T) {
 		assert.False(t, ok, "%s resurrected", k)
 	}
 
-	assert.Error(t, s2.Release(ctx, x.ID, a.ID, 1))
-	gone(x.Key())
+	assert.Error(t, s2.Release(ctx, x.ID, 1))
+	gone(reservations.KeyOf(x))
 	assert.Error(t, s1.PutBlock(ctx, x.ID, datastore.NewKey("b"), []byte("x")))
-	gone(x.Key())
-	assert.Error(t, s2.DeleteReservation(ctx, x.ID, a.ID))
-	gone(x.Key())
+	gone(reservations.KeyOf(x))
+	assert.Error(t, s2.DeleteReservation(ctx, x.ID))
+	gone(reservations.KeyOf(x))
 
 	_, err = s1.ModifyAvailability(ctx, b.ID, func(a *reservations.Availability) error { a.TotalSize++; return nil })
 	assert.ErrorIs(t, err, reservations.ErrNotFound)
-	gone(b.Key())
+	gone(reservations.KeyOf(b))
 	_, err = s1.ReserveSlot(ctx, slot(2, 0, 10)) // only b had room
 	assert.ErrorIs(t, err, reservations.ErrNoAvailability)
-	gone(b.Key())
+	gone(reservations.KeyOf(b))
 	assert.ErrorIs(t, s2.DeleteAvailability(ctx, b.ID), reservations.ErrNotFound)
 }
 
@@ -103,7 +102,7 @@ func TestCancelledContext_ChangesNothing(t *testing.T) {
 	s, r, ds := newStore(t, 10_000)
 	a := mustAvailability(t, s, 1000)
 	sl := slot(1, 0, 100)
-	sl.ValidUntil = time.Unix(1, 0)
+	sl.Expiry = time.Unix(1, 0)
 	x, err := s.ReserveSlot(t.Context(), sl)
 	require.NoError(t, err)
 	blk := datastore.NewKey("b")
@@ -125,10 +124,10 @@ func TestCancelledContext_ChangesNothing(t *testing.T) {
 			return err
 		},
 		"CreateAvailability": func() error {
-			_, err := s.CreateAvailability(ctx, 10, 1, u(1), u(1))
+			_, err := s.AddAvailability(ctx, reservations.Availability{TotalSize: 10, Duration: 1, MinPrice: u(1), MaxCollateral: u(1)})
 			return err
 		},
-		"UpdateAvailability": func() error { a2 := a; a2.Duration++; return s.UpdateAvailability(ctx, a2) },
+		"UpdateAvailability": func() error { a2 := a; a2.Duration++; return replaceAvailability(ctx, s, a2) },
 		"ModifyAvailability": func() error {
 			_, err := s.ModifyAvailability(ctx, a.ID, func(a *reservations.Availability) error { a.TotalSize++; return nil })
 			return err
@@ -139,12 +138,12 @@ func TestCancelledContext_ChangesNothing(t *testing.T) {
 			return err
 		},
 		"CreateReservation": func() error {
-			_, err := s.CreateReservation(ctx, a.ID, 10, reqID(3), 0)
+			_, err := s.CreateReservation(ctx, a.ID, anySlot(reqID(3), 0, 10))
 			return err
 		},
 		"Store.PutBlock":    func() error { return s.PutBlock(ctx, x.ID, datastore.NewKey("b2"), []byte("x")) },
-		"Store.Release":     func() error { return s.Release(ctx, x.ID, a.ID, 1) },
-		"DeleteReservation": func() error { return s.DeleteReservation(ctx, x.ID, a.ID) },
+		"Store.Release":     func() error { return s.Release(ctx, x.ID, 1) },
+		"DeleteReservation": func() error { return s.DeleteReservation(ctx, x.ID) },
 		"ReclaimExpired": func() error {
 			n, err := s.ReclaimExpired(ctx, time.Now())
 			assert.Zero(t, n)
@@ -180,27 +179,28 @@ func TestClose_EveryCallFailsWithErrClosed(t *testing.T) {
 				_, err := st.AddAvailability(ctx, reservations.Availability{TotalSize: 10})
 				return err
 			},
-			"CreateAvailability": func() error { _, err := st.CreateAvailability(ctx, 10, 1, u(1), u(1)); return err },
-			"UpdateAvailability": func() error { return st.UpdateAvailability(ctx, a) },
+			"CreateAvailability": func() error {
+				_, err := st.AddAvailability(ctx, reservations.Availability{TotalSize: 10, Duration: 1, MinPrice: u(1), MaxCollateral: u(1)})
+				return err
+			},
+			"UpdateAvailability": func() error { return replaceAvailability(ctx, st, a) },
 			"ModifyAvailability": func() error {
 				_, err := st.ModifyAvailability(ctx, a.ID, func(*reservations.Availability) error { return nil })
 				return err
 			},
 			"DeleteAvailability": func() error { return st.DeleteAvailability(ctx, a.ID) },
 			"Availability":       func() error { _, err := st.Availability(ctx, a.ID); return err },
-			"HasAvailability":    func() error { _, err := st.HasAvailability(ctx, a.ID); return err },
 			"Availabilities":     func() error { _, err := st.Availabilities(ctx); return err },
-			"Reservation":        func() error { _, err := st.Reservation(ctx, x.ID, a.ID); return err },
-			"HasReservation":     func() error { _, err := st.HasReservation(ctx, x.ID, a.ID); return err },
+			"Reservation":        func() error { _, err := st.Reservation(ctx, x.ID); return err },
 			"Reservations":       func() error { _, err := st.Reservations(ctx); return err },
 			"ReservationsOf":     func() error { _, err := st.ReservationsOf(ctx, a.ID); return err },
 			"ReservationForSlot": func() error { _, _, err := st.ReservationForSlot(ctx, reqID(1), 0); return err },
-			"FindAvailability":   func() error { _, _, err := st.FindAvailability(ctx, 1, 1, u(1), u(1)); return err },
+			"FindAvailability":   func() error { _, err := st.FindAvailability(ctx, findSlot(1, 1, u(1), u(1))); return err },
 			"ReserveSlot":        func() error { _, err := st.ReserveSlot(ctx, slot(2, 0, 10)); return err },
-			"CreateReservation":  func() error { _, err := st.CreateReservation(ctx, a.ID, 1, reqID(3), 0); return err },
+			"CreateReservation":  func() error { _, err := st.CreateReservation(ctx, a.ID, anySlot(reqID(3), 0, 1)); return err },
 			"Store.PutBlock":     func() error { return st.PutBlock(ctx, x.ID, k, []byte("x")) },
-			"Store.Release":      func() error { return st.Release(ctx, x.ID, a.ID, 1) },
-			"DeleteReservation":  func() error { return st.DeleteReservation(ctx, x.ID, a.ID) },
+			"Store.Release":      func() error { return st.Release(ctx, x.ID, 1) },
+			"DeleteReservation":  func() error { return st.DeleteReservation(ctx, x.ID) },
 			"ReclaimExpired":     func() error { _, err := st.ReclaimExpired(ctx, time.Now()); return err },
 			"Store.Verify":       func() error { return st.Verify(ctx) },
 		}

@@ -92,7 +92,7 @@ func TestStore_MatchesModel(t *testing.T) {
 		switch op := rng.IntN(9); op {
 		case 0: // create availability
 			size := rng.Uint64N(3000) + 1
-			a, err := s.CreateAvailability(ctx, size, 100, u(1), u(1))
+			a, err := s.AddAvailability(ctx, reservations.Availability{TotalSize: size, Duration: 100, MinPrice: u(1), MaxCollateral: u(1)})
 			if m.reserved+m.used+size > m.max {
 				require.ErrorIs(t, err, repo.ErrQuotaNotEnough, "step %d", step)
 				break
@@ -107,9 +107,9 @@ func TestStore_MatchesModel(t *testing.T) {
 				break
 			}
 			size := rng.Uint64N(800) + 1
-			res, err := s.CreateReservation(ctx, id, size, reqID(1), uint64(step))
+			res, err := s.CreateReservation(ctx, id, anySlot(reqID(1), uint64(step), size))
 			if size > m.avail[id].size {
-				require.ErrorIs(t, err, reservations.ErrBytesOutOfBounds, "step %d", step)
+				require.ErrorIs(t, err, reservations.ErrNoAvailability, "step %d", step)
 				break
 			}
 			require.NoError(t, err, "step %d", step)
@@ -122,7 +122,7 @@ func TestStore_MatchesModel(t *testing.T) {
 				break
 			}
 			n := rng.Uint64N(x.size + 2)
-			err := s.Release(ctx, id, x.avail, n)
+			err := s.Release(ctx, id, n)
 			if n > x.size {
 				require.ErrorIs(t, err, reservations.ErrBytesOutOfBounds, "step %d", step)
 				break
@@ -137,7 +137,7 @@ func TestStore_MatchesModel(t *testing.T) {
 			if !ok {
 				break
 			}
-			require.NoError(t, s.DeleteReservation(ctx, id, x.avail), "step %d", step)
+			require.NoError(t, s.DeleteReservation(ctx, id), "step %d", step)
 			m.avail[x.avail].size += x.size + x.used
 			m.reserved += x.used
 			m.used -= x.used
@@ -166,12 +166,12 @@ func TestStore_MatchesModel(t *testing.T) {
 			} else {
 				a.TotalSize = rng.Uint64N(3000)
 				if a.TotalSize < held {
-					require.ErrorIs(t, s.UpdateAvailability(ctx, a), reservations.ErrBytesOutOfBounds, "step %d", step)
+					require.ErrorIs(t, replaceAvailability(ctx, s, a), reservations.ErrBytesOutOfBounds, "step %d", step)
 					break
 				}
 				size = a.TotalSize - held
 			}
-			err = s.UpdateAvailability(ctx, a)
+			err = replaceAvailability(ctx, s, a)
 			if size > ma.size && m.reserved+m.used+(size-ma.size) > m.max {
 				require.ErrorIs(t, err, repo.ErrQuotaNotEnough, "step %d", step)
 				break
@@ -200,7 +200,7 @@ func TestStore_MatchesModel(t *testing.T) {
 			done["delete availability"]++
 		case 6: // reserve a slot
 			size := rng.Uint64N(800) + 1
-			slot := reservations.Slot{RequestID: reqID(2), Index: uint64(step),
+			slot := stowage.Slot{RequestID: reqID(2), Index: uint64(step),
 				Ask: stowage.StorageAsk{SlotSize: size, Duration: 50, Reward: u(1), Collateral: u(1)}}
 			if _, x, ok := pickRes(); ok && rng.IntN(8) == 0 {
 				slot.RequestID, slot.Index = x.req, x.index

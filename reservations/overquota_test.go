@@ -36,7 +36,7 @@ func TestByteLoop_WorksWhenReopenedOverQuota(t *testing.T) {
 	assert.Equal(t, repo.Quota{Max: 500, Used: 60, Reserved: 940}, r.Quota())
 	requireInvariant(t, s)
 
-	require.NoError(t, s.DeleteReservation(ctx, res.ID, a.ID))
+	require.NoError(t, s.DeleteReservation(ctx, res.ID))
 	assert.Equal(t, repo.Quota{Max: 500, Used: 0, Reserved: 1000}, r.Quota())
 	got := availability(t, s, a.ID)
 	assert.Equal(t, got.TotalSize, got.Size)

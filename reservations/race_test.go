@@ -37,7 +37,7 @@ func TestPutBlock_ConcurrentWithDeleteReservationLeavesNothing(t *testing.T) {
 	}
 	wg.Go(func() {
 		<-start
-		assert.NoError(t, s.DeleteReservation(ctx, res.ID, a.ID))
+		assert.NoError(t, s.DeleteReservation(ctx, res.ID))
 	})
 	close(start)
 	wg.Wait()
@@ -79,7 +79,7 @@ func TestByteLoop_CancelledContextChangesNothing(t *testing.T) {
 	_, err = s.ReserveSlot(ctx, slotOf(1, 1, 10))
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.ErrorIs(t, s.PutBlock(ctx, res.ID, blockKey(1), []byte("x")), context.Canceled)
-	assert.ErrorIs(t, s.DeleteReservation(ctx, res.ID, a.ID), context.Canceled)
+	assert.ErrorIs(t, s.DeleteReservation(ctx, res.ID), context.Canceled)
 	_, err = s.ReclaimExpired(ctx, slotEnd)
 	assert.ErrorIs(t, err, context.Canceled)
 	_, err = s.ModifyAvailability(ctx, a.ID, func(a *reservations.Availability) error {

@@ -14,7 +14,8 @@ import (
 	"github.com/stowage/stowage"
 )
 
-// Keys of the records, all in the repo's metadata datastore:
+// Keys of the records, all in the repo's metadata datastore. The layout is
+// no part of the API: read and change the records through the Store.
 //
 //	/meta/sales/reservations/<availabilityID>                 Availability
 //	/meta/sales/reservations/<availabilityID>/<reservationID> Reservation
@@ -24,14 +25,13 @@ import (
 //	/meta/sales/blocks/<reservationID><blockKey>              size of a block it wrote
 //	/meta/sales/layout                                        the layout's version
 //
-// The index of availabilities lets a listing read the availabilities
-// without walking the reservations nested under them. A datastore written
-// by the first release (no indexes, no TotalSize) is brought to this layout
-// by the first call, in one atomic change.
+// Every key is built from IDs (UUIDs, a request's hex), a decimal slot
+// index and a block key the repo accepted (a proper key below its block
+// prefix), so none a caller passes can land outside its prefix. The index
+// of availabilities lets a listing read the availabilities without walking
+// the reservations nested under them.
 var (
-	// Prefix holds every availability and, under it, its reservations.
-	Prefix = datastore.NewKey("/meta/sales/reservations")
-
+	recordsPrefix    = datastore.NewKey("/meta/sales/reservations")
 	availIndexPrefix = datastore.NewKey("/meta/sales/availabilities")
 	byIDPrefix       = datastore.NewKey("/meta/sales/byid")
 	slotPrefix       = datastore.NewKey("/meta/sales/slots")
@@ -39,7 +39,10 @@ var (
 	layoutKey        = datastore.NewKey("/meta/sales/layout")
 )
 
-const layoutVersion = "2"
+// layoutVersion is the version of the layout above, recorded at layoutKey
+// with the first write, so that a later release can tell what it reads and
+// move it. A datastore with a later version is refused (ErrNewerLayout).
+const layoutVersion = 2
 
 // Availability is bytes the host offers to sell, and on what terms.
 //
@@ -47,53 +50,42 @@ const layoutVersion = "2"
 // reservation moves bytes from Size into itself; when it is deleted they come
 // back (see Store.DeleteReservation), so the offer is whole again. The terms
 // bound the slots it takes: lasting at most Duration seconds, paying at least
-// MinPrice per slot, asking at most MaxCollateral, and, when Until is set,
-// with contracts over by Until. With a collateral budget (TotalCollateral
-// non-zero) each slot's collateral is taken from FreeCollateral while its
-// reservation lives.
+// MinPrice per slot over the slot's whole duration, asking at most
+// MaxCollateral per slot, and, when Until is set, with contracts over by
+// Until. With a collateral budget (TotalCollateral non-zero) each slot's
+// collateral is taken from FreeCollateral while its reservation lives.
+//
+// Sizes are bytes, durations seconds, times time.Time; token amounts are
+// in the marketplace's smallest unit, as stowage.StorageAsk has them.
 type Availability struct {
 	ID            AvailabilityID `json:"id"`
-	Size          uint64         `json:"size"`     // free bytes left to reserve
-	Duration      uint64         `json:"duration"` // longest slot taken, seconds
-	MinPrice      uint256.Int    `json:"minPrice"` // least a slot must pay over its duration
-	MaxCollateral uint256.Int    `json:"maxCollateral"`
+	Size          uint64         `json:"size"`          // bytes free: the part of TotalSize no reservation holds; set by the Store
+	Duration      uint64         `json:"duration"`      // seconds: the longest slot it takes (compared with Ask.Duration)
+	MinPrice      uint256.Int    `json:"minPrice"`      // per slot, over the slot's whole duration: the least Ask.PricePerSlot() it takes (not per second)
+	MaxCollateral uint256.Int    `json:"maxCollateral"` // per slot: the most Ask.Collateral it takes
 
 	TotalSize       uint64      `json:"totalSize"`          // bytes offered in all; Size is the part no reservation holds
 	Disabled        bool        `json:"disabled,omitempty"` // takes no new slots; slots it already holds go on
-	Until           time.Time   `json:"until,omitzero"`     // takes no slot whose ValidUntil is later; zero: no limit
-	TotalCollateral uint256.Int `json:"totalCollateral"`    // collateral budget over all its reservations; zero: no budget
-	FreeCollateral  uint256.Int `json:"freeCollateral"`     // what is left of TotalCollateral
+	Until           time.Time   `json:"until,omitzero"`     // takes no slot whose Ends() is later; zero: no limit
+	TotalCollateral uint256.Int `json:"totalCollateral"`    // collateral budget over all its reservations together; zero: no budget
+	FreeCollateral  uint256.Int `json:"freeCollateral"`     // what is left of TotalCollateral; set by the Store
 }
 
 // Reservation is bytes carved out of an Availability for one slot of one
 // request. Size is what it still holds for blocks not yet written; Used is
-// what the blocks written with Store.PutBlock take.
+// what the blocks written with Store.PutBlock take. Sizes are bytes.
 type Reservation struct {
 	ID             ReservationID     `json:"id"`
 	AvailabilityID AvailabilityID    `json:"availabilityId"`
 	Size           uint64            `json:"size"` // bytes still reserved, not yet written
 	RequestID      stowage.RequestID `json:"requestId"`
-	SlotIndex      uint64            `json:"slotIndex"`
+	SlotIndex      uint64            `json:"slotIndex"` // the slot's Index in its request
 
-	SlotSize   uint64      `json:"slotSize"`            // bytes the slot was reserved with
+	SlotSize   uint64      `json:"slotSize"`            // bytes the slot was reserved with (its Ask.SlotSize)
 	Used       uint64      `json:"used"`                // bytes of the blocks written with Store.PutBlock
-	Collateral uint256.Int `json:"collateral"`          // taken from the availability's collateral budget
-	ValidUntil time.Time   `json:"validUntil,omitzero"` // the slot's contract is over by then; zero: no expiry
+	Collateral uint256.Int `json:"collateral"`          // per slot: taken from the availability's collateral budget (zero without a budget)
+	ValidUntil time.Time   `json:"validUntil,omitzero"` // the slot's Ends(): its contract is over by then; zero: never expires
 }
-
-// Slot is a slot a host wants to serve.
-type Slot struct {
-	RequestID  stowage.RequestID
-	Index      uint64
-	Ask        stowage.StorageAsk // SlotSize, Duration, Reward (per second), Collateral (per slot)
-	ValidUntil time.Time          // when its contract ends at the latest; zero: no expiry
-}
-
-// Key returns the datastore key of the availability's record.
-func (a Availability) Key() datastore.Key { return availabilityKey(a.ID) }
-
-// Key returns the datastore key of the reservation's record.
-func (r Reservation) Key() datastore.Key { return reservationKey(r.AvailabilityID, r.ID) }
 
 // held is what the availability's reservations hold: TotalSize - Size.
 func (a Availability) held() uint64 { return a.TotalSize - a.Size }
@@ -101,7 +93,7 @@ func (a Availability) held() uint64 { return a.TotalSize - a.Size }
 func (a Availability) hasBudget() bool { return !a.TotalCollateral.IsZero() }
 
 func availabilityKey(id AvailabilityID) datastore.Key {
-	return idKey(Prefix, id)
+	return idKey(recordsPrefix, id)
 }
 
 func availabilityIndexKey(id AvailabilityID) datastore.Key {
@@ -109,7 +101,7 @@ func availabilityIndexKey(id AvailabilityID) datastore.Key {
 }
 
 func reservationKey(availabilityID AvailabilityID, id ReservationID) datastore.Key {
-	return idKey(Prefix, availabilityID, id)
+	return idKey(recordsPrefix, availabilityID, id)
 }
 
 func byIDKey(id ReservationID) datastore.Key {

@@ -128,92 +128,160 @@ func (s *state) candidates() []Availability {
 	return as
 }
 
-// FindAvailability returns an availability that can serve a slot of size
-// bytes for duration seconds, paying price over that duration and asking
-// collateral: one that is not Disabled with size <= Size, duration <=
-// Duration, collateral <= MaxCollateral (and, with a budget, <=
-// FreeCollateral) and price >= MinPrice. Among several it picks the best
-// fit, the one with the least free bytes, so large availabilities stay
-// whole for large slots; ties go to the oldest. The bool is false when none
-// matches.
+// needOf is what slot asks of an availability, or ErrInvalidSize for a
+// slot of no bytes.
+func needOf(slot stowage.Slot) (need, error) {
+	if slot.Ask.SlotSize == 0 {
+		return need{}, fmt.Errorf("%w: slot of 0 bytes", ErrInvalidSize)
+	}
+	return need{
+		size: slot.Ask.SlotSize, duration: slot.Ask.Duration, price: slot.Ask.PricePerSlot(),
+		coll: slot.Ask.Collateral, until: slot.Ends(), checkDisabled: true, checkCollBudget: true,
+	}, nil
+}
+
+// pick returns the availability ReserveSlot takes for n, as this change
+// sees it, or a *NoAvailabilityError.
+func (t txn) pick(s *state, n *need) (Availability, error) {
+	if err := s.loadHints(t); err != nil {
+		return Availability{}, err
+	}
+	for {
+		h, ok := s.best(n)
+		if !ok {
+			return Availability{}, closest(n, s.candidates())
+		}
+		// The hint says it fits; the record decides.
+		a, err := t.availability(h.ID)
+		if errors.Is(err, ErrNotFound) {
+			s.dropHint(h.ID)
+			continue
+		}
+		if err != nil {
+			return Availability{}, err
+		}
+		if !n.fits(&a) {
+			s.setHint(a) // it differs from the hint, which fit: not picked again
+			continue
+		}
+		return a, nil
+	}
+}
+
+// FindAvailability returns the availability ReserveSlot would take for slot
+// now, without reserving anything: one that is not Disabled, whose Until is
+// zero or not before slot.Ends() (a slot without Expiry never ends, so it
+// fits only availabilities without Until), with at least Ask.SlotSize free
+// bytes, Duration >= Ask.Duration, MinPrice <= Ask.PricePerSlot(),
+// MaxCollateral >= Ask.Collateral and, with a collateral budget,
+// FreeCollateral >= Ask.Collateral. Among several it picks the best fit,
+// the one with the least free bytes, so large availabilities stay whole for
+// large slots; ties go to the oldest.
+//
+// When none fits the error is a *NoAvailabilityError (ErrNoAvailability)
+// naming the term that ruled out the closest candidate; a slot that already
+// holds a reservation fails with ErrSlotReserved, and a slot of no bytes
+// with ErrInvalidSize, as ReserveSlot would.
 //
 // The answer is a hint: by the time it is used another call may have taken
 // the bytes. ReserveSlot finds and reserves in one atomic step.
-func (s *Store) FindAvailability(ctx context.Context, size, duration uint64, price, collateral uint256.Int) (Availability, bool, error) {
-	if err := s.update(ctx, func(t txn) error { return s.st.loadHints(t) }); err != nil {
-		return Availability{}, false, fmt.Errorf("find availability: %w", err)
+func (s *Store) FindAvailability(ctx context.Context, slot stowage.Slot) (Availability, error) {
+	n, err := needOf(slot)
+	var a Availability
+	if err == nil {
+		err = s.update(ctx, func(t txn) error {
+			if err := t.slotFree(slot.RequestID, slot.Index); err != nil {
+				return err
+			}
+			a, err = t.pick(s.st, &n)
+			return err
+		})
 	}
-	n := need{size: size, duration: duration, price: price, coll: collateral, checkDisabled: true, checkCollBudget: true}
-	a, ok := s.st.best(&n)
-	return a, ok, nil
+	if err != nil {
+		return Availability{}, fmt.Errorf("find availability for slot %d of %s: %w", slot.Index, slot.RequestID, err)
+	}
+	return a, nil
 }
 
-// ReserveSlot finds an availability for the slot and carves a reservation
-// of Ask.SlotSize bytes out of it, in one atomic step: nothing can take the
-// bytes in between, so there is no race to retry. A candidate is not
-// Disabled, has Until zero or not before slot.ValidUntil, at least SlotSize
-// free bytes, Duration >= Ask.Duration, MinPrice <= Ask.PricePerSlot(),
-// MaxCollateral >= Ask.Collateral and, with a collateral budget,
-// FreeCollateral >= Ask.Collateral (which the reservation then takes). The
-// choice among candidates is FindAvailability's.
+// ReserveSlot finds an availability for the slot, as FindAvailability
+// does, and carves a reservation of Ask.SlotSize bytes out of it, in one
+// atomic step: nothing can take the bytes in between, so there is no race
+// to retry. The reservation's ValidUntil is slot.Ends() (zero, never
+// expiring, when the slot has no Expiry) and, with a collateral budget, it
+// takes Ask.Collateral from FreeCollateral.
 //
 // A slot that already holds a reservation fails with ErrSlotReserved; when
 // nothing fits the error is a *NoAvailabilityError (ErrNoAvailability)
 // naming the term that ruled out the closest candidate.
-func (s *Store) ReserveSlot(ctx context.Context, slot Slot) (Reservation, error) {
-	if slot.Ask.SlotSize == 0 {
-		return Reservation{}, fmt.Errorf("reserve slot %d of %s: %w", slot.Index, slot.RequestID, ErrInvalidSize)
-	}
-	rid, err := newID()
-	if err != nil {
-		return Reservation{}, err
-	}
-	n := need{
-		size: slot.Ask.SlotSize, duration: slot.Ask.Duration, price: slot.Ask.PricePerSlot(),
-		coll: slot.Ask.Collateral, until: slot.ValidUntil, checkDisabled: true, checkCollBudget: true,
-	}
+func (s *Store) ReserveSlot(ctx context.Context, slot stowage.Slot) (Reservation, error) {
+	n, err := needOf(slot)
 	var r Reservation
-	err = s.update(ctx, func(t txn) error {
-		if err := t.slotFree(slot.RequestID, slot.Index); err != nil {
-			return err
-		}
-		if err := s.st.loadHints(t); err != nil {
-			return err
-		}
-		for {
-			h, ok := s.st.best(&n)
-			if !ok {
-				return closest(&n, s.st.candidates())
-			}
-			// The hint says it fits; the record decides.
-			a, err := t.availability(h.ID)
-			if errors.Is(err, ErrNotFound) {
-				s.st.dropHint(h.ID)
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if !n.fits(&a) {
-				s.st.setHint(a) // it differs from the hint, which fit: not picked again
-				continue
-			}
-			r = Reservation{
-				ID: ReservationID(rid), AvailabilityID: a.ID, Size: n.size, SlotSize: n.size,
-				RequestID: slot.RequestID, SlotIndex: slot.Index, ValidUntil: slot.ValidUntil,
-			}
-			if a.hasBudget() {
-				r.Collateral = n.coll
-				a.FreeCollateral.Sub(&a.FreeCollateral, &n.coll)
-			}
-			a.Size -= n.size
-			return t.createReservation(s.st, a, r)
-		}
-	})
+	if err == nil {
+		err = s.reserve(ctx, slot, &n, func(t txn) (Availability, error) { return t.pick(s.st, &n) }, &r)
+	}
 	if err != nil {
 		return Reservation{}, fmt.Errorf("reserve slot %d of %s: %w", slot.Index, slot.RequestID, err)
 	}
 	return r, nil
+}
+
+// CreateReservation carves a reservation for slot out of the availability
+// with id, checking every term exactly as ReserveSlot does: the
+// availability must exist (ErrNotFound), the slot must be free
+// (ErrSlotReserved), and a term it fails (size, duration, price,
+// collateral, budget, disabled, until) gives a *NoAvailabilityError naming
+// it. Use it when the host, not the best fit, chooses the availability.
+func (s *Store) CreateReservation(ctx context.Context, id AvailabilityID, slot stowage.Slot) (Reservation, error) {
+	n, err := needOf(slot)
+	var r Reservation
+	if err == nil {
+		err = s.reserve(ctx, slot, &n, func(t txn) (Availability, error) {
+			a, err := t.availability(id)
+			if err != nil {
+				return Availability{}, err
+			}
+			if !n.fits(&a) {
+				return Availability{}, closest(&n, []Availability{a})
+			}
+			return a, nil
+		}, &r)
+	}
+	if err != nil {
+		return Reservation{}, fmt.Errorf("create reservation on %s for slot %d of %s: %w", id, slot.Index, slot.RequestID, err)
+	}
+	return r, nil
+}
+
+// reserve stages a reservation for slot on the availability choose
+// returns, with its indexes, and stores it in *out.
+func (s *Store) reserve(ctx context.Context, slot stowage.Slot, n *need, choose func(txn) (Availability, error), out *Reservation) error {
+	rid, err := newID()
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, func(t txn) error {
+		if err := t.slotFree(slot.RequestID, slot.Index); err != nil {
+			return err
+		}
+		a, err := choose(t)
+		if err != nil {
+			return err
+		}
+		r := Reservation{
+			ID: ReservationID(rid), AvailabilityID: a.ID, Size: n.size, SlotSize: n.size,
+			RequestID: slot.RequestID, SlotIndex: slot.Index, ValidUntil: n.until,
+		}
+		if a.hasBudget() {
+			r.Collateral = n.coll
+			a.FreeCollateral.Sub(&a.FreeCollateral, &n.coll)
+		}
+		a.Size -= n.size
+		if err := t.createReservation(s.st, a, r); err != nil {
+			return err
+		}
+		*out = r
+		return nil
+	})
 }
 
 // closest explains why none of as takes the slot.
@@ -265,41 +333,6 @@ func seconds(s uint64) string {
 		return fmt.Sprintf("%ds", s)
 	}
 	return (time.Duration(s) * time.Second).String()
-}
-
-// CreateReservation carves slotSize bytes out of the given availability for
-// one slot of a request: it stores the reservation and shrinks the
-// availability's free Size by slotSize, atomically. The availability must
-// exist (ErrNotFound) and have at least slotSize free bytes
-// (ErrBytesOutOfBounds); the slot must hold no reservation yet
-// (ErrSlotReserved). It checks no other term: ReserveSlot does.
-func (s *Store) CreateReservation(ctx context.Context, id AvailabilityID, slotSize uint64, requestID stowage.RequestID, slotIndex uint64) (Reservation, error) {
-	if slotSize == 0 {
-		return Reservation{}, fmt.Errorf("create reservation on %s: %w", id, ErrInvalidSize)
-	}
-	rid, err := newID()
-	if err != nil {
-		return Reservation{}, err
-	}
-	r := Reservation{ID: ReservationID(rid), AvailabilityID: id, Size: slotSize, SlotSize: slotSize, RequestID: requestID, SlotIndex: slotIndex}
-	err = s.update(ctx, func(t txn) error {
-		if err := t.slotFree(requestID, slotIndex); err != nil {
-			return err
-		}
-		a, err := t.availability(id)
-		if err != nil {
-			return err
-		}
-		if slotSize > a.Size {
-			return fmt.Errorf("%w: slot of %d bytes, %d free", ErrBytesOutOfBounds, slotSize, a.Size)
-		}
-		a.Size -= slotSize
-		return t.createReservation(s.st, a, r)
-	})
-	if err != nil {
-		return Reservation{}, fmt.Errorf("create reservation on %s: %w", id, err)
-	}
-	return r, nil
 }
 
 func (t txn) slotFree(requestID stowage.RequestID, index uint64) error {

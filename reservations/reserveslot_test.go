@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stowage/stowage"
 	"github.com/stowage/stowage/reservations"
 )
 
@@ -21,13 +22,13 @@ var slotEnd = time.Date(2031, 6, 1, 0, 0, 0, 0, time.UTC)
 type termCase struct {
 	term   reservations.Term
 	avail  reservations.Availability
-	slot   func(*reservations.Slot)
+	slot   func(*stowage.Slot)
 	detail string
 }
 
-func termSlot() reservations.Slot {
+func termSlot() stowage.Slot {
 	s := slotOf(1, 0, 40)
-	s.ValidUntil = slotEnd
+	s.Expiry = slotEnd.Add(-100 * time.Second) // it lasts 100 s: Ends() is slotEnd
 	return s
 }
 
@@ -48,7 +49,7 @@ func termCases() []termCase {
 		{term: reservations.TermUntil, avail: with(50, func(a *reservations.Availability) { a.Until = slotEnd.Add(-time.Hour) }),
 			detail: "the slot's contract runs to 2031-06-01T00:00:00Z"},
 		{term: reservations.TermUntil, avail: with(50, func(a *reservations.Availability) { a.Until = slotEnd }),
-			slot: func(s *reservations.Slot) { s.ValidUntil = time.Time{} }, detail: "runs to no end"},
+			slot: func(s *stowage.Slot) { s.Expiry = time.Time{} }, detail: "runs to no end"},
 		{term: reservations.TermSize, avail: generous(30), detail: "the slot needs 40 B, the largest free is 30 B"},
 		{term: reservations.TermDuration, avail: with(50, func(a *reservations.Availability) { a.Duration = 99 }),
 			detail: "the slot lasts 1m40s"},
@@ -178,9 +179,8 @@ func TestReserveSlot_PicksBestFitThenOldest(t *testing.T) {
 	}
 	assert.Equal(t, []reservations.AvailabilityID{older.ID, newer.ID, big.ID}, got)
 	// The same rule as FindAvailability.
-	found, ok, err := s.FindAvailability(t.Context(), 40, 100, u(100), u(5))
+	found, err := s.FindAvailability(t.Context(), findSlot(40, 100, u(100), u(5)))
 	require.NoError(t, err)
-	require.True(t, ok)
 	assert.Equal(t, big.ID, found.ID)
 	requireInvariant(t, s)
 }
@@ -192,7 +192,7 @@ func TestReserveSlot_ReservationFields(t *testing.T) {
 	})
 	require.NoError(t, err)
 	slot := slotOf(3, 7, 40)
-	slot.ValidUntil = slotEnd
+	slot.Expiry = slotEnd.Add(-100 * time.Second) // it lasts 100 s
 	res, err := s.ReserveSlot(t.Context(), slot)
 	require.NoError(t, err)
 	assert.Equal(t, a.ID, res.AvailabilityID)
@@ -210,7 +210,7 @@ func TestReserveSlot_ReservationFields(t *testing.T) {
 	assert.Equal(t, u(7), got.FreeCollateral)
 	assert.Equal(t, uint64(100), r.Quota().Reserved, "bytes move within Reserved")
 
-	stored, err := s.Reservation(t.Context(), res.ID, a.ID)
+	stored, err := s.Reservation(t.Context(), res.ID)
 	require.NoError(t, err)
 	assert.True(t, slotEnd.Equal(stored.ValidUntil))
 	stored.ValidUntil = res.ValidUntil
@@ -238,7 +238,7 @@ func TestReserveSlot_TakesCollateralFromBudget(t *testing.T) {
 	require.ErrorAs(t, err, &nae)
 	assert.Equal(t, reservations.TermBudget, nae.Term)
 
-	require.NoError(t, s.DeleteReservation(t.Context(), first.ID, a.ID))
+	require.NoError(t, s.DeleteReservation(t.Context(), first.ID))
 	assert.Equal(t, u(7), availability(t, s, a.ID).FreeCollateral, "collateral comes back")
 	_, err = s.ReserveSlot(t.Context(), slotOf(1, 2, 10))
 	require.NoError(t, err)
@@ -250,12 +250,12 @@ func TestReserveSlot_SlotAlreadyReserved(t *testing.T) {
 	a := mustAvailability(t, s, 100)
 	_, err := s.ReserveSlot(t.Context(), slotOf(1, 0, 10))
 	require.NoError(t, err)
-	_, err = s.CreateReservation(t.Context(), a.ID, 10, reqID(2), 0)
+	_, err = s.CreateReservation(t.Context(), a.ID, anySlot(reqID(2), 0, 10))
 	require.NoError(t, err)
 
 	_, err = s.ReserveSlot(t.Context(), slotOf(1, 0, 10))
 	assert.ErrorIs(t, err, reservations.ErrSlotReserved)
-	_, err = s.CreateReservation(t.Context(), a.ID, 10, reqID(1), 0)
+	_, err = s.CreateReservation(t.Context(), a.ID, anySlot(reqID(1), 0, 10))
 	assert.ErrorIs(t, err, reservations.ErrSlotReserved, "a slot taken by ReserveSlot")
 	_, err = s.ReserveSlot(t.Context(), slotOf(2, 0, 10))
 	assert.ErrorIs(t, err, reservations.ErrSlotReserved, "a slot taken by CreateReservation")

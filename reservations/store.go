@@ -3,11 +3,11 @@ package reservations
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,7 +65,7 @@ type Store struct {
 
 // state is what every Store on one repo shares.
 type state struct {
-	migrated atomic.Bool
+	laidOut atomic.Bool // the layout's version is known to be this release's
 
 	mu     sync.Mutex
 	loaded bool // hints holds every availability as of generation gen
@@ -90,39 +90,62 @@ func New(r *repo.Repo, opts ...Option) *Store {
 // txn is a change being staged, with the record helpers.
 type txn struct{ *engine.Tx }
 
-// update runs fn as one atomic change. Until the datastore is known to be
-// in the current layout, it first moves the records of the first release
-// (in the same change) and marks the layout with its first write.
+// update runs fn as one atomic change. Until the datastore's layout is
+// known to be this release's, it checks the version recorded (ErrNewerLayout
+// for a later one) and records it with the change's first write.
 func (s *Store) update(ctx context.Context, fn func(t txn) error) error {
-	if s.st.migrated.Load() {
+	if s.st.laidOut.Load() {
 		return s.eng.Update(ctx, func(tx *engine.Tx) error { return fn(txn{tx}) })
 	}
-	marked := false
+	known := false
 	err := s.eng.Update(ctx, func(tx *engine.Tx) error {
 		t := txn{tx}
 		var err error
-		if marked, err = migrate(t, s.log); err != nil {
-			return fmt.Errorf("reservations: move records to layout %s: %w", layoutVersion, err)
+		if known, err = t.checkLayout(); err != nil {
+			return err
 		}
 		if err := fn(t); err != nil {
 			return err
 		}
-		if !marked && t.Dirty() {
-			marked = true
-			return t.Put(layoutKey, []byte(layoutVersion))
+		if !known && t.Dirty() {
+			known = true
+			return t.Put(layoutKey, []byte(strconv.Itoa(layoutVersion)))
 		}
 		return nil
 	})
-	if err == nil && marked {
-		s.st.migrated.Store(true)
+	if err == nil && known {
+		s.st.laidOut.Store(true)
 	}
 	return err
 }
 
-// ready makes sure a read finds the records where the current layout has
-// them.
+// checkLayout reports whether the datastore records this release's layout.
+// A datastore without a record (empty, or never written by this release) is
+// taken to be in it; a later version fails with ErrNewerLayout.
+func (t txn) checkLayout() (bool, error) {
+	b, err := t.Get(layoutKey)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	v, err := strconv.Atoi(string(b))
+	switch {
+	case err != nil || v < 1:
+		return false, fmt.Errorf("%w: %s holds %q", ErrCorrupt, layoutKey, b)
+	case v > layoutVersion:
+		return false, fmt.Errorf("%w: layout %d, this release reads layout %d", ErrNewerLayout, v, layoutVersion)
+	case v < layoutVersion:
+		// No release wrote an earlier version with this record.
+		return false, fmt.Errorf("%w: %s holds layout %d, which no release wrote", ErrCorrupt, layoutKey, v)
+	}
+	return true, nil
+}
+
+// ready makes sure the datastore's layout is this release's before a read.
 func (s *Store) ready(ctx context.Context) error {
-	if s.st.migrated.Load() {
+	if s.st.laidOut.Load() {
 		return nil
 	}
 	return s.update(ctx, func(txn) error { return nil })
@@ -161,27 +184,6 @@ func (t txn) reservation(id ReservationID) (Reservation, error) {
 	return r, err
 }
 
-// reservationOf finds a reservation that draws on availabilityID. It reads
-// the record at its key; the index by ID is read only to explain a miss
-// (a reservation that exists under another availability, or a corrupt
-// index).
-func (t txn) reservationOf(id ReservationID, availabilityID AvailabilityID) (Reservation, error) {
-	r, found, err := t.reservationAt(availabilityID, id)
-	if err != nil || found {
-		return r, err
-	}
-	if r, err = t.reservation(id); err != nil {
-		return Reservation{}, err
-	}
-	return Reservation{}, notUnder(r, availabilityID)
-}
-
-// notUnder is the error for reservation r, looked for under another
-// availability than its own.
-func notUnder(r Reservation, availabilityID AvailabilityID) error {
-	return fmt.Errorf("%w: reservation %s draws on availability %s, not %s", ErrNotFound, r.ID, r.AvailabilityID, availabilityID)
-}
-
 // reservationAt reads the record of reservation id of availabilityID.
 func (t txn) reservationAt(availabilityID AvailabilityID, id ReservationID) (Reservation, bool, error) {
 	key := reservationKey(availabilityID, id)
@@ -202,7 +204,7 @@ func (t txn) putAvailability(s *state, a Availability) error {
 		return err
 	}
 	t.AfterStage(func() { s.setHint(a) })
-	return t.Put(a.Key(), b)
+	return t.Put(availabilityKey(a.ID), b)
 }
 
 // addAvailability stages a new availability and its index entry.
@@ -218,7 +220,7 @@ func (t txn) putReservation(r Reservation) error {
 	if err != nil {
 		return err
 	}
-	return t.Put(r.Key(), b)
+	return t.Put(reservationKey(r.AvailabilityID, r.ID), b)
 }
 
 // setHint records a staged availability in the hints, if they are loaded.
@@ -291,17 +293,15 @@ func listAvailabilities(scan func(datastore.Key, bool, func(string, []byte) erro
 }
 
 // AddAvailability stores a new availability with all its terms and reserves
-// its bytes in the repo quota, as one atomic change. a.ID is assigned; the
-// offer is a.TotalSize (or a.Size when TotalSize is zero; if both are set
-// they must agree), all of it free. FreeCollateral starts at
-// TotalCollateral. When the quota is too small the error matches both
-// ErrReserveFailed and repo.ErrQuotaNotEnough, and nothing is written.
+// its bytes in the repo quota, as one atomic change, and returns it as
+// stored. a.TotalSize is the offer, in bytes, all of it free: a.Size is set
+// to it (a.Size must be zero or equal it), a.FreeCollateral to
+// a.TotalCollateral, and a.ID is assigned. A zero TotalSize fails with
+// ErrInvalidSize; a quota too small with an error matching
+// repo.ErrQuotaNotEnough; either way nothing is written.
 func (s *Store) AddAvailability(ctx context.Context, a Availability) (Availability, error) {
 	if a.TotalSize == 0 {
-		a.TotalSize = a.Size
-	}
-	if a.TotalSize == 0 {
-		return Availability{}, fmt.Errorf("add availability: %w", ErrInvalidSize)
+		return Availability{}, fmt.Errorf("add availability: %w: totalSize is zero", ErrInvalidSize)
 	}
 	if a.Size != 0 && a.Size != a.TotalSize {
 		return Availability{}, fmt.Errorf("add availability: %w: size %d and totalSize %d differ on a new offer", ErrInvalidSize, a.Size, a.TotalSize)
@@ -315,7 +315,7 @@ func (s *Store) AddAvailability(ctx context.Context, a Availability) (Availabili
 	a.ID = AvailabilityID(id)
 	err = s.update(ctx, func(t txn) error {
 		if err := t.Reserve(a.TotalSize); err != nil {
-			return fmt.Errorf("%w: %w", ErrReserveFailed, err)
+			return err
 		}
 		return t.addAvailability(s.st, a)
 	})
@@ -325,13 +325,6 @@ func (s *Store) AddAvailability(ctx context.Context, a Availability) (Availabili
 	s.log.Debug("availability added", "id", a.ID, "size", a.TotalSize)
 	s.notifyAdded(ctx, a)
 	return a, nil
-}
-
-// CreateAvailability is AddAvailability with the first release's terms:
-// size bytes for slots of at most duration seconds, paying at least
-// minPrice per slot, asking at most maxCollateral.
-func (s *Store) CreateAvailability(ctx context.Context, size, duration uint64, minPrice, maxCollateral uint256.Int) (Availability, error) {
-	return s.AddAvailability(ctx, Availability{TotalSize: size, Duration: duration, MinPrice: minPrice, MaxCollateral: maxCollateral})
 }
 
 func (s *Store) notifyAdded(ctx context.Context, a Availability) {
@@ -346,36 +339,26 @@ func (s *Store) notifyAdded(ctx context.Context, a Availability) {
 	s.onAdded(ctx, a)
 }
 
-// UpdateAvailability replaces the terms of the availability with a.ID by
-// a's, and resizes it. Size and TotalSize move together: a change of either
-// by d (relative to the stored availability) changes both by d; growing
-// reserves the difference in the quota (ErrReserveFailed and
-// repo.ErrQuotaNotEnough when it does not fit), shrinking releases it, and
-// shrinking below what its reservations hold fails with
-// ErrBytesOutOfBounds. Both changed by different amounts fails with
-// ErrStaleAvailability: that is how a copy read before reservations changed
-// the availability shows. FreeCollateral follows TotalCollateral likewise
-// (never below what reservations hold). An unknown ID fails with
-// ErrNotFound.
+// ModifyAvailability is the one way to change an availability: fn receives
+// the current record and edits it in place, atomically with respect to
+// every other operation, and the result is stored and returned.
 //
-// A stale copy whose Size alone differs cannot be told from an edit of
-// Size: to change an availability relative to its current state (give back
-// n bytes, say), use ModifyAvailability, which hands fn the current record.
-func (s *Store) UpdateAvailability(ctx context.Context, a Availability) error {
-	_, err := s.ModifyAvailability(ctx, a.ID, func(cur *Availability) error {
-		*cur = a
-		return nil
-	})
-	return err
-}
-
-// ModifyAvailability changes an availability atomically with respect to
-// every other operation: fn receives the current availability and edits it
-// in place, and the result is stored as by UpdateAvailability. fn runs
-// under the repo's staging lock, possibly on the goroutine of another
-// call staging changes at the same time, so it must be quick and must not
-// call the Store. An error from fn aborts the change and is returned
-// wrapped; so does changing the ID.
+// TotalSize is the offer: growing it reserves the difference in the quota
+// (an error matching repo.ErrQuotaNotEnough when it does not fit),
+// shrinking it releases the difference, and shrinking it below what the
+// reservations hold fails with ErrBytesOutOfBounds. Size follows (it is
+// TotalSize less what the reservations hold); an fn that changes Size alone
+// changes TotalSize by as much, and one that changes both by different
+// amounts fails with ErrInvalidSize. FreeCollateral follows TotalCollateral
+// likewise (a budget below what reservations hold: ErrBytesOutOfBounds).
+// Until may not move before the end (ValidUntil) of a reservation it holds,
+// one that never expires included: ErrUntilTooEarly. An unknown ID
+// fails with ErrNotFound, changing the ID with ErrInvalidID, and an error
+// from fn aborts the change and is returned wrapped.
+//
+// fn runs under the repo's staging lock, possibly on the goroutine of
+// another call staging changes at the same time, so it must be quick and
+// must not call the Store.
 //
 //	// Offer 1 GiB more.
 //	_, err := store.ModifyAvailability(ctx, id, func(a *reservations.Availability) error {
@@ -399,9 +382,14 @@ func (s *Store) ModifyAvailability(ctx context.Context, id AvailabilityID, fn fu
 		if err := resize(cur, &a); err != nil {
 			return err
 		}
+		if !a.Until.IsZero() && !a.Until.Equal(cur.Until) {
+			if err := t.untilCoversReservations(a); err != nil {
+				return err
+			}
+		}
 		if a.Size > cur.Size {
 			if err := t.Reserve(a.Size - cur.Size); err != nil {
-				return fmt.Errorf("grow by %d bytes: %w: %w", a.Size-cur.Size, ErrReserveFailed, err)
+				return fmt.Errorf("grow by %d bytes: %w", a.Size-cur.Size, err)
 			}
 		} else if err := t.Release(cur.Size - a.Size); err != nil {
 			return err
@@ -424,7 +412,7 @@ func resize(cur Availability, a *Availability) error {
 	case a.TotalSize != cur.TotalSize:
 		// Both changed by one amount (modular arithmetic keeps it exact).
 		if a.Size != cur.Size && a.Size-cur.Size != a.TotalSize-cur.TotalSize {
-			return fmt.Errorf("%w: size changed by %d, totalSize by %d", ErrStaleAvailability,
+			return fmt.Errorf("%w: size changed by %d, totalSize by %d", ErrInvalidSize,
 				int64(a.Size-cur.Size), int64(a.TotalSize-cur.TotalSize))
 		}
 	case a.Size != cur.Size:
@@ -445,6 +433,22 @@ func resize(cur Availability, a *Availability) error {
 	}
 	a.FreeCollateral.Sub(&a.TotalCollateral, &heldC)
 	return nil
+}
+
+// untilCoversReservations checks that no reservation of a ends after
+// a.Until.
+func (t txn) untilCoversReservations(a Availability) error {
+	return t.Scan(availabilityReservations(a.ID), false, func(key string, value []byte) error {
+		r, err := decodeReservation(datastore.RawKey(key), value)
+		if err != nil {
+			return err
+		}
+		if r.ValidUntil.IsZero() || r.ValidUntil.After(a.Until) {
+			return fmt.Errorf("%w: until %s, reservation %s runs to %s", ErrUntilTooEarly,
+				untilText(a.Until), r.ID, untilText(r.ValidUntil))
+		}
+		return nil
+	})
 }
 
 // DeleteAvailability deletes an availability and returns its bytes to the
@@ -471,7 +475,7 @@ func (s *Store) DeleteAvailability(ctx context.Context, id AvailabilityID) error
 		if err := t.Delete(availabilityIndexKey(id)); err != nil {
 			return err
 		}
-		return t.Delete(a.Key())
+		return t.Delete(availabilityKey(id))
 	})
 	if err != nil {
 		return fmt.Errorf("delete availability %s: %w", id, err)
@@ -480,7 +484,7 @@ func (s *Store) DeleteAvailability(ctx context.Context, id AvailabilityID) error
 }
 
 func availabilityReservations(id AvailabilityID) datastore.Key {
-	return Prefix.ChildString(id.String())
+	return recordsPrefix.ChildString(id.String())
 }
 
 // Availability returns the availability with id, or ErrNotFound.
@@ -492,17 +496,18 @@ func (s *Store) Availability(ctx context.Context, id AvailabilityID) (Availabili
 	return a, nil
 }
 
-// Reservation returns the reservation with id, which must draw on
-// availabilityID (ErrNotFound otherwise).
-func (s *Store) Reservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) (Reservation, error) {
+// Reservation returns the reservation with id, or ErrNotFound.
+func (s *Store) Reservation(ctx context.Context, id ReservationID) (Reservation, error) {
 	aid, err := read(ctx, s, byIDKey(id), func(key datastore.Key, b []byte) (AvailabilityID, error) {
-		return ParseAvailabilityID(string(b))
+		aid, err := ParseAvailabilityID(string(b))
+		if err != nil {
+			return AvailabilityID{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
+		}
+		return aid, nil
 	})
-	if err == nil && aid != availabilityID {
-		err = fmt.Errorf("%w: it draws on availability %s, not %s", ErrNotFound, aid, availabilityID)
-	}
 	var r Reservation
 	if err == nil {
+		// A reservation deleted between the two reads is not found.
 		r, err = read(ctx, s, reservationKey(aid, id), decodeReservation)
 	}
 	if err != nil {
@@ -563,25 +568,6 @@ func read[T any](ctx context.Context, s *Store, key datastore.Key, decode func(d
 	return decode(key, b)
 }
 
-// HasAvailability reports whether an availability with id exists.
-func (s *Store) HasAvailability(ctx context.Context, id AvailabilityID) (bool, error) {
-	_, err := s.Availability(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-// HasReservation reports whether a reservation with id exists and draws on
-// availabilityID.
-func (s *Store) HasReservation(ctx context.Context, id ReservationID, availabilityID AvailabilityID) (bool, error) {
-	_, err := s.Reservation(ctx, id, availabilityID)
-	if errors.Is(err, ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
 // Availabilities returns every availability, oldest first. It reads only
 // availability records; a corrupt one fails it with ErrCorrupt, and a read
 // error fails it too (never a shorter list).
@@ -602,7 +588,7 @@ func (s *Store) Availabilities(ctx context.Context) ([]Availability, error) {
 
 // Reservations returns every reservation, oldest first.
 func (s *Store) Reservations(ctx context.Context) ([]Reservation, error) {
-	rs, err := scanAll(ctx, s, Prefix, isReservationKey, decodeReservation)
+	rs, err := scanAll(ctx, s, recordsPrefix, isReservationKey, decodeReservation)
 	if err != nil {
 		return nil, fmt.Errorf("list reservations: %w", err)
 	}
@@ -620,10 +606,10 @@ func (s *Store) ReservationsOf(ctx context.Context, id AvailabilityID) ([]Reserv
 	return rs, nil
 }
 
-// isReservationKey tells a reservation's key under Prefix from an
+// isReservationKey tells a reservation's key under recordsPrefix from an
 // availability's.
 func isReservationKey(key string) bool {
-	return strings.Count(key[len(Prefix.String())+1:], "/") == 1
+	return strings.Count(key[len(recordsPrefix.String())+1:], "/") == 1
 }
 
 // scanAll decodes every durable record under prefix, in key order.
@@ -645,93 +631,4 @@ func scanAll[T any](ctx context.Context, s *Store, prefix datastore.Key, keep fu
 		return nil, err
 	}
 	return out, nil
-}
-
-// Available returns the repo's free bytes (see repo.Repo.Available).
-func (s *Store) Available() uint64 { return s.repo.Available() }
-
-// HasAvailable reports whether n more bytes fit in the repo quota.
-func (s *Store) HasAvailable(n uint64) bool { return s.repo.HasAvailable(n) }
-
-// migrate brings a datastore of the first release, which has no indexes
-// and whose availabilities carry no TotalSize, to the current layout:
-// TotalSize is Size plus what its reservations hold, and every availability
-// and reservation is indexed. It reports whether
-// the layout is marked (it was, or records were moved); an empty datastore
-// is left unmarked until its first write.
-func migrate(t txn, log *slog.Logger) (bool, error) {
-	if ok, err := t.Has(layoutKey); err != nil || ok {
-		return ok, err
-	}
-	var as []Availability
-	var rs []Reservation
-	base := len(Prefix.String()) + 1
-	err := t.Scan(Prefix, false, func(key string, value []byte) error {
-		k := datastore.RawKey(key)
-		switch strings.Count(key[base:], "/") {
-		case 0:
-			var a Availability
-			if err := json.Unmarshal(value, &a); err != nil {
-				return fmt.Errorf("%w: %s: %v", ErrCorrupt, key, err)
-			}
-			if Prefix.ChildString(a.ID.String()) != k {
-				return fmt.Errorf("%w: %s holds availability %s", ErrCorrupt, key, a.ID)
-			}
-			as = append(as, a)
-		case 1:
-			r, err := decodeReservation(k, value)
-			if err != nil {
-				return err
-			}
-			rs = append(rs, r)
-		default:
-			return fmt.Errorf("%w: unexpected key %s", ErrCorrupt, key)
-		}
-		return nil
-	})
-	if err != nil {
-		return false, err
-	}
-	held := map[AvailabilityID]uint64{}
-	for _, r := range rs {
-		if r.SlotSize == 0 {
-			r.SlotSize = r.Size + r.Used
-		}
-		held[r.AvailabilityID] += r.Size + r.Used
-		if err := t.putReservation(r); err != nil {
-			return false, err
-		}
-		if err := t.Put(byIDKey(r.ID), []byte(r.AvailabilityID.String())); err != nil {
-			return false, err
-		}
-		if taken, err := t.Has(slotKey(r.RequestID, r.SlotIndex)); err != nil {
-			return false, err
-		} else if taken {
-			log.Warn("two reservations for one slot; indexing the older", "reservation", r.ID, "request", r.RequestID, "slot", r.SlotIndex)
-			continue
-		}
-		if err := t.Put(slotKey(r.RequestID, r.SlotIndex), encodeSlot(r)); err != nil {
-			return false, err
-		}
-	}
-	for _, a := range as {
-		if a.TotalSize == 0 {
-			a.TotalSize = a.Size + held[a.ID]
-		}
-		b, err := encodeAvailability(a)
-		if err != nil {
-			return false, err
-		}
-		if err := t.Put(a.Key(), b); err != nil {
-			return false, err
-		}
-		if err := t.Put(availabilityIndexKey(a.ID), nil); err != nil {
-			return false, err
-		}
-	}
-	if len(as)+len(rs) == 0 {
-		return false, nil
-	}
-	log.Info("records moved to the current layout", "availabilities", len(as), "reservations", len(rs))
-	return true, t.Put(layoutKey, []byte(layoutVersion))
 }

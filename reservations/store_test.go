@@ -75,7 +75,7 @@ func TestCreateAvailability_StoresRecordAtDocumentedKey(t *testing.T) {
 	var stored reservations.Availability
 	require.NoError(t, json.Unmarshal(b, &stored))
 	assert.Equal(t, a, stored)
-	assert.Equal(t, datastore.NewKey("/meta/sales/reservations/"+a.ID.String()), a.Key())
+	assert.Equal(t, datastore.NewKey("/meta/sales/reservations/"+a.ID.String()), reservations.KeyOf(a))
 }
 
 func TestCreateAvailability_UniqueTimeOrderedIDs(t *testing.T) {
@@ -99,14 +99,14 @@ func TestCreateAvailability_ReservesInRepo(t *testing.T) {
 	s, r, _ := newStore(t, 1000)
 	mustAvailability(t, s, 300)
 	assert.Equal(t, uint64(300), r.Quota().Reserved)
-	assert.Equal(t, uint64(700), s.Available())
+	assert.Equal(t, uint64(700), r.Available())
 	requireInvariant(t, s)
 }
 
 func TestCreateAvailability_QuotaTooSmall(t *testing.T) {
 	s, r, ds := newStore(t, 100)
-	_, err := s.CreateAvailability(t.Context(), 101, 1, u(1), u(1))
-	require.ErrorIs(t, err, reservations.ErrReserveFailed)
+	_, err := s.AddAvailability(t.Context(), reservations.Availability{TotalSize: 101, Duration: 1, MinPrice: u(1), MaxCollateral: u(1)})
+	require.ErrorIs(t, err, repo.ErrQuotaNotEnough)
 	require.ErrorIs(t, err, repo.ErrQuotaNotEnough)
 	assert.Equal(t, uint64(0), r.Quota().Reserved)
 	as, err := s.Availabilities(t.Context())
@@ -121,7 +121,7 @@ func TestCreateAvailability_QuotaTooSmall(t *testing.T) {
 
 func TestCreateAvailability_ZeroSize(t *testing.T) {
 	s, _, _ := newStore(t, 100)
-	_, err := s.CreateAvailability(t.Context(), 0, 1, u(1), u(1))
+	_, err := s.AddAvailability(t.Context(), reservations.Availability{TotalSize: 0, Duration: 1, MinPrice: u(1), MaxCollateral: u(1)})
 	assert.ErrorIs(t, err, reservations.ErrInvalidSize)
 }
 
@@ -139,7 +139,7 @@ func TestCreateAvailability_HookPanicDoesNotCorruptState(t *testing.T) {
 	s, _, _ := newStore(t, 1000, reservations.WithOnAvailabilityAdded(func(context.Context, reservations.Availability) {
 		panic("hook exploded")
 	}), reservations.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-	a, err := s.CreateAvailability(t.Context(), 10, 1, u(1), u(1))
+	a, err := s.AddAvailability(t.Context(), reservations.Availability{TotalSize: 10, Duration: 1, MinPrice: u(1), MaxCollateral: u(1)})
 	require.NoError(t, err)
 	stored, err := s.Availability(t.Context(), a.ID)
 	require.NoError(t, err)
@@ -148,12 +148,12 @@ func TestCreateAvailability_HookPanicDoesNotCorruptState(t *testing.T) {
 	assert.Contains(t, logs.String(), "hook exploded", "the panic is logged")
 }
 
-func TestUpdateAvailability_ChangesTermsAndSize(t *testing.T) {
+func TestModifyAvailability_ReplaceChangesTermsAndSize(t *testing.T) {
 	s, r, _ := newStore(t, 1000)
 	a := mustAvailability(t, s, 100)
 
 	a.Duration, a.MinPrice, a.MaxCollateral, a.Size = 50, u(9), u(99), 250
-	require.NoError(t, s.UpdateAvailability(t.Context(), a))
+	require.NoError(t, replaceAvailability(t.Context(), s, a))
 	got, err := s.Availability(t.Context(), a.ID)
 	require.NoError(t, err)
 	a.TotalSize = 250 // moves with Size
@@ -161,18 +161,18 @@ func TestUpdateAvailability_ChangesTermsAndSize(t *testing.T) {
 	assert.Equal(t, uint64(250), r.Quota().Reserved, "growing reserves the difference")
 
 	a.Size = 40
-	require.NoError(t, s.UpdateAvailability(t.Context(), a))
+	require.NoError(t, replaceAvailability(t.Context(), s, a))
 	assert.Equal(t, uint64(40), r.Quota().Reserved, "shrinking releases the difference")
 	requireInvariant(t, s)
 }
 
-func TestUpdateAvailability_GrowBeyondQuota(t *testing.T) {
+func TestModifyAvailability_ReplaceGrowBeyondQuota(t *testing.T) {
 	s, r, _ := newStore(t, 100)
 	a := mustAvailability(t, s, 60)
 	a.Size, a.Duration = 101, 5
-	err := s.UpdateAvailability(t.Context(), a)
+	err := replaceAvailability(t.Context(), s, a)
 	require.ErrorIs(t, err, repo.ErrQuotaNotEnough)
-	require.ErrorIs(t, err, reservations.ErrReserveFailed)
+	require.ErrorIs(t, err, repo.ErrQuotaNotEnough)
 	got, err := s.Availability(t.Context(), a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(60), got.Size)
@@ -180,9 +180,9 @@ func TestUpdateAvailability_GrowBeyondQuota(t *testing.T) {
 	assert.Equal(t, uint64(60), r.Quota().Reserved)
 }
 
-func TestUpdateAvailability_Unknown(t *testing.T) {
+func TestModifyAvailability_ReplaceUnknown(t *testing.T) {
 	s, _, _ := newStore(t, 100)
-	err := s.UpdateAvailability(t.Context(), reservations.Availability{ID: reservations.AvailabilityID(uuid.New()), Size: 1})
+	err := replaceAvailability(t.Context(), s, reservations.Availability{ID: reservations.AvailabilityID(uuid.New()), Size: 1})
 	assert.ErrorIs(t, err, reservations.ErrNotFound)
 }
 
@@ -199,12 +199,12 @@ func TestDeleteAvailability_ReturnsBytesToQuota(t *testing.T) {
 func TestDeleteAvailability_RefusedWithReservations(t *testing.T) {
 	s, r, _ := newStore(t, 100)
 	a := mustAvailability(t, s, 60)
-	res, err := s.CreateReservation(t.Context(), a.ID, 10, reqID(1), 0)
+	res, err := s.CreateReservation(t.Context(), a.ID, anySlot(reqID(1), 0, 10))
 	require.NoError(t, err)
 	require.ErrorIs(t, s.DeleteAvailability(t.Context(), a.ID), reservations.ErrHasReservations)
 	assert.Equal(t, uint64(60), r.Quota().Reserved)
 
-	require.NoError(t, s.DeleteReservation(t.Context(), res.ID, a.ID))
+	require.NoError(t, s.DeleteReservation(t.Context(), res.ID))
 	require.NoError(t, s.DeleteAvailability(t.Context(), a.ID))
 	assert.Equal(t, uint64(0), r.Quota().Reserved)
 }
@@ -212,7 +212,7 @@ func TestDeleteAvailability_RefusedWithReservations(t *testing.T) {
 func TestCreateReservation_ShrinksAvailability(t *testing.T) {
 	s, r, _ := newStore(t, 1000)
 	a := mustAvailability(t, s, 100)
-	res, err := s.CreateReservation(t.Context(), a.ID, 30, reqID(7), 2)
+	res, err := s.CreateReservation(t.Context(), a.ID, anySlot(reqID(7), 2, 30))
 	require.NoError(t, err)
 	assert.Equal(t, a.ID, res.AvailabilityID)
 	assert.Equal(t, uint64(30), res.Size)
@@ -224,49 +224,48 @@ func TestCreateReservation_ShrinksAvailability(t *testing.T) {
 	assert.Equal(t, uint64(70), got.Size)
 	assert.Equal(t, uint64(100), r.Quota().Reserved, "bytes move, the quota does not change")
 
-	stored, err := s.Reservation(t.Context(), res.ID, a.ID)
+	stored, err := s.Reservation(t.Context(), res.ID)
 	require.NoError(t, err)
 	assert.Equal(t, res, stored)
-	ok, err := s.HasReservation(t.Context(), res.ID, a.ID)
-	require.NoError(t, err)
-	assert.True(t, ok)
 	requireInvariant(t, s)
 }
 
 func TestCreateReservation_TooLarge(t *testing.T) {
 	s, _, _ := newStore(t, 1000)
 	a := mustAvailability(t, s, 100)
-	_, err := s.CreateReservation(t.Context(), a.ID, 101, reqID(1), 0)
-	require.ErrorIs(t, err, reservations.ErrBytesOutOfBounds)
+	_, err := s.CreateReservation(t.Context(), a.ID, anySlot(reqID(1), 0, 101))
+	var none *reservations.NoAvailabilityError
+	require.ErrorAs(t, err, &none)
+	assert.Equal(t, reservations.TermSize, none.Term)
 	got, err := s.Availability(t.Context(), a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(100), got.Size)
 
 	// Exactly the free size fits.
-	_, err = s.CreateReservation(t.Context(), a.ID, 100, reqID(1), 0)
+	_, err = s.CreateReservation(t.Context(), a.ID, anySlot(reqID(1), 0, 100))
 	require.NoError(t, err)
 }
 
 func TestCreateReservation_UnknownAvailability(t *testing.T) {
 	s, _, _ := newStore(t, 1000)
-	_, err := s.CreateReservation(t.Context(), reservations.AvailabilityID(uuid.New()), 1, reqID(1), 0)
+	_, err := s.CreateReservation(t.Context(), reservations.AvailabilityID(uuid.New()), anySlot(reqID(1), 0, 1))
 	assert.ErrorIs(t, err, reservations.ErrNotFound)
 }
 
 func TestCreateReservation_ZeroSize(t *testing.T) {
 	s, _, _ := newStore(t, 1000)
 	a := mustAvailability(t, s, 100)
-	_, err := s.CreateReservation(t.Context(), a.ID, 0, reqID(1), 0)
+	_, err := s.CreateReservation(t.Context(), a.ID, anySlot(reqID(1), 0, 0))
 	assert.ErrorIs(t, err, reservations.ErrInvalidSize)
 }
 
 func TestRelease_Partial(t *testing.T) {
 	s, r, _ := newStore(t, 1000)
 	a := mustAvailability(t, s, 100)
-	res, err := s.CreateReservation(t.Context(), a.ID, 40, reqID(1), 0)
+	res, err := s.CreateReservation(t.Context(), a.ID, anySlot(reqID(1), 0, 40))
 	require.NoError(t, err)
-	require.NoError(t, s.Release(t.Context(), res.ID, a.ID, 15))
-	got, err := s.Reservation(t.Context(), res.ID, a.ID)
+	require.NoError(t, s.Release(t.Context(), res.ID, 15))
+	got, err := s.Reservation(t.Context(), res.ID)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(25), got.Size)
 	assert.Equal(t, uint64(85), r.Quota().Reserved)
@@ -277,10 +276,10 @@ func TestRelease_Partial(t *testing.T) {
 func TestRelease_TooMuch(t *testing.T) {
 	s, r, _ := newStore(t, 1000)
 	a := mustAvailability(t, s, 100)
-	res, err := s.CreateReservation(t.Context(), a.ID, 40, reqID(1), 0)
+	res, err := s.CreateReservation(t.Context(), a.ID, anySlot(reqID(1), 0, 40))
 	require.NoError(t, err)
-	require.ErrorIs(t, s.Release(t.Context(), res.ID, a.ID, 41), reservations.ErrBytesOutOfBounds)
-	got, err := s.Reservation(t.Context(), res.ID, a.ID)
+	require.ErrorIs(t, s.Release(t.Context(), res.ID, 41), reservations.ErrBytesOutOfBounds)
+	got, err := s.Reservation(t.Context(), res.ID)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(40), got.Size)
 	assert.Equal(t, uint64(100), r.Quota().Reserved)
@@ -288,28 +287,28 @@ func TestRelease_TooMuch(t *testing.T) {
 
 func TestRelease_UnknownReservation(t *testing.T) {
 	s, _, _ := newStore(t, 1000)
-	a := mustAvailability(t, s, 100)
-	err := s.Release(t.Context(), reservations.ReservationID(uuid.New()), a.ID, 1)
+	mustAvailability(t, s, 100)
+	err := s.Release(t.Context(), reservations.ReservationID(uuid.New()), 1)
 	assert.ErrorIs(t, err, reservations.ErrNotFound)
 }
 
 func TestDeleteReservation_ReturnsBytesToAvailability(t *testing.T) {
 	s, r, _ := newStore(t, 1000)
 	a := mustAvailability(t, s, 100)
-	res, err := s.CreateReservation(t.Context(), a.ID, 40, reqID(1), 0)
+	res, err := s.CreateReservation(t.Context(), a.ID, anySlot(reqID(1), 0, 40))
 	require.NoError(t, err)
-	require.NoError(t, s.Release(t.Context(), res.ID, a.ID, 10))
-	require.NoError(t, s.DeleteReservation(t.Context(), res.ID, a.ID))
+	require.NoError(t, s.Release(t.Context(), res.ID, 10))
+	require.NoError(t, s.DeleteReservation(t.Context(), res.ID))
 
 	got, err := s.Availability(t.Context(), a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(90), got.Size, "the 30 unwritten bytes return")
 	assert.Equal(t, uint64(90), r.Quota().Reserved)
-	_, err = s.Reservation(t.Context(), res.ID, a.ID)
+	_, err = s.Reservation(t.Context(), res.ID)
 	assert.ErrorIs(t, err, reservations.ErrNotFound)
 	requireInvariant(t, s)
 
-	require.NoError(t, s.DeleteReservation(t.Context(), res.ID, a.ID), "deleting again succeeds")
+	require.NoError(t, s.DeleteReservation(t.Context(), res.ID), "deleting again succeeds")
 	requireInvariant(t, s)
 }
 
@@ -317,11 +316,11 @@ func TestList_AllAvailabilitiesAndReservations(t *testing.T) {
 	s, _, _ := newStore(t, 1000)
 	a1 := mustAvailability(t, s, 100)
 	a2 := mustAvailability(t, s, 200)
-	r1, err := s.CreateReservation(t.Context(), a1.ID, 10, reqID(1), 0)
+	r1, err := s.CreateReservation(t.Context(), a1.ID, anySlot(reqID(1), 0, 10))
 	require.NoError(t, err)
-	r2, err := s.CreateReservation(t.Context(), a2.ID, 20, reqID(1), 1)
+	r2, err := s.CreateReservation(t.Context(), a2.ID, anySlot(reqID(1), 1, 20))
 	require.NoError(t, err)
-	r3, err := s.CreateReservation(t.Context(), a1.ID, 30, reqID(2), 0)
+	r3, err := s.CreateReservation(t.Context(), a1.ID, anySlot(reqID(2), 0, 30))
 	require.NoError(t, err)
 
 	as, err := s.Availabilities(t.Context())
@@ -338,40 +337,42 @@ func TestList_AllAvailabilitiesAndReservations(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []reservations.Reservation{r1, r3}, of)
 
-	ok, err := s.HasAvailability(t.Context(), a2.ID)
+	got, err := s.Availability(t.Context(), a2.ID)
 	require.NoError(t, err)
-	assert.True(t, ok)
-	ok, err = s.HasAvailability(t.Context(), reservations.AvailabilityID(uuid.New()))
-	require.NoError(t, err)
-	assert.False(t, ok)
+	assert.Equal(t, a2.ID, got.ID)
+	_, err = s.Availability(t.Context(), reservations.AvailabilityID(uuid.New()))
+	assert.ErrorIs(t, err, reservations.ErrNotFound)
 }
 
 func TestFindAvailability_Matches(t *testing.T) {
 	s, _, _ := newStore(t, 10_000)
-	a, err := s.CreateAvailability(t.Context(), 100, 60, u(10), u(5))
+	a, err := s.AddAvailability(t.Context(), reservations.Availability{TotalSize: 100, Duration: 60, MinPrice: u(600), MaxCollateral: u(5)})
 	require.NoError(t, err)
 
 	cases := []struct {
-		name                 string
-		size, duration       uint64
-		minPrice, collateral uint64
-		found                bool
+		name              string
+		size, duration    uint64
+		price, collateral uint64
+		term              reservations.Term // none: found
 	}{
-		{"exact limits", 100, 60, 10, 5, true},
-		{"well inside", 1, 1, 1000, 0, true},
-		{"too big", 101, 60, 10, 5, false},
-		{"too long", 100, 61, 10, 5, false},
-		{"pays too little", 100, 60, 9, 5, false},
-		{"too much collateral", 100, 60, 10, 6, false},
+		{"exact limits", 100, 60, 600, 5, ""},
+		{"well inside", 1, 1, 1000, 0, ""},
+		{"too big", 101, 60, 600, 5, reservations.TermSize},
+		{"too long", 100, 61, 610, 5, reservations.TermDuration},
+		{"pays too little", 100, 60, 540, 5, reservations.TermPrice},
+		{"too much collateral", 100, 60, 600, 6, reservations.TermCollateral},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, ok, err := s.FindAvailability(t.Context(), c.size, c.duration, u(c.minPrice), u(c.collateral))
-			require.NoError(t, err)
-			assert.Equal(t, c.found, ok)
-			if c.found {
+			got, err := s.FindAvailability(t.Context(), findSlot(c.size, c.duration, u(c.price), u(c.collateral)))
+			if c.term == "" {
+				require.NoError(t, err)
 				assert.Equal(t, a, got)
+				return
 			}
+			var none *reservations.NoAvailabilityError
+			require.ErrorAs(t, err, &none)
+			assert.Equal(t, c.term, none.Term)
 		})
 	}
 }
@@ -383,37 +384,35 @@ func TestFindAvailability_PicksBestFitThenOldest(t *testing.T) {
 	mustAvailability(t, s, 200)
 	mustAvailability(t, s, 50) // too small
 
-	got, ok, err := s.FindAvailability(t.Context(), 100, 1, u(1), u(1))
+	got, err := s.FindAvailability(t.Context(), findSlot(100, 1, u(1), u(1)))
 	require.NoError(t, err)
-	require.True(t, ok)
 	assert.Equal(t, small1.ID, got.ID)
 
-	got, ok, err = s.FindAvailability(t.Context(), 500, 1, u(1), u(1))
+	got, err = s.FindAvailability(t.Context(), findSlot(500, 1, u(1), u(1)))
 	require.NoError(t, err)
-	require.True(t, ok)
 	assert.Equal(t, big.ID, got.ID)
 }
 
 func TestAvailable_ReflectsRepo(t *testing.T) {
-	s, _, _ := newStore(t, 1000)
+	s, r, _ := newStore(t, 1000)
 	mustAvailability(t, s, 400)
-	assert.Equal(t, uint64(600), s.Available())
-	assert.True(t, s.HasAvailable(600))
-	assert.False(t, s.HasAvailable(601))
+	assert.Equal(t, uint64(600), r.Available())
+	assert.True(t, r.HasAvailable(600))
+	assert.False(t, r.HasAvailable(601))
 }
 
 func TestKeys_MatchDocumentedLayout(t *testing.T) {
 	a := reservations.Availability{ID: reservations.AvailabilityID(uuid.Must(uuid.NewV7()))}
 	r := reservations.Reservation{ID: reservations.ReservationID(uuid.Must(uuid.NewV7())), AvailabilityID: a.ID}
-	assert.Equal(t, "/meta/sales/reservations/"+a.ID.String(), a.Key().String())
-	assert.Equal(t, "/meta/sales/reservations/"+a.ID.String()+"/"+r.ID.String(), r.Key().String())
-	assert.Equal(t, reservations.Prefix, datastore.NewKey("/meta/sales/reservations"))
+	assert.Equal(t, "/meta/sales/reservations/"+a.ID.String(), reservations.KeyOf(a).String())
+	assert.Equal(t, "/meta/sales/reservations/"+a.ID.String()+"/"+r.ID.String(), reservations.KeyOf(r).String())
+	assert.Equal(t, reservations.RecordsPrefix, datastore.NewKey("/meta/sales/reservations"))
 }
 
 func TestModifyAvailability_ChangesRelativeToCurrent(t *testing.T) {
 	s, r, _ := newStore(t, 1000)
 	a := mustAvailability(t, s, 100)
-	_, err := s.CreateReservation(t.Context(), a.ID, 30, reqID(1), 0)
+	_, err := s.CreateReservation(t.Context(), a.ID, anySlot(reqID(1), 0, 30))
 	require.NoError(t, err)
 
 	// a is stale (Size 100); a relative change sees the current 70.
@@ -456,7 +455,7 @@ func TestModifyAvailability_ConcurrentWithReservations(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 50 {
 		wg.Go(func() {
-			_, err := s.CreateReservation(context.Background(), a.ID, 100, reqID(1), uint64(i))
+			_, err := s.CreateReservation(context.Background(), a.ID, anySlot(reqID(1), uint64(i), 100))
 			assert.NoError(t, err)
 		})
 		wg.Go(func() {
@@ -485,7 +484,7 @@ func TestAvailabilities_FollowChangesAfterFirstLoad(t *testing.T) {
 	require.Len(t, as, 1)
 
 	b := mustAvailability(t, s, 200)
-	_, err = s.CreateReservation(t.Context(), a.ID, 40, reqID(1), 0)
+	_, err = s.CreateReservation(t.Context(), a.ID, anySlot(reqID(1), 0, 40))
 	require.NoError(t, err)
 	require.NoError(t, s.DeleteAvailability(t.Context(), b.ID))
 	c := mustAvailability(t, s, 300)

@@ -154,7 +154,7 @@ func verify(t txn) error {
 // readBooks reads every record of the Store.
 func (t txn) readBooks() (*books, error) {
 	b := &books{byID: map[ReservationID]AvailabilityID{}, slots: map[string]ReservationID{}, blocks: map[ReservationID]uint64{}}
-	err := t.Scan(Prefix, false, func(key string, value []byte) error {
+	err := t.Scan(recordsPrefix, false, func(key string, value []byte) error {
 		if !isReservationKey(key) {
 			a, err := decodeAvailability(datastore.RawKey(key), value)
 			b.as = append(b.as, a)

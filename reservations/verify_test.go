@@ -58,7 +58,7 @@ func (b books) putAvailability(t *testing.T, f func(*reservations.Availability))
 	f(&a)
 	v, err := json.Marshal(a)
 	require.NoError(t, err)
-	require.NoError(t, b.ds.Put(t.Context(), a.Key(), v))
+	require.NoError(t, b.ds.Put(t.Context(), reservations.KeyOf(a), v))
 }
 
 func (b books) putReservation(t *testing.T, f func(*reservations.Reservation)) {
@@ -67,7 +67,7 @@ func (b books) putReservation(t *testing.T, f func(*reservations.Reservation)) {
 	f(&r)
 	v, err := json.Marshal(r)
 	require.NoError(t, err)
-	require.NoError(t, b.ds.Put(t.Context(), r.Key(), v))
+	require.NoError(t, b.ds.Put(t.Context(), reservations.KeyOf(r), v))
 }
 
 // Each invariant broken behind the Store's back is reported, with the

@@ -132,7 +132,7 @@ func concurrentIO(t testing.TB, c *config, open func(t testing.TB) datastore.Bat
 	for w := range writers {
 		wg.Go(func() {
 			for i := range rounds {
-				res, err := s.ReserveSlot(ctx, reservations.Slot{RequestID: stowage.RequestID{byte(w)}, Index: uint64(i),
+				res, err := s.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{byte(w)}, Index: uint64(i),
 					Ask: stowage.StorageAsk{SlotSize: slotSize, Duration: 10, Reward: one}})
 				if err != nil {
 					t.Errorf("reserve slot: %v", err)
@@ -155,7 +155,7 @@ func concurrentIO(t testing.TB, c *config, open func(t testing.TB) datastore.Bat
 				if i%2 == 0 {
 					continue
 				}
-				if err := s.DeleteReservation(ctx, res.ID, res.AvailabilityID); err != nil {
+				if err := s.DeleteReservation(ctx, res.ID); err != nil {
 					t.Errorf("delete reservation: %v", err)
 					return
 				}

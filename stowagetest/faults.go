@@ -24,28 +24,28 @@ import (
 // reservation holding a 60-byte block.
 func Scenario(ctx context.Context, r *repo.Repo, s *reservations.Store) {
 	one, ten := *uint256.NewInt(1), *uint256.NewInt(10)
-	a, _ := s.CreateAvailability(ctx, 500, 100, one, one)
+	a, _ := s.AddAvailability(ctx, reservations.Availability{TotalSize: 500, Duration: 100, MinPrice: one, MaxCollateral: one})
 	b, _ := s.AddAvailability(ctx, reservations.Availability{TotalSize: 300, Duration: 100, MinPrice: one, MaxCollateral: ten, TotalCollateral: *uint256.NewInt(25)})
-	r1, _ := s.CreateReservation(ctx, a.ID, 100, stowage.RequestID{1}, 0)
+	r1, _ := s.CreateReservation(ctx, a.ID, slotOf(stowage.RequestID{1}, 0, 100))
 	// Only b takes a collateral of 10.
-	r2, _ := s.ReserveSlot(ctx, reservations.Slot{RequestID: stowage.RequestID{1}, Index: 1,
+	r2, _ := s.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{1}, Index: 1,
 		Ask: stowage.StorageAsk{SlotSize: 150, Duration: 10, Reward: one, Collateral: ten}})
-	r3, _ := s.CreateReservation(ctx, b.ID, 100, stowage.RequestID{2}, 0)
+	r3, _ := s.CreateReservation(ctx, b.ID, slotOf(stowage.RequestID{2}, 0, 100))
 	_ = s.PutBlock(ctx, r1.ID, datastore.NewKey("/s/1/0"), make([]byte, 60))
 	_ = s.PutBlock(ctx, r2.ID, datastore.NewKey("/s/2/0"), make([]byte, 100))
 	_ = s.PutBlock(ctx, r2.ID, datastore.NewKey("/s/2/1"), make([]byte, 50))
-	_ = s.Release(ctx, r1.ID, a.ID, 40)
+	_ = s.Release(ctx, r1.ID, 40)
 	_ = r.PutBlock(ctx, datastore.NewKey("/raw/1"), make([]byte, 30))
 	_, _ = s.ModifyAvailability(ctx, a.ID, func(a *reservations.Availability) error {
 		a.TotalSize += 50
 		return nil
 	})
-	_ = s.DeleteReservation(ctx, r2.ID, b.ID)
+	_ = s.DeleteReservation(ctx, r2.ID)
 	_, _ = s.ModifyAvailability(ctx, b.ID, func(a *reservations.Availability) error {
 		a.Size = 40
 		return nil
 	})
-	_ = s.DeleteReservation(ctx, r3.ID, b.ID)
+	_ = s.DeleteReservation(ctx, r3.ID)
 	_ = s.DeleteAvailability(ctx, b.ID)
 	_ = r.DeleteBlock(ctx, datastore.NewKey("/raw/1"))
 }

@@ -59,25 +59,25 @@ func recordsRoundTrip(t testing.TB, c *config, open func(t testing.TB) datastore
 	sts := c.open(t, open)
 	s := reservations.New(c.newRepo(t, sts))
 	one := *uint256.NewInt(1)
-	a1, err := s.CreateAvailability(ctx, 5000, 100, one, one)
+	a1, err := s.AddAvailability(ctx, reservations.Availability{TotalSize: 5000, Duration: 100, MinPrice: one, MaxCollateral: one})
 	check(t, err, "create availability")
 	a2, err := s.AddAvailability(ctx, reservations.Availability{TotalSize: 7000, Duration: 100, MinPrice: one, MaxCollateral: one})
 	check(t, err, "add availability")
 	var made []reservations.Reservation
 	for i := range 5 {
 		a := []reservations.Availability{a1, a2}[i%2]
-		res, err := s.CreateReservation(ctx, a.ID, 100, stowage.RequestID{byte(i)}, uint64(i))
+		res, err := s.CreateReservation(ctx, a.ID, slotOf(stowage.RequestID{byte(i)}, uint64(i), 100))
 		check(t, err, "create reservation")
 		made = append(made, res)
 	}
-	slot, err := s.ReserveSlot(ctx, reservations.Slot{RequestID: stowage.RequestID{9}, Index: 3,
+	slot, err := s.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{9}, Index: 3,
 		Ask: stowage.StorageAsk{SlotSize: 200, Duration: 10, Reward: one}})
 	check(t, err, "reserve slot")
 	block := datastore.NewKey("/slot/9/3/0")
 	check(t, s.PutBlock(ctx, slot.ID, block, bytes.Repeat([]byte{7}, 150)), "put block of a reservation")
-	check(t, s.Release(ctx, made[0].ID, a1.ID, 40), "release")
+	check(t, s.Release(ctx, made[0].ID, 40), "release")
 	check(t, s.PutBlock(ctx, made[1].ID, datastore.NewKey("/r1/0"), make([]byte, 60)), "put block of a reservation")
-	check(t, s.DeleteReservation(ctx, made[1].ID, a2.ID), "delete a reservation with a block")
+	check(t, s.DeleteReservation(ctx, made[1].ID), "delete a reservation with a block")
 	_, err = s.ModifyAvailability(ctx, a2.ID, func(a *reservations.Availability) error {
 		a.TotalSize += 500
 		return nil
@@ -111,7 +111,7 @@ func recordsRoundTrip(t testing.TB, c *config, open func(t testing.TB) datastore
 	if !ok || got.ID != slot.ID || got.Used != 150 || got.Size != 50 {
 		t.Fatalf("reservation for slot = %+v, %v; want %s with Used 150, Size 50", got, ok, slot.ID)
 	}
-	check(t, fresh.DeleteReservation(ctx, slot.ID, slot.AvailabilityID), "delete a reservation with a block, on a fresh store")
+	check(t, fresh.DeleteReservation(ctx, slot.ID), "delete a reservation with a block, on a fresh store")
 	if _, err := c.newRepo(t, sts).GetBlock(ctx, block); !errors.Is(err, datastore.ErrNotFound) {
 		t.Fatalf("block of a deleted reservation: %v, want datastore.ErrNotFound", err)
 	}
@@ -126,16 +126,16 @@ func SubtestConcurrentReservationsNeverOvercommit(t *testing.T, open func(t test
 
 func concurrentReservations(t testing.TB, c *config, open func(t testing.TB) datastore.Batching) {
 	s := reservations.New(c.newRepo(t, c.open(t, open)))
-	a, err := s.CreateAvailability(t.Context(), 1000, 100, *uint256.NewInt(1), *uint256.NewInt(1))
+	a, err := s.AddAvailability(t.Context(), reservations.Availability{TotalSize: 1000, Duration: 100, MinPrice: *uint256.NewInt(1), MaxCollateral: *uint256.NewInt(1)})
 	check(t, err, "create availability")
 	var ok atomic.Int64
 	var wg sync.WaitGroup
 	for i := range 64 {
 		wg.Go(func() {
-			_, err := s.CreateReservation(context.Background(), a.ID, 30, stowage.RequestID{}, uint64(i))
+			_, err := s.CreateReservation(context.Background(), a.ID, slotOf(stowage.RequestID{}, uint64(i), 30))
 			if err == nil {
 				ok.Add(1)
-			} else if !errors.Is(err, reservations.ErrBytesOutOfBounds) {
+			} else if !errors.Is(err, reservations.ErrNoAvailability) {
 				t.Errorf("create reservation: %v", err)
 			}
 		})

@@ -79,8 +79,10 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/holiman/uint256"
 	"github.com/ipfs/go-datastore"
 
+	"github.com/stowage/stowage"
 	"github.com/stowage/stowage/repo"
 )
 
@@ -196,4 +198,11 @@ func check(t testing.TB, err error, what string) {
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
+}
+
+// slotOf is slot index of request req, of size bytes, on terms the
+// suite's availabilities (Duration 100, MinPrice and MaxCollateral 1)
+// take: it lasts a second, pays 1 and asks no collateral.
+func slotOf(req stowage.RequestID, index, size uint64) stowage.Slot {
+	return stowage.Slot{RequestID: req, Index: index, Ask: stowage.StorageAsk{Slots: index + 1, SlotSize: size, Duration: 1, Reward: *uint256.NewInt(1)}}
 }

@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	say("Opened a repo on LevelDB with a quota of %s.", size(r.Quota().Max))
 	quota()
 
-	a, err := store.CreateAvailability(ctx, 1*mib, 24*3600, *uint256.NewInt(1000), *uint256.NewInt(500))
+	a, err := store.AddAvailability(ctx, reservations.Availability{TotalSize: 1 * mib, Duration: 24 * 3600, MinPrice: *uint256.NewInt(1000), MaxCollateral: *uint256.NewInt(500)})
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	price := ask.PricePerSlot()
 	say("A request %s… asks for %d slots of %s for an hour, paying %s per slot.", short(request.String()), ask.Slots, size(ask.SlotSize), price.Dec())
 
-	res, err := store.ReserveSlot(ctx, reservations.Slot{RequestID: request, Index: 2, Ask: ask})
+	res, err := store.ReserveSlot(ctx, stowage.Slot{RequestID: request, Index: 2, Ask: ask})
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err := store.PutBlock(ctx, res.ID, key, make([]byte, blockSize)); err != nil {
 			return err
 		}
-		res, err = store.Reservation(ctx, res.ID, res.AvailabilityID)
+		res, err = store.Reservation(ctx, res.ID)
 		if err != nil {
 			return err
 		}
@@ -111,7 +111,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	quota()
 
 	say("The request was cancelled before the last block: deleting the reservation.")
-	if err := store.DeleteReservation(ctx, res.ID, res.AvailabilityID); err != nil {
+	if err := store.DeleteReservation(ctx, res.ID); err != nil {
 		return err
 	}
 	a, err = store.Availability(ctx, a.ID)

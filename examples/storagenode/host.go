@@ -204,7 +204,7 @@ func (h *Host) resume(ctx context.Context, res reservations.Reservation) error {
 	h.mu.Lock()
 	h.stats.Orphans++
 	h.mu.Unlock()
-	return h.store.DeleteReservation(ctx, res.ID, res.AvailabilityID)
+	return h.store.DeleteReservation(ctx, res.ID)
 }
 
 // maintain is the host's periodic work: reservations whose contract is over
@@ -235,8 +235,7 @@ func (h *Host) maintain(ctx context.Context) {
 func (h *Host) process(ctx context.Context, it slotqueue.Item) error {
 	ref := market.SlotRef{Request: it.RequestID, Slot: it.Index}
 	ask := it.Ask
-	res, err := h.store.ReserveSlot(ctx, reservations.Slot{RequestID: it.RequestID, Index: ref.Slot, Ask: ask,
-		ValidUntil: it.Ends()})
+	res, err := h.store.ReserveSlot(ctx, it.Slot)
 	var none *reservations.NoAvailabilityError
 	switch {
 	case errors.As(err, &none) && (none.Term == reservations.TermSize || none.Term == reservations.TermBudget):
@@ -297,7 +296,7 @@ func (h *Host) ended(s *sale) {
 	last, err := s.m.Last(), s.m.Err()
 	_, final := last.(statemachine.Final)
 	if final || err != nil {
-		if err := h.store.DeleteReservation(context.Background(), s.res.ID, s.res.AvailabilityID); err != nil {
+		if err := h.store.DeleteReservation(context.Background(), s.res.ID); err != nil {
 			h.log.Error("sale cleanup failed; ReclaimExpired or the next start retries", "slot", s.ref, "err", err)
 		}
 		h.queue.Resume() // its bytes are free again

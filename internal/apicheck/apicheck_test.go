@@ -45,30 +45,21 @@ var (
 	_ func(*repo.Repo, ctx, datastore.Key) (bool, error)                = (*repo.Repo).HasBlock
 	_ func(*repo.Repo, ctx, datastore.Key) error                        = (*repo.Repo).DeleteBlock
 
-	_                                                                                                                                  = reservations.AvailabilityID(uuid.UUID{})
-	_                                                                                                                                  = reservations.ReservationID(uuid.UUID{})
-	_ error                                                                                                                            = reservations.ErrNotFound
-	_ error                                                                                                                            = reservations.ErrBytesOutOfBounds
-	_ error                                                                                                                            = reservations.ErrReserveFailed
-	_ error                                                                                                                            = reservations.ErrHasReservations
-	_                                                                                                                                  = reservations.Availability{ID: reservations.AvailabilityID{}, Size: 1, Duration: 1, MinPrice: uint256.Int{}, MaxCollateral: uint256.Int{}}
-	_                                                                                                                                  = reservations.Reservation{ID: reservations.ReservationID{}, AvailabilityID: reservations.AvailabilityID{}, Size: 1, RequestID: stowage.RequestID{}, SlotIndex: uint64(1)}
-	_ func(func(ctx, reservations.Availability)) reservations.Option                                                                   = reservations.WithOnAvailabilityAdded
-	_ func(*slog.Logger) reservations.Option                                                                                           = reservations.WithLogger
-	_ func(*repo.Repo, ...reservations.Option) *reservations.Store                                                                     = reservations.New
-	_ func(*reservations.Store, ctx, uint64, uint64, uint256.Int, uint256.Int) (reservations.Availability, error)                      = (*reservations.Store).CreateAvailability
-	_ func(*reservations.Store, ctx, reservations.Availability) error                                                                  = (*reservations.Store).UpdateAvailability
-	_ func(*reservations.Store, ctx, reservations.AvailabilityID) error                                                                = (*reservations.Store).DeleteAvailability
-	_ func(*reservations.Store, ctx, reservations.AvailabilityID, uint64, stowage.RequestID, uint64) (reservations.Reservation, error) = (*reservations.Store).CreateReservation
-	_ func(*reservations.Store, ctx, reservations.ReservationID, reservations.AvailabilityID, uint64) error                            = (*reservations.Store).Release
-	_ func(*reservations.Store, ctx, reservations.ReservationID, reservations.AvailabilityID) error                                    = (*reservations.Store).DeleteReservation
-	_ func(*reservations.Store, ctx, reservations.AvailabilityID) (reservations.Availability, error)                                   = (*reservations.Store).Availability
-	_ func(*reservations.Store, ctx, reservations.ReservationID, reservations.AvailabilityID) (reservations.Reservation, error)        = (*reservations.Store).Reservation
-	_ func(*reservations.Store, ctx) ([]reservations.Availability, error)                                                              = (*reservations.Store).Availabilities
-	_ func(*reservations.Store, ctx) ([]reservations.Reservation, error)                                                               = (*reservations.Store).Reservations
-	_ func(*reservations.Store, ctx, uint64, uint64, uint256.Int, uint256.Int) (reservations.Availability, bool, error)                = (*reservations.Store).FindAvailability
-	_ func(*reservations.Store) uint64                                                                                                 = (*reservations.Store).Available
-	_ func(*reservations.Store, uint64) bool                                                                                           = (*reservations.Store).HasAvailable
+	_                                                                                                 = reservations.AvailabilityID(uuid.UUID{})
+	_                                                                                                 = reservations.ReservationID(uuid.UUID{})
+	_ error                                                                                           = reservations.ErrNotFound
+	_ error                                                                                           = reservations.ErrBytesOutOfBounds
+	_ error                                                                                           = reservations.ErrHasReservations
+	_                                                                                                 = reservations.Availability{ID: reservations.AvailabilityID{}, Size: 1, Duration: 1, MinPrice: uint256.Int{}, MaxCollateral: uint256.Int{}}
+	_                                                                                                 = reservations.Reservation{ID: reservations.ReservationID{}, AvailabilityID: reservations.AvailabilityID{}, Size: 1, RequestID: stowage.RequestID{}, SlotIndex: uint64(1)}
+	_ func(func(ctx, reservations.Availability)) reservations.Option                                  = reservations.WithOnAvailabilityAdded
+	_ func(*slog.Logger) reservations.Option                                                          = reservations.WithLogger
+	_ func(*repo.Repo, ...reservations.Option) *reservations.Store                                    = reservations.New
+	_ func(*reservations.Store, ctx, reservations.AvailabilityID) error                               = (*reservations.Store).DeleteAvailability
+	_ func(*reservations.Store, ctx, reservations.AvailabilityID) (reservations.Availability, error)  = (*reservations.Store).Availability
+	_ func(*reservations.Store, ctx) ([]reservations.Availability, error)                             = (*reservations.Store).Availabilities
+	_ func(*reservations.Store, ctx) ([]reservations.Reservation, error)                              = (*reservations.Store).Reservations
+	_ func(*reservations.Store, ctx, reservations.AvailabilityID) ([]reservations.Reservation, error) = (*reservations.Store).ReservationsOf
 
 	// Additions of the second round: repo and reservations.
 	_ error                       = repo.ErrClosed
@@ -79,14 +70,23 @@ var (
 	_ error = reservations.ErrSlotReserved
 	_       = reservations.Availability{TotalSize: 1, Disabled: true, Until: time.Time{}, TotalCollateral: uint256.Int{}, FreeCollateral: uint256.Int{}}
 	_       = reservations.Reservation{SlotSize: 1, Used: 1, Collateral: uint256.Int{}, ValidUntil: time.Time{}}
-	_       = reservations.Slot{RequestID: stowage.RequestID{}, Index: uint64(1), Ask: stowage.StorageAsk{}, ValidUntil: time.Time{}}
 
 	_ func(*reservations.Store, ctx, reservations.Availability) (reservations.Availability, error)      = (*reservations.Store).AddAvailability
-	_ func(*reservations.Store, ctx, reservations.Slot) (reservations.Reservation, error)               = (*reservations.Store).ReserveSlot
 	_ func(*reservations.Store, ctx, stowage.RequestID, uint64) (reservations.Reservation, bool, error) = (*reservations.Store).ReservationForSlot
 	_ func(*reservations.Store, ctx, reservations.ReservationID, datastore.Key, []byte) error           = (*reservations.Store).PutBlock
 	_ func(*reservations.Store, ctx, time.Time) (int, error)                                            = (*reservations.Store).ReclaimExpired
 	_ func(*reservations.Store, ctx) error                                                              = (*reservations.Store).Verify
+
+	// Third round (v1): one slot, one way to do each thing.
+	_ = stowage.Slot{RequestID: stowage.RequestID{}, Index: uint64(1), Ask: stowage.StorageAsk{}, Expiry: time.Time{}}
+
+	_ func(*reservations.Store, ctx, reservations.AvailabilityID, func(*reservations.Availability) error) (reservations.Availability, error) = (*reservations.Store).ModifyAvailability
+	_ func(*reservations.Store, ctx, stowage.Slot) (reservations.Availability, error)                                                        = (*reservations.Store).FindAvailability
+	_ func(*reservations.Store, ctx, stowage.Slot) (reservations.Reservation, error)                                                         = (*reservations.Store).ReserveSlot
+	_ func(*reservations.Store, ctx, reservations.AvailabilityID, stowage.Slot) (reservations.Reservation, error)                            = (*reservations.Store).CreateReservation
+	_ func(*reservations.Store, ctx, reservations.ReservationID) (reservations.Reservation, error)                                           = (*reservations.Store).Reservation
+	_ func(*reservations.Store, ctx, reservations.ReservationID, uint64) error                                                               = (*reservations.Store).Release
+	_ func(*reservations.Store, ctx, reservations.ReservationID) error                                                                       = (*reservations.Store).DeleteReservation
 
 	_                                                                                  = slotqueue.DefaultMaxWorkers + slotqueue.DefaultMaxSize
 	_ error                                                                            = slotqueue.ErrNotRunning
