@@ -501,3 +501,76 @@ func TestWithOnError_WrongTypeEndsAtStart(t *testing.T) {
 	assert.ErrorIs(t, m.Err(), statemachine.ErrInvalidOption)
 	assert.ErrorContains(t, m.Err(), "*statemachine_test.recorder")
 }
+
+// chain runs its Runs in order: each returns the next, the last nil, nil.
+type chain struct {
+	ran  *atomic.Int32
+	left int
+}
+
+func (c chain) Run(context.Context, *machine) (state, error) {
+	c.ran.Add(1)
+	if c.left == 0 {
+		return nil, nil
+	}
+	return chain{c.ran, c.left - 1}, nil
+}
+
+// blocked's Run returns once release is closed (or ctx ends).
+type blocked struct{ release chan struct{} }
+
+func (b blocked) Run(ctx context.Context, _ *machine) (state, error) {
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+	}
+	return nil, nil
+}
+
+func TestWaitIdle_ReturnsOnceEveryRunHasReturned(t *testing.T) {
+	m, _ := newMachine(t)
+	require.NoError(t, m.WaitIdle(t.Context()), "not started: idle")
+	var ran atomic.Int32
+	m.Start(chain{&ran, 5})
+	require.NoError(t, m.WaitIdle(t.Context()))
+	assert.Equal(t, int32(6), ran.Load(), "every state of the chain ran before WaitIdle returned")
+	assert.Equal(t, chain{&ran, 0}, m.State())
+
+	m.Schedule(func(state) state { return chain{&ran, 2} })
+	require.NoError(t, m.WaitIdle(t.Context()))
+	assert.Equal(t, int32(9), ran.Load(), "the event and the Runs it led to were applied")
+
+	m.Stop()
+	require.NoError(t, m.WaitIdle(t.Context()), "ended: idle once Done")
+	select {
+	case <-m.Done():
+	default:
+		t.Fatal("WaitIdle returned before Done")
+	}
+}
+
+func TestWaitIdle_ARunUnderWayIsBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, _ := newMachine(t)
+		release := make(chan struct{})
+		m.Start(blocked{release})
+		idle := make(chan error, 1)
+		go func() { idle <- m.WaitIdle(t.Context()) }()
+		synctest.Wait()
+		select {
+		case <-idle:
+			t.Fatal("idle while a Run was under way")
+		default:
+		}
+		close(release)
+		require.NoError(t, <-idle)
+
+		ctx, cancel := context.WithCancel(t.Context())
+		m.Start(nil) // ignored
+		m.Schedule(func(state) state { return blocked{make(chan struct{})} })
+		go func() { idle <- m.WaitIdle(ctx) }()
+		synctest.Wait()
+		cancel()
+		assert.ErrorIs(t, <-idle, context.Canceled)
+	})
+}

@@ -160,6 +160,12 @@ type Machine[T any] struct {
 	// with it.
 	optErr error
 
+	// For WaitIdle: a Run is under way, the loop is applying an input, and
+	// a channel closed when the machine may have become idle (nil until
+	// WaitIdle needs it).
+	running, stepping bool
+	idle              chan struct{}
+
 	// runInFlight is owned by the loop goroutine (and by Start before it
 	// starts the loop): a Run goroutine exists whose runDone is not yet
 	// received.
@@ -336,6 +342,50 @@ func (m *Machine[T]) Err() error {
 	return m.err
 }
 
+// WaitIdle returns nil once the machine has nothing to do until an event is
+// scheduled: no Run is under way (the current state's Run has returned) and
+// no event or Run result waits to be applied; or once the machine has ended
+// and Done is closed. A machine not started is idle. It returns ctx.Err() if
+// ctx ends first.
+//
+// A Run that blocks (on the network, say) keeps the machine busy; a state
+// that waits for the outside world returns nil, nil from Run and is moved
+// on by an event. WaitIdle is what a simulation or a test waits on before it
+// moves its clock, instead of polling State.
+func (m *Machine[T]) WaitIdle(ctx context.Context) error {
+	for {
+		m.mu.Lock()
+		switch {
+		case m.phase == notStarted, m.phase == started && m.idleLocked():
+			m.mu.Unlock()
+			return nil
+		case m.phase == started && m.idle == nil:
+			m.idle = make(chan struct{})
+		}
+		ch := m.idle // nil once ended: only done or ctx
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-m.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (m *Machine[T]) idleLocked() bool {
+	return !m.running && !m.stepping && m.head == len(m.queue)
+}
+
+// notifyIdleLocked wakes WaitIdle when the machine has become idle.
+func (m *Machine[T]) notifyIdleLocked() {
+	if m.idle != nil && m.idleLocked() {
+		close(m.idle)
+		m.idle = nil
+	}
+}
+
 // Query returns q applied to the current state, and true; or the zero R and
 // false when no state is current (before Start, after the end). q runs on
 // the caller's goroutine, concurrently with the state's Run, so it should
@@ -384,7 +434,9 @@ func (m *Machine[T]) signal() {
 func (m *Machine[T]) next() (input[T], bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.stepping = false
 	for m.phase == started && m.head == len(m.queue) {
+		m.notifyIdleLocked()
 		m.mu.Unlock()
 		<-m.wake
 		m.mu.Lock()
@@ -392,6 +444,7 @@ func (m *Machine[T]) next() (input[T], bool) {
 	if m.phase != started {
 		return input[T]{}, false
 	}
+	m.stepping = true
 	in := m.queue[m.head]
 	m.queue[m.head] = input[T]{}
 	m.head++
@@ -467,6 +520,7 @@ func (m *Machine[T]) enterLocked() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	m.runInFlight = true
+	m.running = true
 	return ctx
 }
 
@@ -498,6 +552,10 @@ func (m *Machine[T]) run(ctx context.Context, st State[T], epoch uint64, final b
 		if ctx.Err() == nil && (final || next != nil || err != nil) {
 			m.push(input[T]{epoch: epoch, next: next, err: err, panicked: panicked})
 		}
+		m.mu.Lock()
+		m.running = false
+		m.notifyIdleLocked()
+		m.mu.Unlock()
 		m.runDone <- struct{}{}
 	}()
 	next, err = st.Run(ctx, m)
