@@ -137,6 +137,7 @@ var (
 	_ func(*statemachine.Machine[int]) <-chan struct{}                                                                   = (*statemachine.Machine[int]).Done
 	_ func(*statemachine.Machine[int]) error                                                                             = (*statemachine.Machine[int]).Err
 	_ func(*statemachine.Machine[int]) statemachine.State[int]                                                           = (*statemachine.Machine[int]).Last
+	_ func(*statemachine.Machine[int], ctx) error                                                                        = (*statemachine.Machine[int]).WaitIdle
 	_ func(*statemachine.Machine[int], func(statemachine.State[int]) string) (string, bool)                              = statemachine.Query[int, string]
 	_ statemachine.Event[int]                                                                                            = func(statemachine.State[int]) statemachine.State[int] { return nil }
 )
