@@ -128,18 +128,20 @@ var (
 	_ func(*slotqueue.Queue) slotqueue.Stats                                           = (*slotqueue.Queue).Stats
 	_                                                                                  = slotqueue.Stats{Waiting: 1, Busy: 1, Pushed: 1, Processed: 1, Failed: 1, Requeued: 1, Evicted: 1, Expired: 1}
 
-	_ func(*slog.Logger) statemachine.Option                                                = statemachine.WithLogger
-	_ func(int, ...statemachine.Option) *statemachine.Machine[int]                          = statemachine.New[int]
-	_ func(*statemachine.Machine[int]) int                                                  = (*statemachine.Machine[int]).Subject
-	_ func(*statemachine.Machine[int], statemachine.State[int])                             = (*statemachine.Machine[int]).Start
-	_ func(*statemachine.Machine[int], statemachine.Event[int])                             = (*statemachine.Machine[int]).Schedule
-	_ func(*statemachine.Machine[int])                                                      = (*statemachine.Machine[int]).Stop
-	_ func(*statemachine.Machine[int]) statemachine.State[int]                              = (*statemachine.Machine[int]).State
-	_ func(*statemachine.Machine[int]) <-chan struct{}                                      = (*statemachine.Machine[int]).Done
-	_ func(*statemachine.Machine[int]) error                                                = (*statemachine.Machine[int]).Err
-	_ func(*statemachine.Machine[int]) statemachine.State[int]                              = (*statemachine.Machine[int]).Last
-	_ func(*statemachine.Machine[int], func(statemachine.State[int]) string) (string, bool) = statemachine.Query[int, string]
-	_ statemachine.Event[int]                                                               = func(statemachine.State[int]) statemachine.State[int] { return nil }
+	_ func(*slog.Logger) statemachine.Option                                                                             = statemachine.WithLogger
+	_ func(func(*statemachine.Machine[int], statemachine.State[int], error) statemachine.State[int]) statemachine.Option = statemachine.WithOnError[int]
+	_ func(int, ...statemachine.Option) *statemachine.Machine[int]                                                       = statemachine.New[int]
+	_ func(*statemachine.Machine[int]) int                                                                               = (*statemachine.Machine[int]).Subject
+	_ func(*statemachine.Machine[int], statemachine.State[int])                                                          = (*statemachine.Machine[int]).Start
+	_ func(*statemachine.Machine[int], statemachine.Event[int])                                                          = (*statemachine.Machine[int]).Schedule
+	_ func(*statemachine.Machine[int])                                                                                   = (*statemachine.Machine[int]).Stop
+	_ func(*statemachine.Machine[int]) statemachine.State[int]                                                           = (*statemachine.Machine[int]).State
+	_ func(*statemachine.Machine[int]) <-chan struct{}                                                                   = (*statemachine.Machine[int]).Done
+	_ func(*statemachine.Machine[int]) error                                                                             = (*statemachine.Machine[int]).Err
+	_ func(*statemachine.Machine[int]) statemachine.State[int]                                                           = (*statemachine.Machine[int]).Last
+	_ func(*statemachine.Machine[int], ctx) error                                                                        = (*statemachine.Machine[int]).WaitIdle
+	_ func(*statemachine.Machine[int], func(statemachine.State[int]) string) (string, bool)                              = statemachine.Query[int, string]
+	_ statemachine.Event[int]                                                                                            = func(statemachine.State[int]) statemachine.State[int] { return nil }
 )
 
 type st struct{}
