@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -23,6 +24,7 @@ func TestAPI_ConcurrentClientsAndReservers(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	var wg sync.WaitGroup
+	var reserved atomic.Int64
 	allowed := map[int]bool{200: true, 201: true, 204: true, 404: true, 409: true, 422: true}
 	for c := range clients {
 		wg.Go(func() {
@@ -52,6 +54,7 @@ func TestAPI_ConcurrentClientsAndReservers(t *testing.T) {
 				if !assert.NoError(t, err) {
 					return
 				}
+				reserved.Add(1)
 				q := f.repo.Quota()
 				assert.LessOrEqual(t, q.Used+q.Reserved, q.Max, "overcommitted")
 				if i%2 == 0 {
@@ -61,6 +64,7 @@ func TestAPI_ConcurrentClientsAndReservers(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	assert.Positive(t, reserved.Load(), "the reservers got slots")
 	require.NoError(t, f.store.Verify(ctx))
 	require.NoError(t, f.repo.Verify(ctx))
 	q := f.repo.Quota()
