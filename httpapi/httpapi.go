@@ -67,7 +67,7 @@ type handler struct {
 }
 
 // New returns the operator's API over store and r (the repo the store was
-// made with). The handler is safe for concurrent use.
+// made with; neither may be nil). The handler is safe for concurrent use.
 func New(store *reservations.Store, r *repo.Repo, opts ...Option) http.Handler {
 	o := options{log: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {

@@ -40,8 +40,9 @@ type Histogram struct {
 	Sum    float64
 }
 
-// Stats returns a snapshot of what the repo has written. It takes no lock a
-// write waits for; call it as often as a scrape needs.
+// Stats returns a snapshot of what the repo has written. It takes only a
+// lock of its own that a commit holds for a few instructions, so call it as
+// often as a scrape needs. It works after Close too (the figures stop).
 func (r *Repo) Stats() Stats {
 	s := r.eng.Stats()
 	return Stats{
