@@ -5,6 +5,7 @@ import (
 	"io"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -186,4 +187,34 @@ func TestBinary_ImportsNoTesting(t *testing.T) {
 	require.Contains(t, deps, "github.com/stowage/stowage/slotqueue", "the list is the binary's")
 	assert.NotContains(t, deps, "testing")
 	assert.NotContains(t, deps, "testing/synctest")
+}
+
+var reservationsLine = regexp.MustCompile(`reservations +(\d+) left; at start (\d+) resumed, (\d+) requeued \(download goes on\), (\d+) deleted`)
+
+// A run stopped with reservations left, resumed with the same -dir, finds
+// each of them and says what became of it: resumed, requeued or deleted.
+func TestRun_ResumeAccountsForEveryReservation(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"-requests", "200", "-progress", "none", "-dir", dir}
+	code, first, stderr := runSim(t, append(args, "-for", "5h5m"), nil) // three downloads under way
+	require.Equal(t, 0, code, stderr)
+	m := reservationsLine.FindStringSubmatch(first)
+	require.NotNil(t, m, first)
+	left := atoi(t, m[1])
+	require.Positive(t, left, "the first run stops with reservations left")
+
+	code, second, stderr := runSim(t, args, nil)
+	require.Equal(t, 0, code, stderr)
+	m = reservationsLine.FindStringSubmatch(second)
+	require.NotNil(t, m, second)
+	assert.Equal(t, left, atoi(t, m[2])+atoi(t, m[3])+atoi(t, m[4]), "resumed + requeued + deleted: %s", m[0])
+	assert.Positive(t, atoi(t, m[3]), "downloads cut short are requeued")
+	assert.Equal(t, "0", lastLine(t, second)[5], "none left at the end")
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	require.NoError(t, err)
+	return n
 }
