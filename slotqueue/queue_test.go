@@ -705,6 +705,9 @@ func TestConcurrentPushersDeletersAndRestarts(t *testing.T) {
 	restarts.Wait() // the queue is running again
 	close(stop)
 	wg.Wait()
+	// Drain what the pushers left first: pushed onto a full queue, last
+	// (the lowest reward) would be evicted at once.
+	require.Eventually(t, func() bool { return q.Len() == 0 }, waitFor, time.Millisecond)
 	last := item(stowage.RequestID{9}, 0, 1)
 	require.NoError(t, q.Push(last))
 	require.Eventually(t, func() bool { return q.Len() == 0 && q.ActiveWorkers() == 0 }, waitFor, time.Millisecond)

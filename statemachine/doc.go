@@ -114,8 +114,13 @@
 // # Testing
 //
 // States are ordinary values: test Run, OnError and events by calling them.
-// To test a whole machine deterministically, make and run it inside
-// [testing/synctest.Test]: synctest.Wait returns once every Run has blocked,
+// [Machine.WaitIdle] returns once no Run is under way and no event waits: a
+// test (or a simulation that moves its own clock) schedules an event, waits
+// for the machine to be idle and looks at the state, without polling. A
+// state that waits for the outside world should return nil, nil from Run
+// and be moved on by an event, so that its machine counts as idle. Or make
+// and run the machine inside [testing/synctest.Test]: synctest.Wait returns
+// once every Run has blocked,
 // <-m.Done() once the machine has ended, and a machine that would never end
 // makes the bubble report a deadlock instead of hanging the test.
 //

@@ -110,7 +110,7 @@ func TestFinal_ReturnedErrorIsNotHandled(t *testing.T) {
 type finalFunc func() error
 
 func (f finalFunc) Run(context.Context, *machine) (state, error) { return nil, f() }
-func (finalFunc) Final()                                          {}
+func (finalFunc) Final()                                         {}
 
 func TestFinal_PanicEndsTheMachineWithTheError(t *testing.T) {
 	m, _ := newMachine(t)

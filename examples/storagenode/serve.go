@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,40 +24,59 @@ import (
 // apiPrefix is where -http mounts the operator's API.
 const apiPrefix = "/api/stowage/v1"
 
-// serveAfterRun returns what main runs once the simulation is over and its
-// bubble is gone (see inBubble): with -http, serve the operator's API over
-// the state the run left in -dir until SIGINT or SIGTERM. It runs outside
-// the bubble because real network I/O cannot share the bubble's fake clock.
-// A run stopped by a signal serves nothing.
-func serveAfterRun(args []string, stderr io.Writer, signaled func() syscall.Signal, then func()) func() {
-	o, err := parseFlags(args, io.Discard)
-	if err != nil || o.http == "" {
-		return then
-	}
-	return func() {
-		if then != nil {
-			then()
-		}
-		if signaled() != 0 {
-			return
-		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		ln, err := net.Listen("tcp", o.http)
-		if err == nil {
-			fmt.Fprintf(stderr, "storagenode: serving the operator's API on http://%s%s/ (the state in %s); Ctrl-C to stop\n", ln.Addr(), apiPrefix, o.dir)
-			err = serveAPI(ctx, ln, o.dir, slog.New(slog.NewTextHandler(stderr, nil)))
-		}
-		if err != nil {
-			fmt.Fprintln(stderr, "storagenode: -http:", err)
-		}
-	}
+// apiServer serves the operator's API (package httpapi) for -http: over
+// the running host while the simulation runs and, with -serve, over the
+// state it left once it is over. Mounting it is all a host needs: a mux,
+// http.StripPrefix and httpapi.New.
+type apiServer struct {
+	ln   net.Listener
+	srv  *http.Server
+	api  atomic.Pointer[http.Handler] // nil between the two
+	done chan error
 }
 
-// serveAPI opens the repo a run left in dir and serves package httpapi over
-// it, under apiPrefix, on ln until ctx is done. This is all a host needs to
-// give its operator the API: a mux, http.StripPrefix and httpapi.New.
-func serveAPI(ctx context.Context, ln net.Listener, dir string, log *slog.Logger) error {
+// listenAPI starts serving on addr; nil without -http.
+func listenAPI(addr string, stderr io.Writer) (*apiServer, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("-http: %w", err)
+	}
+	a := &apiServer{ln: ln, done: make(chan error, 1)}
+	mux := http.NewServeMux()
+	mux.Handle(apiPrefix+"/", http.StripPrefix(apiPrefix, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := a.api.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"error":"the host is not running"}`+"\n")
+	})))
+	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { a.done <- a.srv.Serve(ln) }()
+	fmt.Fprintf(stderr, "storagenode: the operator's API is on http://%s%s/\n", ln.Addr(), apiPrefix)
+	return a, nil
+}
+
+// serveHost serves the API over the running host (nil: over nothing).
+func (a *apiServer) serveHost(h *Host) {
+	if a == nil {
+		return
+	}
+	if h == nil {
+		a.api.Store(nil)
+		return
+	}
+	var api http.Handler = httpapi.New(h.store, h.repo, httpapi.WithQueue(h.queue), httpapi.WithLogger(h.log))
+	a.api.Store(&api)
+}
+
+// serveDir reopens the repo a run left in dir and serves the API over it
+// until ctx is done.
+func (a *apiServer) serveDir(ctx context.Context, dir string, stderr io.Writer) error {
 	var saved savedHost
 	b, err := os.ReadFile(filepath.Join(dir, hostFile))
 	if err == nil {
@@ -65,25 +85,36 @@ func serveAPI(ctx context.Context, ln net.Listener, dir string, log *slog.Logger
 	if err != nil {
 		return fmt.Errorf("%s: %w", hostFile, err)
 	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	r, err := repo.Open(ctx, dir, repo.WithQuotaMaxBytes(saved.Capacity), repo.WithLogger(log))
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle(apiPrefix+"/", http.StripPrefix(apiPrefix, httpapi.New(reservations.New(r), r, httpapi.WithLogger(log))))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = srv.Shutdown(shut)
-		cancel()
-		<-errc
-	case err = <-errc:
+	var api http.Handler = httpapi.New(reservations.New(r), r, httpapi.WithLogger(log))
+	a.api.Store(&api)
+	fmt.Fprintf(stderr, "storagenode: serving the state in %s on http://%s%s/ until SIGINT or SIGTERM\n", dir, a.ln.Addr(), apiPrefix)
+	<-ctx.Done()
+	a.api.Store(nil)
+	return r.Close()
+}
+
+// afterRun is -serve: serve the state the run left until SIGINT or SIGTERM.
+func (a *apiServer) afterRun(dir string, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return a.serveDir(ctx, dir, stderr)
+}
+
+// close stops serving: requests in flight are given a few seconds.
+func (a *apiServer) close() error {
+	if a == nil {
+		return nil
 	}
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := a.srv.Shutdown(ctx)
+	if serr := <-a.done; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
 	}
-	return errors.Join(err, r.Close())
+	return err
 }
