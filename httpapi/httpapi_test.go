@@ -178,7 +178,13 @@ func (r response) list(t *testing.T) []map[string]any {
 // OpenAPI document.
 func do(t testing.TB, srv *httptest.Server, method, path string, body io.Reader, header http.Header) response {
 	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, body)
+	var sent []byte
+	if body != nil {
+		var err error
+		sent, err = io.ReadAll(body)
+		require.NoError(t, err)
+	}
+	req, err := http.NewRequest(method, srv.URL+path, bytes.NewReader(sent))
 	require.NoError(t, err)
 	for k, vs := range header {
 		req.Header[k] = vs
@@ -189,7 +195,34 @@ func do(t testing.TB, srv *httptest.Server, method, path string, body io.Reader,
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	require.NoError(t, validate(req, resp.StatusCode, resp.Header, b), "%s %s -> %d %s", method, path, resp.StatusCode, b)
+	if resp.StatusCode < 300 {
+		require.NoError(t, validateRequest(method, srv.URL+path, sent), "%s %s %s was accepted", method, path, sent)
+	}
 	return response{resp.StatusCode, resp.Header, b}
+}
+
+// validateRequest checks that a request the API accepted is one the
+// OpenAPI document allows.
+func validateRequest(method, url string, body []byte) error {
+	rt, err := router()
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if len(body) > 0 {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	route, params, err := rt.FindRoute(req)
+	if err != nil {
+		return err
+	}
+	return openapi3filter.ValidateRequest(context.Background(), &openapi3filter.RequestValidationInput{
+		Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+	})
 }
 
 func u(n uint64) uint256.Int { return *uint256.NewInt(n) }
@@ -498,4 +531,20 @@ func TestAPI_GetsWriteNothing(t *testing.T) {
 	}
 	assert.Zero(t, r.Stats().Commits)
 	assert.Zero(t, r.Stats().WriteFailures)
+}
+
+// The document refuses the bodies the API refuses for their shape.
+func TestOpenAPI_RefusesWhatTheAPIRefuses(t *testing.T) {
+	for _, body := range []string{
+		`{"totalSize": 1, "duration": 1, "size": 3}`,
+		`{"totalSize": 1, "duration": 1, "freeSize": 1}`,
+		`{"totalSize": 1, "duration": 1, "id": "x"}`,
+		`{"totalSize": "1", "duration": 1}`,
+		`{"totalSize": 1, "duration": 1, "minPrice": "1.5"}`,
+		`{"totalSize": 1, "duration": 1, "minPrice": 5}`,
+		`{"totalSize": -1, "duration": 1}`,
+	} {
+		assert.Error(t, validateRequest("POST", "http://x/sales/availability", []byte(body)), body)
+	}
+	assert.NoError(t, validateRequest("POST", "http://x/sales/availability", []byte(`{"totalSize": 1, "duration": 1, "minPrice": "5", "enabled": false, "until": 7}`)))
 }
