@@ -18,6 +18,18 @@
 // one. Verify checks that the counters on disk are those in memory and that
 // Used is the sum of the stored blocks.
 //
+// # Keys
+//
+// A block key must be a proper key below the block prefix, so that it maps
+// to one place there on every datastore: PutBlock, GetBlock, HasBlock and
+// DeleteBlock (and reservations.Store.PutBlock) refuse the zero
+// datastore.Key{}, the root (NewKey(""), NewKey("/"), RawKey("")), a key
+// not in its clean form (an empty, "." or ".." segment: a RawKey that
+// NewKey would change), one that is not UTF-8 or holds a NUL byte (which
+// PostgreSQL text cannot hold) and one over 1024 bytes, with
+// ErrInvalidKey, reading and writing nothing. Keys made with NewKey from
+// ordinary names, CIDs or paths are all accepted.
+//
 // # Basics
 //
 //	r, err := repo.Open(ctx, dir, repo.WithQuotaMaxBytes(100<<30))

@@ -28,4 +28,10 @@ var (
 	// ErrInvariant means Verify found the counters and the datastore
 	// disagreeing; the error reports the figures.
 	ErrInvariant = engine.ErrInvariant
+	// ErrInvalidKey means a block key that is empty (the zero
+	// datastore.Key), the root (NewKey(""), NewKey("/"), RawKey("")), or
+	// one that would not map to a proper child of the block prefix: not in
+	// its clean form (an empty, "." or ".." segment), not valid UTF-8, with
+	// a NUL byte, or longer than 1024 bytes. Nothing is read or written.
+	ErrInvalidKey = engine.ErrInvalidKey
 )

@@ -145,7 +145,13 @@ func (r *Repo) Release(ctx context.Context, n uint64) error {
 // It fails with ErrQuotaNotEnough, storing nothing, when the block does not
 // fit in what is neither used nor reserved: bytes reserved for a download
 // must be released first (reservations.Store.PutBlock does both at once).
+// A key that is not a proper key below the block prefix (the zero Key, the
+// root, a key not in its clean form: see ErrInvalidKey) is refused with
+// ErrInvalidKey, and nothing is written.
 func (r *Repo) PutBlock(ctx context.Context, key datastore.Key, data []byte) error {
+	if err := engine.CheckBlockKey(key); err != nil {
+		return fmt.Errorf("put block: %w", err)
+	}
 	err := r.eng.Update(ctx, func(tx *engine.Tx) error { return tx.PutBlock(key, data) })
 	if err != nil {
 		return fmt.Errorf("put block %s: %w", key, err)
@@ -154,8 +160,12 @@ func (r *Repo) PutBlock(ctx context.Context, key datastore.Key, data []byte) err
 }
 
 // GetBlock returns the block stored under key. A missing block is an error
-// that errors.Is datastore.ErrNotFound.
+// that errors.Is datastore.ErrNotFound; a key no block can have,
+// ErrInvalidKey.
 func (r *Repo) GetBlock(ctx context.Context, key datastore.Key) ([]byte, error) {
+	if err := engine.CheckBlockKey(key); err != nil {
+		return nil, fmt.Errorf("get block: %w", err)
+	}
 	b, err := r.eng.GetBlock(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("get block %s: %w", key, err)
@@ -163,8 +173,12 @@ func (r *Repo) GetBlock(ctx context.Context, key datastore.Key) ([]byte, error) 
 	return b, nil
 }
 
-// HasBlock reports whether a block is stored under key.
+// HasBlock reports whether a block is stored under key. A key no block can
+// have is ErrInvalidKey.
 func (r *Repo) HasBlock(ctx context.Context, key datastore.Key) (bool, error) {
+	if err := engine.CheckBlockKey(key); err != nil {
+		return false, fmt.Errorf("has block: %w", err)
+	}
 	ok, err := r.eng.HasBlock(ctx, key)
 	if err != nil {
 		return false, fmt.Errorf("has block %s: %w", key, err)
@@ -173,8 +187,12 @@ func (r *Repo) HasBlock(ctx context.Context, key datastore.Key) (bool, error) {
 }
 
 // DeleteBlock removes the block stored under key and subtracts its length
-// from Used, in one atomic change. Deleting a missing block is not an error.
+// from Used, in one atomic change. Deleting a missing block is not an
+// error; a key no block can have is ErrInvalidKey, and nothing is written.
 func (r *Repo) DeleteBlock(ctx context.Context, key datastore.Key) error {
+	if err := engine.CheckBlockKey(key); err != nil {
+		return fmt.Errorf("delete block: %w", err)
+	}
 	err := r.eng.Update(ctx, func(tx *engine.Tx) error {
 		_, err := tx.DeleteBlock(key)
 		return err

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/ipfs/go-datastore"
+
+	"github.com/stowage/stowage/internal/engine"
 )
 
 // deleteStep is how many blocks one atomic step of DeleteReservation
@@ -19,9 +21,14 @@ const deleteStep = 512
 // repo.Repo.GetBlock) and remembers it for DeleteReservation, as one atomic
 // change. Rewriting a key the reservation already wrote counts the
 // difference. It fails with ErrNotFound for an unknown reservation,
-// ErrBytesOutOfBounds when the reservation holds too few bytes, and
-// ErrBlockExists when key holds a block the reservation did not write.
+// ErrBytesOutOfBounds when the reservation holds too few bytes,
+// ErrBlockExists when key holds a block the reservation did not write, and
+// repo.ErrInvalidKey for a key no block can have (the zero Key, the root,
+// a key not in its clean form), writing nothing.
 func (s *Store) PutBlock(ctx context.Context, id ReservationID, key datastore.Key, data []byte) error {
+	if err := engine.CheckBlockKey(key); err != nil {
+		return fmt.Errorf("put block of reservation %s: %w", id, err)
+	}
 	n := uint64(len(data))
 	err := s.update(ctx, func(t txn) error {
 		r, err := t.reservation(id)

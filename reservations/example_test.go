@@ -91,3 +91,36 @@ func ExampleNoAvailabilityError() {
 	// size
 	// the slot needs 4 MiB, the largest free is 1 MiB
 }
+
+// A slot's reservation is valid until slot.Ends(): its Expiry plus its
+// duration. An availability with Until takes only slots that end by then;
+// FindAvailability says which one ReserveSlot would take, and
+// CreateReservation checks the same terms on the availability the host
+// picks.
+func ExampleStore_FindAvailability() {
+	ctx := context.Background()
+	r, _ := repo.New(ctx, dssync.MutexWrap(datastore.NewMapDatastore()), repo.WithQuotaMaxBytes(1<<30))
+	store := reservations.New(r)
+	until := time.Date(2030, 6, 1, 0, 0, 0, 0, time.UTC)
+	bounded, _ := store.AddAvailability(ctx, reservations.Availability{TotalSize: 1 << 20, Duration: 24 * 3600, Until: until})
+
+	slot := stowage.Slot{RequestID: stowage.RequestID{1}, Ask: stowage.StorageAsk{Slots: 1, SlotSize: 1 << 10, Duration: 3600},
+		Expiry: until.Add(-2 * time.Hour)}
+	fmt.Println("the slot ends", slot.Ends().Format(time.RFC3339))
+	a, err := store.FindAvailability(ctx, slot)
+	fmt.Println(a.ID == bounded.ID, err)
+
+	late := slot
+	late.Expiry = until // ends an hour after the availability's Until
+	_, err = store.CreateReservation(ctx, bounded.ID, late)
+	var none *reservations.NoAvailabilityError
+	fmt.Println(errors.As(err, &none), none.Term)
+
+	res, _ := store.ReserveSlot(ctx, slot)
+	fmt.Println("valid until", res.ValidUntil.Format(time.RFC3339))
+	// Output:
+	// the slot ends 2030-05-31T23:00:00Z
+	// true <nil>
+	// true until
+	// valid until 2030-05-31T23:00:00Z
+}

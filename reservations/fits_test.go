@@ -21,7 +21,7 @@ func TestNeedFits_AgreesWithFailures(t *testing.T) {
 	for i := range 20000 {
 		n := need{
 			size: small(), duration: small(), price: *uint256.NewInt(small()), coll: *uint256.NewInt(small()),
-			until: when(), checkDisabled: rng.IntN(2) == 0, checkCollBudget: rng.IntN(2) == 0,
+			until: when(),
 		}
 		a := Availability{
 			Size: small(), Duration: small(), MinPrice: *uint256.NewInt(small()), MaxCollateral: *uint256.NewInt(small()),

@@ -17,11 +17,13 @@ import (
 // Term names a term of an availability that can rule out a slot.
 type Term string
 
-// The terms ReserveSlot checks, in the order it reports them.
+// The terms every call that creates a reservation checks (ReserveSlot,
+// CreateReservation, and FindAvailability for them), in the order they are
+// reported.
 const (
 	TermNone       Term = "none"       // there is no availability at all
 	TermDisabled   Term = "disabled"   // the availability takes no new slots
-	TermUntil      Term = "until"      // the slot's contract runs past the availability's Until
+	TermUntil      Term = "until"      // the slot's contract runs past the availability's Until (slot.Ends() is later, or zero)
 	TermSize       Term = "size"       // not enough free bytes
 	TermDuration   Term = "duration"   // the slot lasts longer than the availability takes
 	TermPrice      Term = "price"      // the slot pays less than MinPrice
@@ -29,9 +31,10 @@ const (
 	TermBudget     Term = "budget"     // the collateral budget has too little left
 )
 
-// NoAvailabilityError is the error ReserveSlot returns when no availability
-// can take a slot. It matches ErrNoAvailability. Term is what ruled out the
-// closest candidate (the one failing the fewest terms), and the message
+// NoAvailabilityError is the error ReserveSlot and FindAvailability return
+// when no availability can take a slot, and CreateReservation when the one
+// it is given cannot. It matches ErrNoAvailability. Term is what ruled out
+// the closest candidate (the one failing the fewest terms), and the message
 // gives the figures, so an operator knows which setting to change.
 type NoAvailabilityError struct {
 	Term   Term
@@ -48,17 +51,15 @@ func (e *NoAvailabilityError) Unwrap() error { return ErrNoAvailability }
 
 // need is what a slot asks of an availability.
 type need struct {
-	size, duration  uint64
-	price, coll     uint256.Int
-	until           time.Time
-	checkDisabled   bool
-	checkCollBudget bool
+	size, duration uint64
+	price, coll    uint256.Int
+	until          time.Time
 }
 
 // failures lists the terms a fails for n, in report order.
 func (n *need) failures(a *Availability) []Term {
 	var terms []Term
-	if n.checkDisabled && a.Disabled {
+	if a.Disabled {
 		terms = append(terms, TermDisabled)
 	}
 	if !a.Until.IsZero() && (n.until.IsZero() || n.until.After(a.Until)) {
@@ -76,7 +77,7 @@ func (n *need) failures(a *Availability) []Term {
 	if n.coll.Gt(&a.MaxCollateral) {
 		terms = append(terms, TermCollateral)
 	}
-	if n.checkCollBudget && a.hasBudget() && n.coll.Gt(&a.FreeCollateral) {
+	if a.hasBudget() && n.coll.Gt(&a.FreeCollateral) {
 		terms = append(terms, TermBudget)
 	}
 	return terms
@@ -84,11 +85,11 @@ func (n *need) failures(a *Availability) []Term {
 
 // fits reports whether a takes the slot: failures(a) is empty.
 func (n *need) fits(a *Availability) bool {
-	return (!n.checkDisabled || !a.Disabled) &&
+	return !a.Disabled &&
 		(a.Until.IsZero() || !n.until.IsZero() && !n.until.After(a.Until)) &&
 		n.size <= a.Size && n.duration <= a.Duration &&
 		!n.price.Lt(&a.MinPrice) && !n.coll.Gt(&a.MaxCollateral) &&
-		(!n.checkCollBudget || !a.hasBudget() || !n.coll.Gt(&a.FreeCollateral))
+		(!a.hasBudget() || !n.coll.Gt(&a.FreeCollateral))
 }
 
 // best returns the hinted availability that fits n and comes first in
@@ -136,7 +137,7 @@ func needOf(slot stowage.Slot) (need, error) {
 	}
 	return need{
 		size: slot.Ask.SlotSize, duration: slot.Ask.Duration, price: slot.Ask.PricePerSlot(),
-		coll: slot.Ask.Collateral, until: slot.Ends(), checkDisabled: true, checkCollBudget: true,
+		coll: slot.Ask.Collateral, until: slot.Ends(),
 	}, nil
 }
 

@@ -173,8 +173,8 @@ func (t txn) reservation(id ReservationID) (Reservation, error) {
 	if err != nil {
 		return Reservation{}, err
 	}
-	aid, err := ParseAvailabilityID(string(b))
-	if err != nil {
+	var aid AvailabilityID
+	if err := aid.UnmarshalText(b); err != nil { // no copy of b, unlike ParseAvailabilityID
 		return Reservation{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, idx, err)
 	}
 	r, found, err := t.reservationAt(aid, id)
@@ -499,8 +499,8 @@ func (s *Store) Availability(ctx context.Context, id AvailabilityID) (Availabili
 // Reservation returns the reservation with id, or ErrNotFound.
 func (s *Store) Reservation(ctx context.Context, id ReservationID) (Reservation, error) {
 	aid, err := read(ctx, s, byIDKey(id), func(key datastore.Key, b []byte) (AvailabilityID, error) {
-		aid, err := ParseAvailabilityID(string(b))
-		if err != nil {
+		var aid AvailabilityID
+		if err := aid.UnmarshalText(b); err != nil {
 			return AvailabilityID{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
 		}
 		return aid, nil

@@ -67,7 +67,7 @@ func TestIDs_ParseRoundTrip(t *testing.T) {
 	assert.ErrorIs(t, err, reservations.ErrInvalidID)
 }
 
-func TestCreateAvailability_StoresRecordAtDocumentedKey(t *testing.T) {
+func TestAddAvailability_StoresRecordAtDocumentedKey(t *testing.T) {
 	s, _, ds := newStore(t, 1000)
 	a := mustAvailability(t, s, 100)
 	b, err := ds.Get(t.Context(), datastore.NewKey("/meta/sales/reservations/"+a.ID.String()))
@@ -78,7 +78,7 @@ func TestCreateAvailability_StoresRecordAtDocumentedKey(t *testing.T) {
 	assert.Equal(t, datastore.NewKey("/meta/sales/reservations/"+a.ID.String()), reservations.KeyOf(a))
 }
 
-func TestCreateAvailability_UniqueTimeOrderedIDs(t *testing.T) {
+func TestAddAvailability_UniqueTimeOrderedIDs(t *testing.T) {
 	s, _, _ := newStore(t, 1<<20)
 	var ids []reservations.AvailabilityID
 	for range 50 {
@@ -95,7 +95,7 @@ func TestCreateAvailability_UniqueTimeOrderedIDs(t *testing.T) {
 	}), "ids are in creation order")
 }
 
-func TestCreateAvailability_ReservesInRepo(t *testing.T) {
+func TestAddAvailability_ReservesInRepo(t *testing.T) {
 	s, r, _ := newStore(t, 1000)
 	mustAvailability(t, s, 300)
 	assert.Equal(t, uint64(300), r.Quota().Reserved)
@@ -103,7 +103,7 @@ func TestCreateAvailability_ReservesInRepo(t *testing.T) {
 	requireInvariant(t, s)
 }
 
-func TestCreateAvailability_QuotaTooSmall(t *testing.T) {
+func TestAddAvailability_QuotaTooSmall(t *testing.T) {
 	s, r, ds := newStore(t, 100)
 	_, err := s.AddAvailability(t.Context(), reservations.Availability{TotalSize: 101, Duration: 1, MinPrice: u(1), MaxCollateral: u(1)})
 	require.ErrorIs(t, err, repo.ErrQuotaNotEnough)
@@ -119,13 +119,13 @@ func TestCreateAvailability_QuotaTooSmall(t *testing.T) {
 	assert.Empty(t, entries)
 }
 
-func TestCreateAvailability_ZeroSize(t *testing.T) {
+func TestAddAvailability_ZeroSize(t *testing.T) {
 	s, _, _ := newStore(t, 100)
 	_, err := s.AddAvailability(t.Context(), reservations.Availability{TotalSize: 0, Duration: 1, MinPrice: u(1), MaxCollateral: u(1)})
 	assert.ErrorIs(t, err, reservations.ErrInvalidSize)
 }
 
-func TestCreateAvailability_CallsHook(t *testing.T) {
+func TestAddAvailability_CallsHook(t *testing.T) {
 	got := make(chan reservations.Availability, 1)
 	s, _, _ := newStore(t, 1000, reservations.WithOnAvailabilityAdded(func(_ context.Context, a reservations.Availability) {
 		got <- a
@@ -134,7 +134,7 @@ func TestCreateAvailability_CallsHook(t *testing.T) {
 	assert.Equal(t, a, <-got)
 }
 
-func TestCreateAvailability_HookPanicDoesNotCorruptState(t *testing.T) {
+func TestAddAvailability_HookPanicDoesNotCorruptState(t *testing.T) {
 	var logs bytes.Buffer
 	s, _, _ := newStore(t, 1000, reservations.WithOnAvailabilityAdded(func(context.Context, reservations.Availability) {
 		panic("hook exploded")

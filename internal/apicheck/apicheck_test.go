@@ -78,7 +78,8 @@ var (
 	_ func(*reservations.Store, ctx) error                                                              = (*reservations.Store).Verify
 
 	// Third round (v1): one slot, one way to do each thing.
-	_ = stowage.Slot{RequestID: stowage.RequestID{}, Index: uint64(1), Ask: stowage.StorageAsk{}, Expiry: time.Time{}}
+	_       = stowage.Slot{RequestID: stowage.RequestID{}, Index: uint64(1), Ask: stowage.StorageAsk{}, Expiry: time.Time{}}
+	_ error = repo.ErrInvalidKey
 
 	_ func(*reservations.Store, ctx, reservations.AvailabilityID, func(*reservations.Availability) error) (reservations.Availability, error) = (*reservations.Store).ModifyAvailability
 	_ func(*reservations.Store, ctx, stowage.Slot) (reservations.Availability, error)                                                        = (*reservations.Store).FindAvailability

@@ -232,6 +232,9 @@ func (tx *Tx) PutBlock(key datastore.Key, data []byte) error {
 // ReplaceBlock is PutBlock for a caller that has just read, with BlockSize
 // in this change, the size of the block stored under key (zero: none).
 func (tx *Tx) ReplaceBlock(key datastore.Key, data []byte, old uint64) error {
+	if err := CheckBlockKey(key); err != nil {
+		return err
+	}
 	c, err := tx.c.store(tx.e.max, old, uint64(len(data)))
 	if err != nil {
 		c, err = tx.withinStart(err, func(limit uint64) (Counters, error) { return tx.c.store(limit, old, uint64(len(data))) })
@@ -262,6 +265,9 @@ func (tx *Tx) ForgetBlock(key datastore.Key, size uint64) error {
 // DeleteBlock stages the removal of a block and subtracts its size from
 // Used, returning that size (zero for a missing block, which is no error).
 func (tx *Tx) DeleteBlock(key datastore.Key) (uint64, error) {
+	if err := CheckBlockKey(key); err != nil {
+		return 0, err
+	}
 	old, ok, err := tx.BlockSize(key)
 	if err != nil || !ok {
 		return 0, err
