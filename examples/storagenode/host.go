@@ -92,10 +92,10 @@ func keyOf(s stowage.Slot) slotKey { return slotKey{s.RequestID, s.Index} }
 // The queue has one worker, which reserves a slot and starts its sale; the
 // sale downloads on its own, and the queue is paused while Workers sales
 // download, so that no more slots are reserved than can be downloaded.
-// Nothing in the host blocks on the market or the network: a download
-// batch comes back as an event on its sale. So WaitIdle can tell when the
-// host has nothing left to do but wait for the outside world, which is
-// when a simulation moves its clock.
+// No goroutine of the host waits for the network: each batch is stored on
+// the network's callback, and an event moves the sale on once its slot is
+// complete. So WaitIdle can tell when the host has nothing left to do but
+// wait for the outside world, which is when a simulation moves its clock.
 type Host struct {
 	cfg     Config
 	log     *slog.Logger
@@ -409,7 +409,9 @@ func (h *Host) recordLocked(s *sale, final saleState) {
 			h.stats.Ignored[st.reason]++
 		}
 	}
+	s.mu.Lock()
 	h.stats.Downloaded += s.downloaded
+	s.mu.Unlock()
 	h.stats.Collected.Add(&h.stats.Collected, &s.collected)
 }
 

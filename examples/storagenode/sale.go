@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/holiman/uint256"
 	"github.com/ipfs/go-datastore"
@@ -33,18 +34,21 @@ type (
 )
 
 // sale is one slot the host is selling, the subject of its state machine.
-// Its states run one at a time, so they share these fields without a lock;
-// the host reads them only once the machine has ended. downloading and
-// recorded belong to the host and are guarded by its mutex.
+// Its states run one at a time, so they share these fields without a lock,
+// but for the download's progress, which the network's callbacks write
+// (guarded by mu). downloading and recorded belong to the host and are
+// guarded by its mutex.
 type sale struct {
 	h    *Host
 	slot stowage.Slot             // as the queue and ReserveSlot had it
 	res  reservations.Reservation // Size and Used as the downloading state left them
 	m    *saleMachine
 
-	mine       bool // the host holds the slot on the market
-	downloaded uint64
-	collected  uint256.Int
+	mine      bool // the host holds the slot on the market
+	collected uint256.Int
+
+	mu         sync.Mutex // the download's progress, written by the network's callbacks
+	downloaded uint64     // bytes stored by this run
 
 	downloading bool // counted in Host.downloading
 	recorded    bool // counted in Host.stats
@@ -91,50 +95,80 @@ func blockKey(slot stowage.Slot, offset uint64) datastore.Key {
 // repo's used bytes in the same atomic change. A download resumed after a
 // restart goes on from the bytes already stored.
 //
-// No Run waits for the network: each Run stores the batch it was given (if
-// any), asks for the next and returns; the network's answer comes back as
-// an event (arrived) that moves the sale to a fresh downloading state with
-// the batch. An error, the network's included, goes to the machine's
-// OnError, which ends the sale in errored.
+// No goroutine waits for the network: Run asks for the first batch and
+// returns, and each batch is stored as it arrives, on the network's
+// callback, which then asks for the next (see sale.fetch). Once the slot is
+// complete, or the download failed, an event (downloaded) moves the sale
+// on; a failure goes, through a downloading state that returns it, to the
+// machine's OnError, which ends the sale in errored.
 type downloading struct {
-	batch []byte // arrived: to store at s.res.Used
-	err   error  // the network's error instead of a batch
+	err error // the download failed: Run returns it
 }
 
 func (*downloading) String() string { return "downloading" }
 
 func (st *downloading) Run(ctx context.Context, m *saleMachine) (saleState, error) {
-	s := m.Subject()
 	if st.err != nil {
 		return nil, st.err
 	}
-	if n := uint64(len(st.batch)); n > 0 {
-		if err := s.h.store.PutBlock(ctx, s.res.ID, blockKey(s.slot, s.res.Used), st.batch); err != nil {
-			return nil, err
-		}
-		s.res.Used, s.res.Size, s.downloaded = s.res.Used+n, s.res.Size-n, s.downloaded+n
-	}
-	off, size := s.res.Used, s.slot.Ask.SlotSize
+	m.Subject().fetch(ctx, st)
+	return nil, nil
+}
+
+// fetch asks the network for the next batch of the slot, for the
+// downloading state from; the callback stores the batch and asks for the
+// next. It ends with the event downloaded, once the slot is complete or the
+// download failed. Nothing happens once ctx has ended (the sale moved on).
+func (s *sale) fetch(ctx context.Context, from *downloading) {
+	s.mu.Lock()
+	off := s.res.Used
+	s.mu.Unlock()
+	size := s.slot.Ask.SlotSize
 	if off >= size {
-		return &initialProving{}, nil
+		s.schedule(downloaded(from, nil))
+		return
 	}
 	n := min(s.h.cfg.Batch, size-off)
 	s.h.network.Fetch(ctx, s.slot.RequestID, s.slot.Index, off, n, func(data []byte, err error) {
 		if err == nil && uint64(len(data)) != n {
 			err = fmt.Errorf("asked %d bytes at %d, got %d", n, off, len(data))
 		}
-		s.schedule(arrived(st, data, err))
+		if err == nil {
+			err = s.store(ctx, off, data)
+		}
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			s.schedule(downloaded(from, err))
+		default:
+			s.fetch(ctx, from)
+		}
 	})
-	return nil, nil
 }
 
-// arrived: the batch a downloading state asked for came (or failed).
-func arrived(from *downloading, data []byte, err error) saleEvent {
+// store writes the batch that starts at off.
+func (s *sale) store(ctx context.Context, off uint64, data []byte) error {
+	if err := s.h.store.PutBlock(ctx, s.res.ID, blockKey(s.slot, off), data); err != nil {
+		return err
+	}
+	n := uint64(len(data))
+	s.mu.Lock()
+	s.res.Used, s.res.Size, s.downloaded = s.res.Used+n, s.res.Size-n, s.downloaded+n
+	s.mu.Unlock()
+	return nil
+}
+
+// downloaded: the download that the downloading state from started is over,
+// complete (err nil) or failed.
+func downloaded(from *downloading, err error) saleEvent {
 	return func(cur saleState) saleState {
-		if cur != saleState(from) {
+		switch {
+		case cur != saleState(from):
 			return nil // the sale moved on meanwhile
+		case err != nil:
+			return &downloading{err: err}
 		}
-		return &downloading{batch: data, err: err}
+		return &initialProving{}
 	}
 }
 
