@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/holiman/uint256"
@@ -175,7 +176,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request) (availabilityBody, error
 		if string(raw) == "null" {
 			return b, badRequest("%s: null is not a value; leave the field out", name)
 		}
-		if err := json.Unmarshal(raw, b.field(name)); err != nil {
+		if err := decodeValue(raw, b.field(name)); err != nil {
 			if e, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 				return b, badRequest("%s: want %s, got %s", name, jsonType(e.Type.String()), e.Value)
 			}
@@ -183,6 +184,65 @@ func decodeBody(w http.ResponseWriter, r *http.Request) (availabilityBody, error
 		}
 	}
 	return b, nil
+}
+
+// decodeValue decodes one field's JSON value into dst, a **uint64, **int64,
+// **bool or **string. The plain forms (digits, true, a string without
+// escapes) are read directly; anything else goes to encoding/json, whose
+// errors are the ones callers see.
+func decodeValue(raw json.RawMessage, dst any) error {
+	switch p := dst.(type) {
+	case **uint64:
+		if plainDigits(raw) {
+			if n, err := strconv.ParseUint(string(raw), 10, 64); err == nil {
+				*p = &n
+				return nil
+			}
+		}
+	case **int64:
+		if plainDigits(bytes.TrimPrefix(raw, []byte("-"))) {
+			if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+				*p = &n
+				return nil
+			}
+		}
+	case **bool:
+		if v := string(raw); v == "true" || v == "false" {
+			t := v == "true"
+			*p = &t
+			return nil
+		}
+	case **string:
+		if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && plainString(raw[1:len(raw)-1]) {
+			v := string(raw[1 : len(raw)-1])
+			*p = &v
+			return nil
+		}
+	}
+	return json.Unmarshal(raw, dst)
+}
+
+func plainDigits(b []byte) bool {
+	if len(b) == 0 || len(b) > 1 && b[0] == '0' {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// plainString reports whether the inside of a JSON string has no escape,
+// quote, control character or non-ASCII byte, so it is its own value.
+func plainString(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // jsonError names the field (or the place) a decoding error is about.
