@@ -8,7 +8,9 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/holiman/uint256"
 
@@ -49,7 +51,7 @@ func newSortedSlice(maxSize int, rank func(*Item) uint64) *sortedSlice {
 
 func (s *sortedSlice) len() int { return len(s.s) }
 
-func (s *sortedSlice) contains(request stowage.RequestID, index uint16) bool {
+func (s *sortedSlice) contains(request stowage.RequestID, index uint64) bool {
 	_, ok := s.slots[slotKey{request, index}]
 	return ok
 }
@@ -62,7 +64,7 @@ func (s *sortedSlice) above(x *sortedEntry) int {
 }
 
 func (s *sortedSlice) push(it Item) (Item, bool, error) {
-	key := slotKey{it.RequestID, it.SlotIndex}
+	key := slotKey{it.RequestID, it.Index}
 	if _, ok := s.slots[key]; ok {
 		return Item{}, false, ErrItemExists
 	}
@@ -75,7 +77,7 @@ func (s *sortedSlice) push(it Item) (Item, bool, error) {
 			return it, true, nil
 		}
 		dropped, didDrop = s.s[0].item, true
-		delete(s.slots, slotKey{dropped.RequestID, dropped.SlotIndex})
+		delete(s.slots, slotKey{dropped.RequestID, dropped.Index})
 		copy(s.s[:pos-1], s.s[1:pos])
 		s.s[pos-1] = x
 	} else {
@@ -94,11 +96,11 @@ func (s *sortedSlice) pop() (Item, bool) {
 	}
 	it := s.s[n-1].item
 	s.s = s.s[:n-1]
-	delete(s.slots, slotKey{it.RequestID, it.SlotIndex})
+	delete(s.slots, slotKey{it.RequestID, it.Index})
 	return it, true
 }
 
-func (s *sortedSlice) delete(request stowage.RequestID, index uint16) bool {
+func (s *sortedSlice) delete(request stowage.RequestID, index uint64) bool {
 	key := slotKey{request, index}
 	x, ok := s.slots[key]
 	if !ok {
@@ -123,14 +125,14 @@ func (s *sortedSlice) deleteRequest(request stowage.RequestID) int {
 	return n - len(s.s)
 }
 
-func (s *sortedSlice) expire(now int64) []Item {
+func (s *sortedSlice) expire(now time.Time) []Item {
 	var out []Item
 	s.s = slices.DeleteFunc(s.s, func(e sortedEntry) bool {
 		if !expired(e.item.Expiry, now) {
 			return false
 		}
 		out = append(out, e.item)
-		delete(s.slots, slotKey{e.item.RequestID, e.item.SlotIndex})
+		delete(s.slots, slotKey{e.item.RequestID, e.item.Index})
 		return true
 	})
 	return out
@@ -157,8 +159,8 @@ func (s *sortedSlice) items() []Item {
 type benchQueue interface {
 	push(Item) (Item, bool, error)
 	pop() (Item, bool)
-	contains(stowage.RequestID, uint16) bool
-	delete(stowage.RequestID, uint16) bool
+	contains(stowage.RequestID, uint64) bool
+	delete(stowage.RequestID, uint64) bool
 	len() int
 }
 
@@ -175,10 +177,10 @@ var benchSizes = []int{128, 65535}
 // benchItem returns a distinct slot (request i, slot 0) with the given
 // reward and otherwise fixed terms, so profitability decides the order.
 func benchItem(i uint64, reward uint64) Item {
-	it := Item{SlotSize: 1 << 20, Duration: 1000, Expiry: 1 << 40}
+	it := Item{Slot: stowage.Slot{Ask: stowage.StorageAsk{SlotSize: 1 << 20, Duration: 1000}, Expiry: time.Unix(1<<40, 0)}}
 	binary.BigEndian.PutUint64(it.RequestID[:8], i)
-	it.Reward.SetUint64(reward)
-	it.Collateral.SetUint64(10)
+	it.Ask.Reward.SetUint64(reward)
+	it.Ask.Collateral.SetUint64(10)
 	return it
 }
 
@@ -318,7 +320,7 @@ func BenchmarkDelete(b *testing.B) {
 			}
 			it := items[len(items)-1]
 			items = items[:len(items)-1]
-			if !q.delete(it.RequestID, it.SlotIndex) {
+			if !q.delete(it.RequestID, it.Index) {
 				b.Fatal("not deleted")
 			}
 		}
@@ -384,4 +386,65 @@ func BenchmarkPushPop(b *testing.B) {
 			q.pop()
 		}
 	})
+}
+
+// BenchmarkWorkers passes items through a running queue to its pool of
+// workers, whose process function does nothing: the cost per item of the
+// queue's shell (lock, heap, wake-up, bookkeeping). Compare with
+// BenchmarkWorkers_Baseline, the bare hand-off to as many goroutines over a
+// channel.
+func BenchmarkWorkers(b *testing.B) {
+	for _, workers := range []int{1, 3} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			var wg sync.WaitGroup
+			q, err := New(func(context.Context, Item) error { wg.Done(); return nil },
+				WithMaxWorkers(workers), WithMaxSize(DefaultMaxSize))
+			if err != nil {
+				b.Fatal(err)
+			}
+			q.Start()
+			defer q.Stop()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range uint64(b.N) {
+				wg.Add(1)
+				if q.Push(benchItem(i, i)) != nil {
+					b.Fatal("push failed")
+				}
+				if q.Len() >= DefaultMaxSize/2 {
+					wg.Wait() // never drop: every item is processed
+				}
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// BenchmarkWorkers_Baseline hands each item to a pool of goroutines over a
+// buffered channel: no priority, no bound, no bookkeeping.
+func BenchmarkWorkers_Baseline(b *testing.B) {
+	for _, workers := range []int{1, 3} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			var wg sync.WaitGroup
+			ch := make(chan Item, DefaultMaxSize)
+			var done sync.WaitGroup
+			for range workers {
+				done.Go(func() {
+					for range ch {
+						wg.Done()
+					}
+				})
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range uint64(b.N) {
+				wg.Add(1)
+				ch <- benchItem(i, i)
+			}
+			wg.Wait()
+			b.StopTimer()
+			close(ch)
+			done.Wait()
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"slices"
+	"time"
 
 	"github.com/holiman/uint256"
 
@@ -33,7 +34,7 @@ type core struct {
 // slotKey identifies a slot.
 type slotKey struct {
 	request stowage.RequestID
-	index   uint16
+	index   uint64
 }
 
 // entry is one waiting item with what ordering and removing it needs.
@@ -57,7 +58,7 @@ func newCore(maxSize int, tieSeed uint64) *core {
 
 func (c *core) len() int { return len(c.heap) }
 
-func (c *core) contains(id stowage.RequestID, index uint16) bool {
+func (c *core) contains(id stowage.RequestID, index uint64) bool {
 	_, ok := c.slots[slotKey{id, index}]
 	return ok
 }
@@ -65,7 +66,7 @@ func (c *core) contains(id stowage.RequestID, index uint16) bool {
 // push adds it unless its slot is already waiting. When that makes more
 // than maxSize items wait, the max (possibly it) is dropped and returned.
 func (c *core) push(it Item) (dropped Item, didDrop bool, err error) {
-	key := slotKey{it.RequestID, it.SlotIndex}
+	key := slotKey{it.RequestID, it.Index}
 	if _, ok := c.slots[key]; ok {
 		return Item{}, false, ErrItemExists
 	}
@@ -96,7 +97,7 @@ func (c *core) push(it Item) (dropped Item, didDrop bool, err error) {
 
 // index adds e to the maps and the expiry heap.
 func (c *core) index(e *entry) {
-	c.slots[slotKey{e.item.RequestID, e.item.SlotIndex}] = e
+	c.slots[slotKey{e.item.RequestID, e.item.Index}] = e
 	s, ok := c.requests[e.item.RequestID]
 	if !ok {
 		s, c.spare = c.spare, nil
@@ -104,14 +105,14 @@ func (c *core) index(e *entry) {
 	e.sibling = len(s)
 	c.requests[e.item.RequestID] = append(s, e)
 	e.expAt = -1
-	if e.item.Expiry != 0 {
+	if !e.item.Expiry.IsZero() {
 		heap.Push(&c.expiring, e)
 	}
 }
 
 // unindex takes e out of the maps and the expiry heap.
 func (c *core) unindex(e *entry) {
-	delete(c.slots, slotKey{e.item.RequestID, e.item.SlotIndex})
+	delete(c.slots, slotKey{e.item.RequestID, e.item.Index})
 	s := c.requests[e.item.RequestID]
 	last := s[len(s)-1]
 	s[e.sibling], last.sibling = last, e.sibling
@@ -142,9 +143,9 @@ func (c *core) pop() (Item, bool) {
 	return e.item, true
 }
 
-// expire removes and returns the items with an Expiry at or before now
-// (unix seconds), earliest Expiry first.
-func (c *core) expire(now int64) []Item {
+// expire removes and returns the items with an Expiry at or before now,
+// earliest Expiry first.
+func (c *core) expire(now time.Time) []Item {
 	var out []Item
 	for len(c.expiring) > 0 && expired(c.expiring[0].item.Expiry, now) {
 		e := c.expiring[0]
@@ -152,12 +153,6 @@ func (c *core) expire(now int64) []Item {
 		out = append(out, e.item)
 	}
 	return out
-}
-
-// expired reports whether an item with the given Expiry has expired at now
-// (unix seconds). Zero means no expiry.
-func expired(expiry uint64, now int64) bool {
-	return expiry != 0 && now >= 0 && uint64(now) >= expiry
 }
 
 // clearSeen clears every Seen flag and restores the heap, in O(n).
@@ -171,7 +166,7 @@ func (c *core) clearSeen() {
 }
 
 // delete removes the slot; false when it was not waiting.
-func (c *core) delete(id stowage.RequestID, index uint16) bool {
+func (c *core) delete(id stowage.RequestID, index uint64) bool {
 	e, ok := c.slots[slotKey{id, index}]
 	if ok {
 		c.remove(e)
@@ -251,7 +246,7 @@ func (c *core) tieRank(it *Item) uint64 {
 	for i := 0; i < len(it.RequestID); i += 8 {
 		h = mix64(h ^ binary.LittleEndian.Uint64(it.RequestID[i:]))
 	}
-	return mix64(h ^ uint64(it.SlotIndex))
+	return mix64(h ^ it.Index)
 }
 
 // mix64 is the splitmix64 finaliser: every input bit affects every output
@@ -353,7 +348,7 @@ func (c *core) extremeBelow(i int, max bool) int {
 type byExpiry []*entry
 
 func (h byExpiry) Len() int           { return len(h) }
-func (h byExpiry) Less(i, j int) bool { return h[i].item.Expiry < h[j].item.Expiry }
+func (h byExpiry) Less(i, j int) bool { return h[i].item.Expiry.Before(h[j].item.Expiry) }
 func (h byExpiry) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].expAt, h[j].expAt = i, j

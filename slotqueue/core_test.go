@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/holiman/uint256"
 	"github.com/stretchr/testify/assert"
@@ -30,16 +31,16 @@ func checkCore(t testing.TB, c *core) {
 		if p := e.item.Profitability(); e.profit != p || e.tie != c.tieRank(&e.item) {
 			t.Fatalf("position %d: stale profitability or tie rank", i)
 		}
-		if c.slots[slotKey{e.item.RequestID, e.item.SlotIndex}] != e {
+		if c.slots[slotKey{e.item.RequestID, e.item.Index}] != e {
 			t.Fatalf("position %d: not found by slot", i)
 		}
 		if s := c.requests[e.item.RequestID]; e.sibling >= len(s) || s[e.sibling] != e {
 			t.Fatalf("position %d: not found by request", i)
 		}
-		if e.item.Expiry == 0 && e.expAt != -1 || e.item.Expiry != 0 && c.expiring[e.expAt] != e {
+		if e.item.Expiry.IsZero() && e.expAt != -1 || !e.item.Expiry.IsZero() && c.expiring[e.expAt] != e {
 			t.Fatalf("position %d: not found by expiry", i)
 		}
-		if e.item.Expiry != 0 {
+		if !e.item.Expiry.IsZero() {
 			withExpiry++
 		}
 		// Checking children and grandchildren implies the whole subtree
@@ -99,12 +100,12 @@ func (p pushedItems) best(n int) []Item { return p.items[:min(n, len(p.items))] 
 func randomItem(rng *rand.Rand, requests, slots int) Item {
 	var it Item
 	it.RequestID[0] = byte(rng.IntN(requests))
-	it.SlotIndex = uint16(rng.IntN(slots))
-	it.Duration = rng.Uint64N(4)
-	it.Reward.SetUint64(rng.Uint64N(4))
-	it.Collateral.SetUint64(rng.Uint64N(3))
-	it.Expiry = rng.Uint64N(3)
-	it.SlotSize = rng.Uint64N(3)
+	it.Index = uint64(rng.IntN(slots))
+	it.Ask.Duration = rng.Uint64N(4)
+	it.Ask.Reward.SetUint64(rng.Uint64N(4))
+	it.Ask.Collateral.SetUint64(rng.Uint64N(3))
+	it.Expiry = at(rng.Uint64N(3))
+	it.Ask.SlotSize = rng.Uint64N(3)
 	it.Seen = rng.IntN(4) == 0
 	return it
 }
@@ -117,7 +118,7 @@ func TestCore_PushKeepsExactlyTheBestMaxSize(t *testing.T) {
 		pushed := pushedItems{less: c.itemLess}
 		for range 600 {
 			it := randomItem(rng, 16, 16)
-			wantExists := c.contains(it.RequestID, it.SlotIndex)
+			wantExists := c.contains(it.RequestID, it.Index)
 			before := c.items()
 
 			dropped, didDrop, err := c.push(it)
@@ -176,8 +177,8 @@ func TestCore_DeleteRequestRemovesOnlyThatRequest(t *testing.T) {
 		for s := range 10 {
 			var it Item
 			it.RequestID[0] = byte(r)
-			it.SlotIndex = uint16(s)
-			it.Duration = uint64(s)
+			it.Index = uint64(s)
+			it.Ask.Duration = uint64(s)
 			_, _, err := c.push(it)
 			require.NoError(t, err)
 		}
@@ -206,19 +207,19 @@ func runOps(t *testing.T, data []byte) {
 		data = data[4:]
 		var it Item
 		it.RequestID[0] = a % 4
-		it.SlotIndex = uint16(a>>2) % 8
-		it.Duration = uint64(b & 3)
-		it.Reward.SetUint64(uint64(b>>2) & 3)
+		it.Index = uint64(a>>2) % 8
+		it.Ask.Duration = uint64(b & 3)
+		it.Ask.Reward.SetUint64(uint64(b>>2) & 3)
 		if d&4 != 0 { // large profitabilities that differ only in the low bits
-			it.Reward.Or(&it.Reward, new(uint256.Int).Lsh(uint256.NewInt(1), 100))
+			it.Ask.Reward.Or(&it.Ask.Reward, new(uint256.Int).Lsh(uint256.NewInt(1), 100))
 		}
 		if d&8 != 0 && d&4 == 0 { // saturated profitability
-			it.Duration = 1 << 63
-			it.Reward.SetAllOne()
+			it.Ask.Duration = 1 << 63
+			it.Ask.Reward.SetAllOne()
 		}
-		it.Collateral.SetUint64(uint64(b>>4) & 3)
-		it.Expiry = uint64(b>>6) & 3
-		it.SlotSize = uint64(d & 3)
+		it.Ask.Collateral.SetUint64(uint64(b>>4) & 3)
+		it.Expiry = at(uint64(b>>6) & 3)
+		it.Ask.SlotSize = uint64(d & 3)
 		it.Seen = d&16 != 0
 
 		switch op % 10 {
@@ -234,23 +235,23 @@ func runOps(t *testing.T, data []byte) {
 			require.Equal(t, mOK, ok, "pop")
 			require.Equal(t, want, got, "pop")
 		case 4: // delete one slot
-			require.Equal(t, model.delete(it.RequestID, it.SlotIndex), c.delete(it.RequestID, it.SlotIndex), "delete")
+			require.Equal(t, model.delete(it.RequestID, it.Index), c.delete(it.RequestID, it.Index), "delete")
 		case 5: // delete a request
 			require.Equal(t, model.deleteRequest(it.RequestID), c.deleteRequest(it.RequestID), "delete request")
 		case 6: // contains
-			require.Equal(t, model.contains(it.RequestID, it.SlotIndex), c.contains(it.RequestID, it.SlotIndex), "contains")
-		case 7: // a sibling for Populate
+			require.Equal(t, model.contains(it.RequestID, it.Index), c.contains(it.RequestID, it.Index), "contains")
+		case 7: // a sibling for Queue.Item
 			sib, ok := c.sibling(it.RequestID)
 			require.Equal(t, slices.ContainsFunc(model.items(), func(m Item) bool { return m.RequestID == it.RequestID }), ok, "sibling")
 			if ok {
 				require.Equal(t, it.RequestID, sib.RequestID, "sibling")
-				require.True(t, model.contains(sib.RequestID, sib.SlotIndex), "sibling")
+				require.True(t, model.contains(sib.RequestID, sib.Index), "sibling")
 			}
 		case 8: // the clock moves (or is set back)
-			now := int64(a&3) - 1
+			now := time.Unix(int64(a&3)-1, 0)
 			got := c.expire(now)
 			require.ElementsMatch(t, model.expire(now), got, "expire")
-			require.True(t, slices.IsSortedFunc(got, func(x, y Item) int { return int(x.Expiry) - int(y.Expiry) }), "earliest expiry first")
+			require.True(t, slices.IsSortedFunc(got, func(x, y Item) int { return x.Expiry.Compare(y.Expiry) }), "earliest expiry first")
 		case 9: // Resume
 			c.clearSeen()
 			model.clearSeen()
@@ -285,16 +286,16 @@ func FuzzQueue(f *testing.F) {
 // (Two seeds agreeing on the order of 64 slots by chance: 1 in 64!.)
 func TestCore_TiesBrokenInAnOrderOfEachQueue(t *testing.T) {
 	ask := stowage.StorageAsk{Slots: 64, SlotSize: 1, Duration: 1}
-	items, err := ItemsForRequest(stowage.RequestID{1}, ask, 1)
+	items, err := ItemsForRequest(stowage.RequestID{1}, ask, time.Unix(1, 0))
 	require.NoError(t, err)
-	order := func(c *core) []uint16 {
+	order := func(c *core) []uint64 {
 		for _, it := range items {
 			_, _, err := c.push(it)
 			require.NoError(t, err)
 		}
-		var idx []uint16
+		var idx []uint64
 		for _, it := range c.items() {
-			idx = append(idx, it.SlotIndex)
+			idx = append(idx, it.Index)
 		}
 		return idx
 	}
@@ -310,4 +311,12 @@ func TestCore_TiesBrokenInAnOrderOfEachQueue(t *testing.T) {
 	}
 	slices.Reverse(items)
 	assert.Equal(t, first, order(c))
+}
+
+// at is the Expiry n seconds after the Unix epoch; zero (no expiry) for 0.
+func at(n uint64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(int64(n), 0)
 }

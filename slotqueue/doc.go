@@ -6,15 +6,23 @@
 // the host learns of a request it pushes the request's slots
 // ([ItemsForRequest]) onto a [Queue]; the queue hands them one at a time to a
 // [ProcessFunc] (typically: reserve space and start a sale), never running
-// more than MaxWorkers at once.
+// more than MaxWorkers at once. An [Item] is a [stowage.Slot] (RequestID,
+// Index, Ask, Expiry) plus a Seen flag: a worker builds nothing, it hands
+// item.Slot on as it is.
 //
 //	q, err := slotqueue.New(func(ctx context.Context, it slotqueue.Item) error {
-//		return startSale(ctx, it)
-//	}, slotqueue.WithMaxWorkers(2))
+//		res, err := store.ReserveSlot(ctx, it.Slot)
+//		if err != nil {
+//			return err
+//		}
+//		return startSale(ctx, it.Slot, res)
+//	}, slotqueue.WithMaxWorkers(2), slotqueue.WithOnError(func(it slotqueue.Item, err error) {
+//		log.Printf("slot %d of %s: %v", it.Index, it.RequestID, err)
+//	}))
 //	if err != nil { ... }
 //	q.Start()
 //	defer q.Stop()
-//	items, err := slotqueue.ItemsForRequest(id, ask, expiry)
+//	items, err := slotqueue.ItemsForRequest(id, ask, expiry) // expiry: a time.Time, zero for none
 //	if err != nil { ... }
 //	err = q.Push(items...)
 //
@@ -30,7 +38,8 @@
 //
 // # Bounds
 //
-// At most MaxSize items wait (default 128, at most 65535). Pushing one more
+// At most [Queue.Cap] items wait ([WithMaxSize]: default 128, at most
+// 65535). Pushing one more
 // drops the lowest-priority waiting item, which may be the one just pushed:
 // a full queue never drops an item while keeping a lower one. Pushing a
 // slot that is already waiting fails with [ErrItemExists]; a push is all or
@@ -40,8 +49,10 @@
 //
 // [Queue.Start] starts MaxWorkers workers (default 3). A free worker takes the
 // highest-priority waiting item and calls the process function; it is busy
-// until the function returns. Errors and panics from the process function are
-// logged (see [WithLogger]) and the worker goes on. [Queue.Stop] cancels the
+// until the function returns. An error or a panic from the process function
+// goes, with its item, to the function set with [WithOnError] and to the
+// logger ([WithLogger]), and the worker goes on: a failure is never only a
+// count in [Queue.Stats]. [Queue.Stop] cancels the
 // context passed to running process functions and waits for them to return;
 // items still waiting stay queued, and a later Start serves them. Pushing to a
 // stopped queue fails with [ErrNotRunning]. An item taken by a worker is no
@@ -61,12 +72,13 @@
 // gets one more try:
 //
 //	q, err := slotqueue.New(func(ctx context.Context, it slotqueue.Item) error {
-//		if _, err := store.ReserveSlot(ctx, slotOf(it)); errors.Is(err, reservations.ErrNoAvailability) {
+//		res, err := store.ReserveSlot(ctx, it.Slot)
+//		if errors.Is(err, reservations.ErrNoAvailability) {
 //			return fmt.Errorf("%w: %w", slotqueue.ErrRequeue, err)
 //		} else if err != nil {
 //			return err
 //		}
-//		return startSale(ctx, it)
+//		return startSale(ctx, it.Slot, res)
 //	})
 //	...
 //	_, err = store.AddAvailability(ctx, a)
@@ -79,9 +91,10 @@
 //
 // # Expiry and drops
 //
-// An item whose Expiry (unix seconds; zero: never) is at or before the
-// queue's clock ([WithClock], default time.Now) is dropped: it is never handed
-// to a worker, and never reported by Len, Items, Contains or Populate. Each
+// An item whose Expiry is at or before the queue's clock ([WithClock],
+// default time.Now) is dropped: it is never handed to a worker, and never
+// reported by Len, Items, Contains or Item. An item with a zero Expiry never
+// expires (and ranks as the latest expiry of all). Each
 // item dropped unprocessed, expired or evicted from a full queue, is passed to
 // the function set with [WithOnDrop], with [ErrExpired] or [ErrEvicted];
 // Push still returns nil.
@@ -92,11 +105,14 @@
 // take an item (none waits, the queue is paused or stopped, or only seen items
 // wait): a host's tests and shutdown wait on it instead of polling.
 // [Queue.Stats] reports how many items wait and are being processed, and
-// counts pushes, process outcomes and drops.
+// counts pushes, process outcomes and drops; [Queue.Items] lists the waiting
+// items in serving order, without changing anything (an operator's view of
+// the queue).
 //
 // # Caveats
 //
-//   - A ProcessFunc must not call Stop: Stop waits for it.
+//   - A ProcessFunc must not call Stop: Stop waits for it. Nor must the
+//     OnError function, which runs on the worker.
 //   - The OnDrop function runs on the goroutine that caused the drop, after
 //     the queue's lock is released: it may call the queue (not WaitIdle,
 //     which waits for every drop to be reported), but the goroutine (a

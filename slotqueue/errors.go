@@ -14,7 +14,8 @@ var (
 	ErrItemExists = errors.New("slotqueue: item already in queue")
 
 	// ErrSlotsOutOfRange is returned by ItemsForRequest for a request with
-	// more slots than a uint16 slot index can number (more than 65535).
+	// more slots than Codex can number (its slot indices are 16 bits wide: at
+	// most 65535 slots).
 	ErrSlotsOutOfRange = errors.New("slotqueue: number of slots out of range")
 
 	// ErrRequeue, wrapped in the error a ProcessFunc returns, puts the item

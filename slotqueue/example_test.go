@@ -2,6 +2,7 @@ package slotqueue_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -31,11 +32,11 @@ func Example() {
 
 	cheap := stowage.StorageAsk{Slots: 2, SlotSize: 1 << 20, Duration: 3600, Reward: *uint256.NewInt(1)}
 	rich := stowage.StorageAsk{Slots: 3, SlotSize: 1 << 20, Duration: 3600, Reward: *uint256.NewInt(5)}
-	a, err := slotqueue.ItemsForRequest(stowage.RequestID{0xa}, cheap, 4_102_444_800)
+	a, err := slotqueue.ItemsForRequest(stowage.RequestID{0xa}, cheap, time.Time{}) // no expiry
 	if err != nil {
 		panic(err)
 	}
-	b, err := slotqueue.ItemsForRequest(stowage.RequestID{0xb}, rich, 4_102_444_800)
+	b, err := slotqueue.ItemsForRequest(stowage.RequestID{0xb}, rich, time.Time{})
 	if err != nil {
 		panic(err)
 	}
@@ -54,8 +55,8 @@ func Example() {
 }
 
 func ExampleItem_Less() {
-	generous := slotqueue.Item{Duration: 100, Reward: *uint256.NewInt(1000), Collateral: *uint256.NewInt(1)}
-	stingy := slotqueue.Item{Duration: 1, Reward: *uint256.NewInt(1), Collateral: *uint256.NewInt(100000)}
+	generous := slotqueue.Item{Slot: stowage.Slot{Ask: stowage.StorageAsk{Duration: 100, Reward: *uint256.NewInt(1000), Collateral: *uint256.NewInt(1)}}}
+	stingy := slotqueue.Item{Slot: stowage.Slot{Ask: stowage.StorageAsk{Duration: 1, Reward: *uint256.NewInt(1), Collateral: *uint256.NewInt(100000)}}}
 	p := generous.Profitability()
 	fmt.Println("profitability:", p.Dec())
 	fmt.Println("generous first:", generous.Less(stingy))
@@ -70,7 +71,7 @@ func ExampleItem_Less() {
 func ExampleQueue_Push_full() {
 	busy, done := make(chan struct{}), make(chan struct{})
 	q, err := slotqueue.New(func(ctx context.Context, it slotqueue.Item) error {
-		if it.SlotIndex == 99 {
+		if it.Index == 99 {
 			close(busy)
 			<-done // keep the only worker busy so that pushed items wait
 		}
@@ -83,13 +84,14 @@ func ExampleQueue_Push_full() {
 	defer q.Stop()
 	defer close(done)
 	id := stowage.RequestID{1}
-	if err := q.Push(slotqueue.Item{RequestID: id, SlotIndex: 99}); err != nil {
+	if err := q.Push(slotqueue.Item{Slot: stowage.Slot{RequestID: id, Index: 99}}); err != nil {
 		panic(err)
 	}
 	<-busy
 
-	push := func(slot uint16, reward uint64) {
-		it := slotqueue.Item{RequestID: id, SlotIndex: slot, Duration: 10, Reward: *uint256.NewInt(reward)}
+	push := func(slot, reward uint64) {
+		ask := stowage.StorageAsk{Duration: 10, Reward: *uint256.NewInt(reward)}
+		it := slotqueue.Item{Slot: stowage.Slot{RequestID: id, Index: slot, Ask: ask}}
 		if err := q.Push(it); err != nil {
 			panic(err)
 		}
@@ -100,7 +102,7 @@ func ExampleQueue_Push_full() {
 	push(3, 25) // drops slot 1
 	push(4, 5)  // dropped at once
 	for _, it := range q.Items() {
-		fmt.Println("slot", it.SlotIndex, "reward", it.Reward.Uint64())
+		fmt.Println("slot", it.Index, "reward", it.Ask.Reward.Uint64())
 	}
 	// Output:
 	// slot 2 reward 30
@@ -119,11 +121,11 @@ func Example_requeue() {
 		mu.Lock()
 		defer mu.Unlock()
 		if room == 0 {
-			fmt.Println("no room for slot", it.SlotIndex)
-			return fmt.Errorf("slot %d: %w", it.SlotIndex, slotqueue.ErrRequeue)
+			fmt.Println("no room for slot", it.Index)
+			return fmt.Errorf("slot %d: %w", it.Index, slotqueue.ErrRequeue)
 		}
 		room--
-		fmt.Println("serving slot", it.SlotIndex)
+		fmt.Println("serving slot", it.Index)
 		return nil
 	}, slotqueue.WithMaxWorkers(1))
 	if err != nil {
@@ -135,7 +137,8 @@ func Example_requeue() {
 	defer q.Stop()
 	id := stowage.RequestID{1}
 	for slot, reward := range []uint64{30, 20, 10} {
-		it := slotqueue.Item{RequestID: id, SlotIndex: uint16(slot), Duration: 10, Reward: *uint256.NewInt(reward)}
+		ask := stowage.StorageAsk{Duration: 10, Reward: *uint256.NewInt(reward)}
+		it := slotqueue.Item{Slot: stowage.Slot{RequestID: id, Index: uint64(slot), Ask: ask}}
 		if err := q.Push(it); err != nil {
 			panic(err)
 		}
@@ -176,7 +179,7 @@ func ExampleWithOnDrop() {
 		slotqueue.WithMaxWorkers(1), slotqueue.WithMaxSize(2),
 		slotqueue.WithClock(func() time.Time { return time.Unix(now.Load(), 0) }),
 		slotqueue.WithOnDrop(func(it slotqueue.Item, reason error) {
-			fmt.Println("dropped slot", it.SlotIndex, "because", reason)
+			fmt.Println("dropped slot", it.Index, "because", reason)
 		}))
 	if err != nil {
 		panic(err)
@@ -185,8 +188,9 @@ func ExampleWithOnDrop() {
 	q.Start()
 	defer q.Stop()
 	id := stowage.RequestID{1}
-	push := func(slot uint16, reward, expiry uint64) {
-		it := slotqueue.Item{RequestID: id, SlotIndex: slot, Duration: 10, Reward: *uint256.NewInt(reward), Expiry: expiry}
+	push := func(slot, reward uint64, expiry int64) {
+		ask := stowage.StorageAsk{Duration: 10, Reward: *uint256.NewInt(reward)}
+		it := slotqueue.Item{Slot: stowage.Slot{RequestID: id, Index: slot, Ask: ask, Expiry: time.Unix(expiry, 0)}}
 		if err := q.Push(it); err != nil {
 			panic(err)
 		}
@@ -202,4 +206,36 @@ func ExampleWithOnDrop() {
 	// dropped slot 3 because slotqueue: item expired
 	// dropped slot 1 because slotqueue: item expired
 	// waiting: 1
+}
+
+// A failed item and its error reach the function set with WithOnError (and
+// the logger): an error is never only a count in Stats.
+func ExampleWithOnError() {
+	q, err := slotqueue.New(func(ctx context.Context, it slotqueue.Item) error {
+		if it.Index == 1 {
+			return errors.New("disk on fire")
+		}
+		return nil
+	}, slotqueue.WithMaxWorkers(1), slotqueue.WithOnError(func(it slotqueue.Item, err error) {
+		fmt.Println("slot", it.Index, "failed:", err)
+	}))
+	if err != nil {
+		panic(err)
+	}
+	q.Start()
+	defer q.Stop()
+	items, err := slotqueue.ItemsForRequest(stowage.RequestID{1}, stowage.StorageAsk{Slots: 3}, time.Time{})
+	if err != nil {
+		panic(err)
+	}
+	if err := q.Push(items...); err != nil {
+		panic(err)
+	}
+	if err := q.WaitIdle(context.Background()); err != nil { // WaitIdle waits for the OnError calls too
+		panic(err)
+	}
+	fmt.Println("failed:", q.Stats().Failed)
+	// Output:
+	// slot 1 failed: disk on fire
+	// failed: 1
 }

@@ -5,28 +5,27 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"time"
 
 	"github.com/holiman/uint256"
 
 	"github.com/stowage/stowage"
 )
 
-// Item is one slot of one storage request waiting to be served, with the
-// request's terms copied in so that the queue can order slots without looking
-// anything up.
+// Item is one slot of one storage request waiting to be served: the
+// [stowage.Slot] itself (RequestID, Index, Ask, Expiry), so that the queue
+// orders slots without looking anything up and a worker hands item.Slot on
+// unchanged (to reservations.Store.ReserveSlot, say).
+//
+// An Expiry of zero means the slot never expires: it ranks as the latest
+// expiry of all and is never dropped as expired.
 //
 // Item is a plain value: copies are independent, and nothing a caller does
 // to a copy can disturb a queue holding another. Two items are the same slot
-// when their RequestID and SlotIndex match; the other fields only decide the
+// when their RequestID and Index match; the other fields only decide the
 // order (see [Item.Less]).
 type Item struct {
-	RequestID  stowage.RequestID // the request the slot belongs to
-	SlotIndex  uint16            // which of the request's slots, from 0
-	SlotSize   uint64            // bytes
-	Duration   uint64            // seconds
-	Reward     uint256.Int       // per second, per slot
-	Collateral uint256.Int       // per slot
-	Expiry     uint64            // when the request stops accepting hosts, seconds since the Unix epoch; 0: never
+	stowage.Slot
 
 	// Seen marks an item that a process function has already been given
 	// and put back with ErrRequeue: it could not be served then. Seen items
@@ -36,55 +35,46 @@ type Item struct {
 	Seen bool
 }
 
-// NewItem returns the item for slot slotIndex of the request requestID, with
-// the request's terms taken from ask.
-func NewItem(requestID stowage.RequestID, slotIndex uint16, ask stowage.StorageAsk, expiry uint64) Item {
-	return Item{
-		RequestID:  requestID,
-		SlotIndex:  slotIndex,
-		SlotSize:   ask.SlotSize,
-		Duration:   ask.Duration,
-		Reward:     ask.Reward,
-		Collateral: ask.Collateral,
-		Expiry:     expiry,
-	}
-}
+// maxSlots is Codex's limit on the slots of one request: its slot indices
+// are 16 bits wide, so indices 0 to 65534 are all a request can number.
+const maxSlots = math.MaxUint16
 
-// ItemsForRequest returns one item for each slot of the request, slot
-// indices 0 to ask.Slots-1, in random order so that hosts learning of the
-// same request do not all start with slot 0. A request without slots yields
-// no items.
+// ItemsForRequest returns one item for each slot of the request, indices 0
+// to ask.Slots-1, each with the whole ask and the request's expiry (zero:
+// none), in random order so that hosts learning of the same request do not
+// all start with slot 0. A request without slots yields no items.
 //
-// A slot index is a uint16, so at most 65535 slots (indices 0 to 65534) can
-// be numbered; more fail with an error wrapping [ErrSlotsOutOfRange].
-func ItemsForRequest(requestID stowage.RequestID, ask stowage.StorageAsk, expiry uint64) ([]Item, error) {
-	if ask.Slots > math.MaxUint16 {
-		return nil, fmt.Errorf("items for request %s: %d slots, at most %d: %w",
-			requestID, ask.Slots, math.MaxUint16, ErrSlotsOutOfRange)
+// Codex numbers a request's slots with 16-bit indices, so a request has at
+// most 65535 slots (indices 0 to 65534); more fail with an error wrapping
+// [ErrSlotsOutOfRange].
+func ItemsForRequest(requestID stowage.RequestID, ask stowage.StorageAsk, expiry time.Time) ([]Item, error) {
+	if ask.Slots > maxSlots {
+		return nil, fmt.Errorf("items for request %s: %d slots, Codex allows at most %d: %w",
+			requestID, ask.Slots, maxSlots, ErrSlotsOutOfRange)
 	}
 	items := make([]Item, ask.Slots)
 	for i := range items {
-		items[i] = NewItem(requestID, uint16(i), ask, expiry)
+		items[i] = Item{Slot: stowage.Slot{RequestID: requestID, Index: uint64(i), Ask: ask, Expiry: expiry}}
 	}
 	rand.Shuffle(len(items), func(i, j int) { items[i], items[j] = items[j], items[i] })
 	return items, nil
 }
 
 // Profitability is what serving the slot pays over its whole duration:
-// Duration × Reward, saturating at the largest uint256 like
+// Ask.Duration × Ask.Reward, saturating at the largest uint256 like
 // [stowage.StorageAsk.PricePerSlot].
 func (a Item) Profitability() uint256.Int {
-	return stowage.MulSaturating(a.Duration, &a.Reward)
+	return a.Ask.PricePerSlot()
 }
 
 // Less reports whether a is served before b. The rules, each only breaking
 // ties of the one before:
 //
 //  0. unseen before [Item.Seen];
-//  1. higher profitability (Duration × Reward) first;
-//  2. lower collateral first;
-//  3. later expiry first;
-//  4. smaller slot size first.
+//  1. higher profitability (Ask.Duration × Ask.Reward) first;
+//  2. lower collateral (Ask.Collateral) first;
+//  3. later Expiry first (zero, no expiry, is the latest of all);
+//  4. smaller slot size (Ask.SlotSize) first.
 //
 // Slots equal under all these (the slots of one request always are) are not
 // Less either way. A Queue serves such ties in an order of its own, drawn at
@@ -110,17 +100,14 @@ func compareTerms(a *Item, pa *uint256.Int, b *Item, pb *uint256.Int) int {
 	if c := pa.Cmp(pb); c != 0 {
 		return -c
 	}
-	if c := a.Collateral.Cmp(&b.Collateral); c != 0 {
+	if c := a.Ask.Collateral.Cmp(&b.Ask.Collateral); c != 0 {
 		return c
 	}
-	if a.Expiry != b.Expiry {
-		if a.Expiry > b.Expiry {
-			return -1
-		}
-		return 1
+	if c := compareExpiry(a.Expiry, b.Expiry); c != 0 {
+		return -c
 	}
-	if a.SlotSize != b.SlotSize {
-		if a.SlotSize < b.SlotSize {
+	if a.Ask.SlotSize != b.Ask.SlotSize {
+		if a.Ask.SlotSize < b.Ask.SlotSize {
 			return -1
 		}
 		return 1
@@ -128,9 +115,29 @@ func compareTerms(a *Item, pa *uint256.Int, b *Item, pb *uint256.Int) int {
 	return 0
 }
 
+// compareExpiry compares two expiries, zero (none) after every other:
+// negative when a comes first.
+func compareExpiry(a, b time.Time) int {
+	switch az, bz := a.IsZero(), b.IsZero(); {
+	case az && bz:
+		return 0
+	case az:
+		return 1
+	case bz:
+		return -1
+	}
+	return a.Compare(b)
+}
+
+// expired reports whether an item with the given Expiry has expired at now.
+// A zero Expiry never does.
+func expired(expiry, now time.Time) bool {
+	return !expiry.IsZero() && !now.Before(expiry)
+}
+
 // servedBefore is a queue's strict total order: the rules of Less, then the
 // items' tie ranks (random per queue, see core.tieRank), then, for the rare
-// equal ranks, smaller RequestID and smaller SlotIndex.
+// equal ranks, smaller RequestID and smaller Index.
 func servedBefore(a *Item, pa *uint256.Int, ra uint64, b *Item, pb *uint256.Int, rb uint64) bool {
 	if c := compareTerms(a, pa, b, pb); c != 0 {
 		return c < 0
@@ -141,5 +148,5 @@ func servedBefore(a *Item, pa *uint256.Int, ra uint64, b *Item, pb *uint256.Int,
 	if c := bytes.Compare(a.RequestID[:], b.RequestID[:]); c != 0 {
 		return c < 0
 	}
-	return a.SlotIndex < b.SlotIndex
+	return a.Index < b.Index
 }

@@ -26,10 +26,11 @@ const (
 // return promptly, since Stop waits for it.
 //
 // An error wrapping [ErrRequeue] puts the item back, marked Seen (unless
-// its slot was deleted while it was being processed). Any other error is
-// logged and the worker moves on to the next item; a panic is recovered and
-// logged the same way. A ProcessFunc must not call Stop (Stop would wait for
-// it).
+// its slot was deleted while it was being processed). Any other error goes,
+// with its item, to the function set with [WithOnError] and to the logger
+// (level Error), and the worker moves on to the next item; a panic is
+// recovered and reported the same way, as an error. A ProcessFunc must not
+// call Stop (Stop would wait for it).
 type ProcessFunc func(ctx context.Context, item Item) error
 
 // Option configures a Queue made by New.
@@ -42,6 +43,7 @@ type options struct {
 	tieSeed    uint64
 	seeded     bool
 	onDrop     func(Item, error)
+	onError    func(Item, error)
 	now        func() time.Time
 }
 
@@ -64,7 +66,8 @@ func WithTieSeed(seed uint64) Option {
 
 // WithLogger sets where the queue reports failed and panicking process
 // calls (level Error), and requeued and dropped items (level Debug). The
-// default, and a nil logger, discard everything.
+// default, and a nil logger, discard everything; set [WithOnError] (or a
+// logger) so that a failed item is not only a count in Stats.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithOnDrop sets a function called with every item the queue drops without
@@ -81,10 +84,24 @@ func WithOnDrop(fn func(item Item, reason error)) Option {
 	return func(o *options) { o.onDrop = fn }
 }
 
-// WithClock sets the clock that Item.Expiry (unix seconds) is checked
-// against; the default is time.Now. A simulation passes its own clock so
-// that expiry follows simulated time; nil means time.Now. now is called with the queue locked
-// and must not call the queue.
+// WithOnError sets a function called with every item whose process call
+// failed and the error it returned: any error that does not wrap
+// [ErrRequeue], a panic (as an error) included, and the context errors of
+// calls cancelled by Stop (tell those apart with errors.Is(err,
+// context.Canceled)). The failure is logged as well (see [WithLogger]).
+//
+// fn is called on the worker's goroutine, after the process call returned
+// and before the worker counts as idle (so WaitIdle waits for it), without
+// the queue's lock held: it may call the queue, but not Stop. Calls from
+// different workers may run at once.
+func WithOnError(fn func(item Item, err error)) Option {
+	return func(o *options) { o.onError = fn }
+}
+
+// WithClock sets the clock that Item.Expiry is checked against; the
+// default, and nil, is time.Now. A simulation passes its own clock so that
+// expiry follows simulated time. now is called with the queue locked and
+// must not call the queue.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // Queue is a bounded priority queue of slots served by a pool of workers.
@@ -103,6 +120,7 @@ type Queue struct {
 	maxWorkers int
 	log        *slog.Logger
 	onDrop     func(Item, error)
+	onError    func(Item, error)
 	now        func() time.Time
 
 	lifecycle sync.Mutex     // serialises Start and Stop
@@ -151,7 +169,8 @@ type Stats struct {
 	// Requeued.
 	Processed uint64
 	// Failed counts the process calls that returned an error not wrapping
-	// ErrRequeue (a cancellation by Stop included) or panicked.
+	// ErrRequeue (a cancellation by Stop included) or panicked: the items
+	// passed to WithOnError.
 	Failed uint64
 	// Requeued counts the process calls that returned an error wrapping
 	// ErrRequeue, whether or not the item went back: not if its slot was
@@ -195,6 +214,7 @@ func New(process ProcessFunc, opts ...Option) (*Queue, error) {
 		maxWorkers: o.maxWorkers,
 		log:        o.logger,
 		onDrop:     o.onDrop,
+		onError:    o.onError,
 		now:        o.now,
 		core:       newCore(o.maxSize, o.tieSeed),
 	}
@@ -203,9 +223,8 @@ func New(process ProcessFunc, opts ...Option) (*Queue, error) {
 }
 
 // lock locks the queue and drops the items that have expired, so that no
-// caller ever sees one waiting. It returns the time it checked, in unix
-// seconds.
-func (q *Queue) lock() int64 {
+// caller ever sees one waiting. It returns the time it checked.
+func (q *Queue) lock() time.Time {
 	q.mu.Lock()
 	return q.expireLocked()
 }
@@ -229,15 +248,15 @@ func (q *Queue) unlock() {
 		q.mu.Unlock()
 	}()
 	for _, d := range drops {
-		q.log.Debug("slotqueue: dropped item", "request", d.item.RequestID, "slot", d.item.SlotIndex, "reason", d.reason)
+		q.log.Debug("slotqueue: dropped item", "request", d.item.RequestID, "slot", d.item.Index, "reason", d.reason)
 		if q.onDrop != nil {
 			q.onDrop(d.item, d.reason)
 		}
 	}
 }
 
-func (q *Queue) expireLocked() int64 {
-	now := q.now().Unix()
+func (q *Queue) expireLocked() time.Time {
+	now := q.now()
 	for _, it := range q.core.expire(now) {
 		q.dropLocked(it, ErrExpired)
 	}
@@ -391,10 +410,10 @@ func (q *Queue) checkNew(items []Item) error {
 	}
 	var errs []error
 	for _, it := range items {
-		key := slotKey{it.RequestID, it.SlotIndex}
+		key := slotKey{it.RequestID, it.Index}
 		_, repeated := seen[key]
-		if repeated || q.core.contains(it.RequestID, it.SlotIndex) {
-			errs = append(errs, fmt.Errorf("push request %s slot %d: %w", it.RequestID, it.SlotIndex, ErrItemExists))
+		if repeated || q.core.contains(it.RequestID, it.Index) {
+			errs = append(errs, fmt.Errorf("push request %s slot %d: %w", it.RequestID, it.Index, ErrItemExists))
 		}
 		if seen != nil {
 			seen[key] = struct{}{}
@@ -407,12 +426,12 @@ func (q *Queue) checkNew(items []Item) error {
 // dropped, or already taken by a worker) is ignored, except that a slot
 // being processed will not be put back if its process function returns
 // ErrRequeue.
-func (q *Queue) Delete(requestID stowage.RequestID, slotIndex uint16) {
+func (q *Queue) Delete(requestID stowage.RequestID, index uint64) {
 	q.lock()
 	defer q.unlock()
-	q.core.delete(requestID, slotIndex)
+	q.core.delete(requestID, index)
 	for _, f := range q.inFlight {
-		if f.key == (slotKey{requestID, slotIndex}) {
+		if f.key == (slotKey{requestID, index}) {
 			f.deleted = true
 		}
 	}
@@ -434,23 +453,30 @@ func (q *Queue) DeleteRequest(requestID stowage.RequestID) {
 }
 
 // Contains reports whether a slot is waiting in the queue.
-func (q *Queue) Contains(requestID stowage.RequestID, slotIndex uint16) bool {
+func (q *Queue) Contains(requestID stowage.RequestID, index uint64) bool {
 	q.lock()
 	defer q.unlock()
-	return q.core.contains(requestID, slotIndex)
+	return q.core.contains(requestID, index)
 }
 
-// Populate rebuilds the item for slot slotIndex of a request from the terms
-// of any of the request's slots still waiting in the queue, for instance to
-// queue again a slot that a host freed. It returns false when none of the
-// request's slots is waiting. It does not check whether slotIndex itself is
-// waiting: Push will refuse it if so. The item returned is not Seen.
-func (q *Queue) Populate(requestID stowage.RequestID, slotIndex uint16) (Item, bool) {
+// Item returns the item for slot index of a request: the waiting item
+// itself when that slot waits, else one made from the terms (Ask and
+// Expiry) of any of the request's slots still waiting, not Seen, for
+// instance to queue again a slot that a host freed. It returns false when
+// none of the request's slots is waiting. Use Contains to tell the two
+// cases apart; Push refuses a slot that is waiting already.
+func (q *Queue) Item(requestID stowage.RequestID, index uint64) (Item, bool) {
 	q.lock()
 	defer q.unlock()
+	if e, ok := q.core.slots[slotKey{requestID, index}]; ok {
+		return e.item, true
+	}
 	it, ok := q.core.sibling(requestID)
-	it.SlotIndex, it.Seen = slotIndex, false
-	return it, ok
+	if !ok {
+		return Item{}, false
+	}
+	it.Index, it.Seen = index, false
+	return it, true
 }
 
 // Len returns how many items are waiting (not counting those being
@@ -461,8 +487,9 @@ func (q *Queue) Len() int {
 	return q.core.len()
 }
 
-// Size returns MaxSize, the most items that can wait at once.
-func (q *Queue) Size() int { return q.core.maxSize }
+// Cap returns the queue's capacity (WithMaxSize): the most items that can
+// wait at once.
+func (q *Queue) Cap() int { return q.core.maxSize }
 
 // MaxWorkers returns the most items processed at once.
 func (q *Queue) MaxWorkers() int { return q.maxWorkers }
@@ -474,7 +501,10 @@ func (q *Queue) ActiveWorkers() int {
 	return len(q.inFlight)
 }
 
-// Items returns a copy of the waiting items, highest priority first.
+// Items returns a copy of the waiting items, highest priority first (the
+// order workers take them in). It changes nothing: an operator's view of
+// the queue (GET /sales/queue) lists it. Items being processed are not
+// waiting and not listed; Stats counts them as Busy.
 func (q *Queue) Items() []Item {
 	q.lock()
 	defer q.unlock()
@@ -548,7 +578,7 @@ func (q *Queue) take() (Item, *flight, bool) {
 		q.expireLocked()
 	}
 	it, _ := q.core.pop()
-	f := &flight{key: slotKey{it.RequestID, it.SlotIndex}}
+	f := &flight{key: slotKey{it.RequestID, it.Index}}
 	q.inFlight = append(q.inFlight, f)
 	return it, f, true
 }
@@ -582,22 +612,30 @@ func (q *Queue) finish(it Item, f *flight, err error) {
 	}
 }
 
-// run calls the process function, logging its error or panic, which it
-// returns as an error.
-func (q *Queue) run(ctx context.Context, it Item) (err error) {
+// run calls the process function and reports its error or panic (which it
+// returns as an error) to the logger and the OnError function.
+func (q *Queue) run(ctx context.Context, it Item) error {
+	err := q.call(ctx, it)
+	switch {
+	case errors.Is(err, ErrRequeue):
+		q.log.Debug("slotqueue: requeue", "request", it.RequestID, "slot", it.Index, "err", err)
+	case err != nil:
+		q.log.Error("slotqueue: process failed", "request", it.RequestID, "slot", it.Index, "err", err)
+		if q.onError != nil {
+			q.onError(it, err)
+		}
+	}
+	return err
+}
+
+// call calls the process function and turns a panic into an error.
+func (q *Queue) call(ctx context.Context, it Item) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			q.log.Error("slotqueue: process panicked",
-				"request", it.RequestID, "slot", it.SlotIndex, "panic", r, "stack", string(debug.Stack()))
-			err = fmt.Errorf("process request %s slot %d: panic: %v", it.RequestID, it.SlotIndex, r)
+				"request", it.RequestID, "slot", it.Index, "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("process request %s slot %d: panic: %v", it.RequestID, it.Index, r)
 		}
 	}()
-	err = q.process(ctx, it)
-	switch {
-	case errors.Is(err, ErrRequeue):
-		q.log.Debug("slotqueue: requeue", "request", it.RequestID, "slot", it.SlotIndex, "err", err)
-	case err != nil:
-		q.log.Error("slotqueue: process failed", "request", it.RequestID, "slot", it.SlotIndex, "err", err)
-	}
-	return err
+	return q.process(ctx, it)
 }

@@ -2,8 +2,10 @@ package slotqueue_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -30,7 +32,15 @@ const waitFor = 5 * time.Second
 func epoch() time.Time { return time.Unix(0, 0) }
 
 // farFuture is an Expiry no test reaches: 2100-01-01.
-const farFuture = 4_102_444_800
+var farFuture = time.Unix(4_102_444_800, 0)
+
+// at is the Expiry n seconds after the Unix epoch; zero (no expiry) for 0.
+func at(n uint64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(int64(n), 0)
+}
 
 // held is a request whose items the recorder's process function keeps busy
 // until released or cancelled.
@@ -102,7 +112,7 @@ func newQueue(t *testing.T, process slotqueue.ProcessFunc, opts ...slotqueue.Opt
 func holdWorkers(t *testing.T, q *slotqueue.Queue, r *recorder) {
 	t.Helper()
 	for i := range q.MaxWorkers() {
-		require.NoError(t, q.Push(item(held, uint16(i), 1)))
+		require.NoError(t, q.Push(item(held, uint64(i), 1)))
 		receive(t, r.started)
 	}
 }
@@ -119,16 +129,13 @@ func receive[T any](t *testing.T, ch <-chan T) T {
 }
 
 // item returns a slot whose priority grows with reward.
-func item(request stowage.RequestID, slot uint16, reward uint64) slotqueue.Item {
-	return slotqueue.Item{
-		RequestID:  request,
-		SlotIndex:  slot,
+func item(request stowage.RequestID, slot uint64, reward uint64) slotqueue.Item {
+	return newItem(request, slot, stowage.StorageAsk{
 		SlotSize:   1 << 20,
 		Duration:   100,
 		Reward:     *uint256.NewInt(reward),
 		Collateral: *uint256.NewInt(10),
-		Expiry:     farFuture,
-	}
+	}, farFuture)
 }
 
 // requireByPriority fails unless no item is served before one it is Less
@@ -164,14 +171,14 @@ func TestNew_NotRunningAtFirstAndStartsEmpty(t *testing.T) {
 func TestNew_Defaults(t *testing.T) {
 	q, err := slotqueue.New(newRecorder().process)
 	require.NoError(t, err)
-	assert.Equal(t, slotqueue.DefaultMaxSize, q.Size())
+	assert.Equal(t, slotqueue.DefaultMaxSize, q.Cap())
 	assert.Equal(t, slotqueue.DefaultMaxWorkers, q.MaxWorkers())
 }
 
 func TestNew_Size(t *testing.T) {
 	q, err := slotqueue.New(newRecorder().process, slotqueue.WithMaxSize(10))
 	require.NoError(t, err)
-	assert.Equal(t, 10, q.Size())
+	assert.Equal(t, 10, q.Cap())
 }
 
 func TestNew_ConfigErrors(t *testing.T) {
@@ -230,7 +237,7 @@ func TestPush_RefusedWhenNotRunning(t *testing.T) {
 func TestPush_ProcessesItems(t *testing.T) {
 	r := newRecorder()
 	q := newQueue(t, r.process)
-	items, err := slotqueue.ItemsForRequest(stowage.RequestID{1}, testAsk(5), 0)
+	items, err := slotqueue.ItemsForRequest(stowage.RequestID{1}, testAsk(5), time.Time{})
 	require.NoError(t, err)
 	require.NoError(t, q.Push(items...))
 	assert.ElementsMatch(t, items, r.waitDone(t, 5))
@@ -240,7 +247,7 @@ func TestPush_PastWorkers(t *testing.T) {
 	r := newRecorder()
 	q := newQueue(t, r.process, slotqueue.WithMaxWorkers(2))
 	for i := range 5 {
-		require.NoError(t, q.Push(item(held, uint16(i), uint64(i))))
+		require.NoError(t, q.Push(item(held, uint64(i), uint64(i))))
 	}
 	require.Eventually(t, func() bool { return q.ActiveWorkers() == 2 }, waitFor, time.Millisecond)
 	assert.Equal(t, 3, q.Len())
@@ -261,7 +268,7 @@ func TestWorkers_NeverExceedMax(t *testing.T) {
 	}, slotqueue.WithMaxWorkers(3))
 
 	for i := range 20 {
-		require.NoError(t, q.Push(item(stowage.RequestID{1}, uint16(i), uint64(i))))
+		require.NoError(t, q.Push(item(stowage.RequestID{1}, uint64(i), uint64(i))))
 	}
 	require.Eventually(t, func() bool { return active.Load() == 3 }, waitFor, time.Millisecond)
 	assert.Equal(t, 3, q.ActiveWorkers())
@@ -291,16 +298,16 @@ func TestPush_DuplicatesRefused(t *testing.T) {
 	assert.ErrorIs(t, q.Push(a), slotqueue.ErrItemExists, "already queued")
 
 	same := a
-	same.Reward.SetUint64(1000)
+	same.Ask.Reward.SetUint64(1000)
 	assert.ErrorIs(t, q.Push(same), slotqueue.ErrItemExists, "same slot, other terms")
 
 	err := q.Push(b, a)
 	assert.ErrorIs(t, err, slotqueue.ErrItemExists, "one of a batch")
 	assert.ErrorContains(t, err, a.RequestID.String()+" slot 0")
-	assert.False(t, q.Contains(b.RequestID, b.SlotIndex), "a failed push pushes nothing")
+	assert.False(t, q.Contains(b.RequestID, b.Index), "a failed push pushes nothing")
 
 	assert.ErrorIs(t, q.Push(c, c), slotqueue.ErrItemExists, "twice in a batch")
-	assert.False(t, q.Contains(c.RequestID, c.SlotIndex))
+	assert.False(t, q.Contains(c.RequestID, c.Index))
 	assert.Equal(t, []slotqueue.Item{a}, q.Items())
 }
 
@@ -310,11 +317,11 @@ func TestPush_PastMaxSizeDropsTheLowest(t *testing.T) {
 	holdWorkers(t, q, r)
 	id := stowage.RequestID{1}
 	for i, reward := range []uint64{20, 10, 40, 30} {
-		require.NoError(t, q.Push(item(id, uint16(i), reward)))
+		require.NoError(t, q.Push(item(id, uint64(i), reward)))
 	}
 
 	require.NoError(t, q.Push(item(id, 4, 25)))
-	assert.Equal(t, q.Size(), q.Len())
+	assert.Equal(t, q.Cap(), q.Len())
 	assert.Equal(t, []slotqueue.Item{item(id, 2, 40), item(id, 3, 30), item(id, 4, 25), item(id, 0, 20)}, q.Items(),
 		"the lowest, not the last pushed or the last leaf, was dropped")
 
@@ -329,7 +336,7 @@ func TestPush_BatchPastMaxSizeKeepsTheBest(t *testing.T) {
 	holdWorkers(t, q, r)
 	var batch []slotqueue.Item
 	for i := range 10 {
-		batch = append(batch, item(stowage.RequestID{1}, uint16(i), uint64(i*7%10)))
+		batch = append(batch, item(stowage.RequestID{1}, uint64(i), uint64(i*7%10)))
 	}
 	require.NoError(t, q.Push(batch...))
 	assert.Equal(t, byPriority(batch)[:4], q.Items())
@@ -343,8 +350,8 @@ func TestDelete(t *testing.T) {
 	require.NoError(t, q.Push(a, b))
 
 	t.Run("by item", func(t *testing.T) {
-		q.Delete(a.RequestID, a.SlotIndex)
-		assert.False(t, q.Contains(a.RequestID, a.SlotIndex))
+		q.Delete(a.RequestID, a.Index)
+		assert.False(t, q.Contains(a.RequestID, a.Index))
 		assert.Equal(t, []slotqueue.Item{b}, q.Items())
 	})
 	t.Run("by request and slot", func(t *testing.T) {
@@ -361,15 +368,15 @@ func TestDeleteRequest(t *testing.T) {
 	r := newRecorder()
 	q := newQueue(t, r.process, slotqueue.WithMaxWorkers(1))
 	holdWorkers(t, q, r)
-	one, err := slotqueue.ItemsForRequest(stowage.RequestID{1}, testAsk(3), 0)
+	one, err := slotqueue.ItemsForRequest(stowage.RequestID{1}, testAsk(3), time.Time{})
 	require.NoError(t, err)
-	two, err := slotqueue.ItemsForRequest(stowage.RequestID{2}, testAsk(2), 0)
+	two, err := slotqueue.ItemsForRequest(stowage.RequestID{2}, testAsk(2), time.Time{})
 	require.NoError(t, err)
 	require.NoError(t, q.Push(append(one, two...)...))
 
 	q.DeleteRequest(stowage.RequestID{1})
 	assert.ElementsMatch(t, two, q.Items())
-	for i := range uint16(3) {
+	for i := range uint64(3) {
 		assert.False(t, q.Contains(stowage.RequestID{1}, i))
 	}
 	q.DeleteRequest(stowage.RequestID{1}) // nothing left: no-op
@@ -387,20 +394,34 @@ func TestContains(t *testing.T) {
 	assert.False(t, q.Contains(held, 0), "an item being processed is not waiting")
 }
 
-func TestPopulate_FromExistingRequest(t *testing.T) {
+func TestItem_FromExistingRequest(t *testing.T) {
 	r := newRecorder()
 	q := newQueue(t, r.process, slotqueue.WithMaxWorkers(1))
 	holdWorkers(t, q, r)
 	id, ask := stowage.RequestID{1}, testAsk(4)
-	require.NoError(t, q.Push(slotqueue.NewItem(id, 0, ask, farFuture), slotqueue.NewItem(id, 2, ask, farFuture)))
+	require.NoError(t, q.Push(newItem(id, 0, ask, farFuture), newItem(id, 2, ask, farFuture)))
 
-	got, ok := q.Populate(id, 3)
+	got, ok := q.Item(id, 3)
 	require.True(t, ok)
-	assert.Equal(t, slotqueue.NewItem(id, 3, ask, farFuture), got)
+	assert.Equal(t, newItem(id, 3, ask, farFuture), got)
 	require.NoError(t, q.Push(got))
 
-	_, ok = q.Populate(stowage.RequestID{2}, 0)
+	_, ok = q.Item(stowage.RequestID{2}, 0)
 	assert.False(t, ok, "no slot of the request is queued")
+}
+
+func TestItem_AWaitingSlotIsItself(t *testing.T) {
+	r := newRecorder()
+	q := newQueue(t, r.process, slotqueue.WithMaxWorkers(1))
+	holdWorkers(t, q, r)
+	a := item(stowage.RequestID{1}, 0, 1)
+	b := item(stowage.RequestID{1}, 5, 2) // other terms than a
+	b.Seen = true
+	require.NoError(t, q.Push(a, b))
+
+	got, ok := q.Item(b.RequestID, b.Index)
+	require.True(t, ok)
+	assert.Equal(t, b, got, "the waiting item, Seen included, not one rebuilt from a sibling")
 }
 
 func TestProcess_RunsOnceAnItemIsAddedAndOnlyOnce(t *testing.T) {
@@ -425,10 +446,10 @@ func TestProcess_ItemsInPriorityOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var items []slotqueue.Item
 	for i := range 30 {
-		it := item(stowage.RequestID{byte(i % 3)}, uint16(i), rng.Uint64N(5))
-		it.Collateral.SetUint64(rng.Uint64N(3))
-		it.Expiry = rng.Uint64N(3)
-		it.SlotSize = rng.Uint64N(3)
+		it := item(stowage.RequestID{byte(i % 3)}, uint64(i), rng.Uint64N(5))
+		it.Ask.Collateral.SetUint64(rng.Uint64N(3))
+		it.Expiry = at(rng.Uint64N(3))
+		it.Ask.SlotSize = rng.Uint64N(3)
 		items = append(items, it)
 	}
 	for _, it := range items { // one at a time: the order of pushes must not matter
@@ -467,7 +488,7 @@ func TestProcess_ErrorIsLoggedAndWorkerGoesOn(t *testing.T) {
 	var logs logBuffer
 	r := newRecorder()
 	q := newQueue(t, func(ctx context.Context, it slotqueue.Item) error {
-		if it.SlotIndex == 0 {
+		if it.Index == 0 {
 			return errors.New("disk on fire")
 		}
 		return r.process(ctx, it)
@@ -482,7 +503,7 @@ func TestProcess_PanicIsRecoveredAndWorkerFreed(t *testing.T) {
 	var logs logBuffer
 	r := newRecorder()
 	q := newQueue(t, func(ctx context.Context, it slotqueue.Item) error {
-		if it.SlotIndex == 0 {
+		if it.Index == 0 {
 			panic("boom")
 		}
 		return r.process(ctx, it)
@@ -493,6 +514,67 @@ func TestProcess_PanicIsRecoveredAndWorkerFreed(t *testing.T) {
 	assert.Contains(t, logs.String(), "boom")
 	assert.Contains(t, logs.String(), "panicked")
 	require.Eventually(t, func() bool { return q.ActiveWorkers() == 0 }, waitFor, time.Millisecond)
+}
+
+// A failed item and its error reach the OnError function, panics
+// included, before the worker counts as idle; requeues and successes do
+// not.
+func TestWithOnError_GetsEveryFailedItemAndItsError(t *testing.T) {
+	type failure struct {
+		item slotqueue.Item
+		err  error
+	}
+	var mu sync.Mutex
+	var got []failure
+	fire := errors.New("disk on fire")
+	q := newQueue(t, func(ctx context.Context, it slotqueue.Item) error {
+		switch it.Index {
+		case 0:
+			return fmt.Errorf("slot 0: %w", fire)
+		case 1:
+			panic("boom")
+		case 2:
+			return slotqueue.ErrRequeue
+		}
+		return nil
+	}, slotqueue.WithMaxWorkers(2), slotqueue.WithOnError(func(it slotqueue.Item, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, failure{it, err})
+	}))
+	id := stowage.RequestID{1}
+	items := []slotqueue.Item{item(id, 0, 4), item(id, 1, 3), item(id, 2, 2), item(id, 3, 1)}
+	require.NoError(t, q.Push(items...))
+	require.NoError(t, q.WaitIdle(context.Background()))
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, got, 2, "WaitIdle returned before every OnError call")
+	slices.SortFunc(got, func(a, b failure) int { return cmp.Compare(a.item.Index, b.item.Index) })
+	assert.Equal(t, items[0], got[0].item)
+	assert.ErrorIs(t, got[0].err, fire)
+	assert.Equal(t, items[1], got[1].item)
+	assert.ErrorContains(t, got[1].err, "panic: boom")
+	st := q.Stats()
+	assert.Equal(t, uint64(2), st.Failed)
+	assert.Equal(t, uint64(1), st.Requeued)
+}
+
+// Errors of calls that Stop cancelled reach OnError too: nothing vanishes.
+func TestWithOnError_CancelledByStop(t *testing.T) {
+	started := make(chan struct{})
+	errs := make(chan error, 1)
+	q, err := slotqueue.New(func(ctx context.Context, _ slotqueue.Item) error {
+		close(started)
+		<-ctx.Done()
+		return ctx.Err()
+	}, slotqueue.WithOnError(func(_ slotqueue.Item, err error) { errs <- err }))
+	require.NoError(t, err)
+	q.Start()
+	require.NoError(t, q.Push(item(stowage.RequestID{1}, 0, 1)))
+	<-started
+	q.Stop()
+	assert.ErrorIs(t, receive(t, errs), context.Canceled)
 }
 
 func TestStop_CancelsInFlightProcessingAndWaits(t *testing.T) {
@@ -507,7 +589,7 @@ func TestStop_CancelsInFlightProcessingAndWaits(t *testing.T) {
 	require.NoError(t, err)
 	q.Start()
 	for i := range 3 {
-		require.NoError(t, q.Push(item(stowage.RequestID{1}, uint16(i), 1)))
+		require.NoError(t, q.Push(item(stowage.RequestID{1}, uint64(i), 1)))
 	}
 	for range 3 {
 		receive(t, started)
@@ -565,9 +647,9 @@ func TestConcurrentPushersDeletersAndRestarts(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(p), 1))
 			for i := 0; i < perPusher; i += 3 { // unique slots, in small batches
 				batch := []slotqueue.Item{
-					item(stowage.RequestID{byte(p)}, uint16(i), rng.Uint64N(100)),
-					item(stowage.RequestID{byte(p)}, uint16(i+1), rng.Uint64N(100)),
-					item(stowage.RequestID{byte(p)}, uint16(i+2), rng.Uint64N(100)),
+					item(stowage.RequestID{byte(p)}, uint64(i), rng.Uint64N(100)),
+					item(stowage.RequestID{byte(p)}, uint64(i+1), rng.Uint64N(100)),
+					item(stowage.RequestID{byte(p)}, uint64(i+2), rng.Uint64N(100)),
 				}
 				if err := q.Push(batch...); err != nil {
 					assert.ErrorIs(t, err, slotqueue.ErrNotRunning)
@@ -593,7 +675,7 @@ func TestConcurrentPushersDeletersAndRestarts(t *testing.T) {
 			if rng.IntN(20) == 0 {
 				q.DeleteRequest(id)
 			} else {
-				q.Delete(id, uint16(rng.IntN(perPusher)))
+				q.Delete(id, uint64(rng.IntN(perPusher)))
 			}
 		}
 	})
@@ -604,13 +686,13 @@ func TestConcurrentPushersDeletersAndRestarts(t *testing.T) {
 				return
 			default:
 			}
-			assert.LessOrEqual(t, q.Len(), q.Size())
+			assert.LessOrEqual(t, q.Len(), q.Cap())
 			assert.LessOrEqual(t, q.ActiveWorkers(), workers)
-			if it, ok := q.Populate(stowage.RequestID{1}, 0); ok {
+			if it, ok := q.Item(stowage.RequestID{1}, 0); ok {
 				assert.Equal(t, stowage.RequestID{1}, it.RequestID)
 			}
 			_ = q.Contains(stowage.RequestID{2}, 5)
-			assert.LessOrEqual(t, len(q.Items()), q.Size())
+			assert.LessOrEqual(t, len(q.Items()), q.Cap())
 		}
 	})
 	var restarts sync.WaitGroup
@@ -623,6 +705,9 @@ func TestConcurrentPushersDeletersAndRestarts(t *testing.T) {
 	restarts.Wait() // the queue is running again
 	close(stop)
 	wg.Wait()
+	// Drain what the pushers left first: pushed onto a full queue, last
+	// (the lowest reward) would be evicted at once.
+	require.Eventually(t, func() bool { return q.Len() == 0 }, waitFor, time.Millisecond)
 	last := item(stowage.RequestID{9}, 0, 1)
 	require.NoError(t, q.Push(last))
 	require.Eventually(t, func() bool { return q.Len() == 0 && q.ActiveWorkers() == 0 }, waitFor, time.Millisecond)
@@ -633,15 +718,15 @@ func TestConcurrentPushersDeletersAndRestarts(t *testing.T) {
 	defer mu.Unlock()
 	assert.Equal(t, 1, calls[last])
 	for it, n := range calls {
-		assert.Equal(t, 1, n, "%s slot %d processed more than once", it.RequestID, it.SlotIndex)
-		assert.True(t, pushed[it] || it == last, "%s slot %d processed but never pushed", it.RequestID, it.SlotIndex)
+		assert.Equal(t, 1, n, "%s slot %d processed more than once", it.RequestID, it.Index)
+		assert.True(t, pushed[it] || it == last, "%s slot %d processed but never pushed", it.RequestID, it.Index)
 	}
 }
 
 // By default every queue draws its own tie order; WithTieSeed repeats one.
 func TestWithTieSeed_RepeatsTheOrderOfTies(t *testing.T) {
 	ask := stowage.StorageAsk{Slots: 64, SlotSize: 1, Duration: 1}
-	items, err := slotqueue.ItemsForRequest(stowage.RequestID{1}, ask, 1)
+	items, err := slotqueue.ItemsForRequest(stowage.RequestID{1}, ask, time.Unix(1, 0))
 	require.NoError(t, err)
 	order := func(opts ...slotqueue.Option) []slotqueue.Item {
 		r := newRecorder()

@@ -207,13 +207,13 @@ func TestExpiry_ExpiredItemsAreNeverProcessedAndReportedOnce(t *testing.T) {
 	holdWorkers(t, q, r)
 
 	past := item(stowage.RequestID{1}, 0, 9)
-	past.Expiry = 100 // expired from the second it names on
+	past.Expiry = at(100) // expired from the second it names on
 	soon := item(stowage.RequestID{1}, 1, 5)
-	soon.Expiry = 110
+	soon.Expiry = at(110)
 	late := item(stowage.RequestID{1}, 2, 1)
-	late.Expiry = 200
+	late.Expiry = at(200)
 	never := item(stowage.RequestID{1}, 3, 0)
-	never.Expiry = 0
+	never.Expiry = time.Time{}
 	require.NoError(t, q.Push(past, soon, late, never), "dropping is not an error")
 	assert.Equal(t, []dropped{{past, slotqueue.ErrExpired}}, d.all())
 	assert.Equal(t, []slotqueue.Item{soon, late, never}, q.Items())
@@ -230,6 +230,24 @@ func TestExpiry_ExpiredItemsAreNeverProcessedAndReportedOnce(t *testing.T) {
 	assert.Equal(t, uint64(2), q.Stats().Expired)
 }
 
+// An item without Expiry never expires, however late the clock, and ranks
+// after every item with one.
+func TestExpiry_ZeroNeverExpires(t *testing.T) {
+	var clk clock
+	var d drops
+	r := newRecorder()
+	q := newQueue(t, r.process, slotqueue.WithMaxWorkers(1), slotqueue.WithClock(clk.now), slotqueue.WithOnDrop(d.onDrop))
+	holdWorkers(t, q, r)
+	never := item(stowage.RequestID{1}, 0, 1)
+	never.Expiry = time.Time{}
+	latest := item(stowage.RequestID{1}, 1, 1)
+	latest.Expiry = time.Unix(1<<62+1, 0)
+	require.NoError(t, q.Push(latest, never))
+	clk.unix.Store(1<<62 + 1)
+	assert.Equal(t, []slotqueue.Item{never}, q.Items(), "the dated item expired, the undated one did not")
+	assert.Equal(t, []dropped{{latest, slotqueue.ErrExpired}}, d.all())
+}
+
 func TestExpiry_NoticedByReadsToo(t *testing.T) {
 	var clk clock
 	var d drops
@@ -237,12 +255,12 @@ func TestExpiry_NoticedByReadsToo(t *testing.T) {
 	q := newQueue(t, r.process, slotqueue.WithMaxWorkers(1), slotqueue.WithClock(clk.now), slotqueue.WithOnDrop(d.onDrop))
 	holdWorkers(t, q, r)
 	a := item(stowage.RequestID{1}, 0, 1)
-	a.Expiry = 10
+	a.Expiry = at(10)
 	require.NoError(t, q.Push(a))
-	require.True(t, q.Contains(a.RequestID, a.SlotIndex))
+	require.True(t, q.Contains(a.RequestID, a.Index))
 	clk.unix.Store(10)
-	assert.False(t, q.Contains(a.RequestID, a.SlotIndex), "never reported as waiting once expired")
-	_, ok := q.Populate(a.RequestID, 5)
+	assert.False(t, q.Contains(a.RequestID, a.Index), "never reported as waiting once expired")
+	_, ok := q.Item(a.RequestID, 5)
 	assert.False(t, ok)
 	assert.Equal(t, []dropped{{a, slotqueue.ErrExpired}}, d.all())
 }
@@ -339,7 +357,7 @@ func TestStats_AfterAScriptedRun(t *testing.T) {
 	clk.unix.Store(1000)
 	var d drops
 	q, err := slotqueue.New(func(_ context.Context, it slotqueue.Item) error {
-		switch it.SlotIndex {
+		switch it.Index {
 		case 1:
 			return errors.New("disk full")
 		case 2:
@@ -357,7 +375,7 @@ func TestStats_AfterAScriptedRun(t *testing.T) {
 
 	id := stowage.RequestID{1}
 	expired := item(id, 5, 60)
-	expired.Expiry = 1000
+	expired.Expiry = at(1000)
 	require.NoError(t, q.Push(item(id, 0, 50), item(id, 1, 40), item(id, 2, 30), item(id, 3, 20), item(id, 4, 10), expired))
 	assert.Equal(t, slotqueue.Stats{Waiting: 4, Pushed: 6, Evicted: 1, Expired: 1}, q.Stats())
 

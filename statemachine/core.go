@@ -20,6 +20,10 @@ import "fmt"
 type core[T any] struct {
 	current State[T] // nil before start and after the end
 	epoch   uint64   // counts entered states
+
+	// onError handles the Run errors of states without OnError (set with
+	// WithOnError); nil: such an error ends the machine.
+	onError func(st State[T], err error) State[T]
 }
 
 // input is one thing that happened to the machine: an event, or the outcome
@@ -45,10 +49,9 @@ type decision[T any] struct {
 	final bool     // enter implements Final: its Run's return ends the machine
 
 	end bool  // the machine ends in from
-	err error // with end: the error it ends with; nil when a Final state ended it
+	err error // with end: the error it ends with; nil when a Final state ended it cleanly
 
 	handled error // a Run error that OnError handled, for the log
-	ignored error // an error a Final state's Run returned, for the log
 }
 
 // start decides the entry of the initial state.
@@ -99,10 +102,12 @@ func (c *core[T]) onResult(in input[T]) decision[T] {
 	}
 	d := decision[T]{from: c.current}
 	if _, ok := c.current.(Final); ok {
-		if in.panicked {
+		// A Final state's return ends the machine, and its error (a
+		// cleanup that failed) is the machine's: nothing handles it.
+		if in.err != nil {
 			return c.fail(d, fmt.Errorf("state %s: %w", nameOf(c.current), in.err))
 		}
-		d.end, d.ignored = true, in.err
+		d.end = true
 		return d
 	}
 	if in.err == nil {
@@ -111,11 +116,16 @@ func (c *core[T]) onResult(in input[T]) decision[T] {
 		}
 		return c.moveTo(d, in.next)
 	}
-	h, ok := c.current.(ErrorHandler[T])
-	if !ok {
+	var next State[T]
+	var perr error
+	switch h, ok := c.current.(ErrorHandler[T]); {
+	case ok:
+		next, perr = callOnError(func() State[T] { return h.OnError(in.err) })
+	case c.onError != nil:
+		next, perr = callOnError(func() State[T] { return c.onError(c.current, in.err) })
+	default:
 		return c.fail(d, fmt.Errorf("state %s: %w", nameOf(c.current), in.err))
 	}
-	next, perr := callOnError(h, in.err)
 	if perr != nil {
 		return c.fail(d, fmt.Errorf("state %s: error handler: %w", nameOf(c.current), perr))
 	}
@@ -146,13 +156,15 @@ func callEvent[T any](e Event[T], current State[T]) (next State[T], err error) {
 	return e(current), nil
 }
 
-func callOnError[T any](h ErrorHandler[T], runErr error) (next State[T], err error) {
+// callOnError calls an error handler (a state's OnError or the machine's
+// WithOnError function), turning a panic into an error.
+func callOnError[T any](handle func() State[T]) (next State[T], err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			next, err = nil, panicError(r)
 		}
 	}()
-	return h.OnError(runErr), nil
+	return handle(), nil
 }
 
 // panicError turns a recovered panic value into an error wrapping ErrPanic,

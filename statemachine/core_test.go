@@ -222,7 +222,6 @@ func TestCore_FinalStateEndsWhenItsRunReturns(t *testing.T) {
 	for name, in := range map[string]input[int]{
 		"nil, nil":             {epoch: 2},
 		"next state (ignored)": {epoch: 2, next: named("b")},
-		"error (ignored)":      {epoch: 2, err: errors.New("cleanup failed")},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := startedCore(t, named("a"))
@@ -232,12 +231,60 @@ func TestCore_FinalStateEndsWhenItsRunReturns(t *testing.T) {
 
 			assert.True(t, d.end)
 			assert.NoError(t, d.err)
-			assert.Equal(t, in.err, d.ignored, "an ignored error is kept for the log")
 			assert.Equal(t, done("finished"), d.from, "the last state is the Final one")
 			assert.Nil(t, d.enter)
 			ignores(t, c)
 		})
 	}
+}
+
+// A Final state's error is the machine's: no handler sees it, not even the
+// machine-wide one.
+func TestCore_FinalStateErrorEndsTheMachineWithIt(t *testing.T) {
+	c := startedCore(t, named("a"))
+	handled := false
+	c.onError = func(State[int], error) State[int] { handled = true; return named("retry") }
+	apply(c, input[int]{event: to(done("cleanup"))})
+	failed := errors.New("cleanup failed")
+
+	d := apply(c, input[int]{epoch: 2, err: failed, next: named("b")})
+
+	assert.True(t, d.end)
+	assert.ErrorIs(t, d.err, failed)
+	assert.Contains(t, d.err.Error(), "cleanup")
+	assert.Equal(t, done("cleanup"), d.from)
+	assert.Nil(t, d.enter)
+	assert.False(t, handled)
+	ignores(t, c)
+}
+
+// The machine-wide handler takes the errors of states without OnError; a
+// state's own OnError comes first.
+func TestCore_MachineOnErrorIsTheDefault(t *testing.T) {
+	boom := errors.New("boom")
+	var gotState State[int]
+	var gotErr error
+	c := startedCore(t, named("a"))
+	c.onError = func(st State[int], err error) State[int] { gotState, gotErr = st, err; return named("retry") }
+
+	d := apply(c, input[int]{epoch: 1, err: boom})
+	assert.Equal(t, named("retry"), d.enter)
+	assert.Equal(t, boom, d.handled)
+	assert.Equal(t, named("a"), gotState)
+	assert.Equal(t, boom, gotErr)
+
+	c.onError = func(State[int], error) State[int] { return nil }
+	c2 := startedCore(t, named("a"))
+	c2.onError = c.onError
+	d = apply(c2, input[int]{epoch: 1, err: boom})
+	assert.False(t, d.end, "nil from the handler: stay")
+	assert.Nil(t, d.enter)
+
+	c3 := startedCore(t, named("a"))
+	c3.onError = func(State[int], error) State[int] { panic("handler crashed") }
+	d = apply(c3, input[int]{epoch: 1, err: boom})
+	assert.True(t, d.end)
+	assert.ErrorIs(t, d.err, ErrPanic)
 }
 
 func TestCore_PanicInFinalStateEndsWithTheError(t *testing.T) {

@@ -25,12 +25,13 @@
 // and [Machine.Err] tell which:
 //
 //   - finished: a state that implements [Final] returned from Run. Last is
-//     that state, Err is nil. This is how a machine ends itself: the last
+//     that state, Err is nil, or the error its Run returned (a cleanup that
+//     failed is not dropped). This is how a machine ends itself: the last
 //     state (finished, cancelled, failed...) is a Final state that does the
 //     cleanup in its Run.
 //   - stopped: someone called [Machine.Stop]. Last is the state it was
 //     stopped in, Err is nil.
-//   - failed: an error no state handled (see Errors). Last is the state that
+//   - failed: an error nothing handled (see Errors). Last is the state that
 //     failed, Err the error.
 //
 // At the end [Machine.State] becomes nil and events are dropped. [Machine.Done]
@@ -39,7 +40,7 @@
 //
 //	<-m.Done()
 //	if err := m.Err(); err != nil {
-//		// failed
+//		// failed (Last may be a Final state whose cleanup failed)
 //	} else if _, ok := m.Last().(statemachine.Final); ok {
 //		// finished
 //	} else {
@@ -48,22 +49,29 @@
 //
 // # Errors
 //
-// An error from Run goes to the state's OnError, if the state implements
-// [ErrorHandler]; OnError picks the next state (a retry, a failure state) or
-// returns nil to stay. A panic in Run counts as an error wrapping [ErrPanic].
-// An error no state handles ends the machine: [Machine.Done] is closed and
-// [Machine.Err] returns the error. Cancellation caused by a move or by Stop is
-// never an error: whatever a cancelled Run returns is ignored. A Final state's
-// returned error is ignored too (and logged); a panic in it is not.
+// Errors never vanish. An error from Run goes to the state's OnError, if the
+// state implements [ErrorHandler]; else to the machine's [WithOnError]
+// function, if it has one (write the handling shared by every state once,
+// there); else it ends the machine: [Machine.Done] is closed and
+// [Machine.Err] returns the error. A handler picks the next state (a retry,
+// a failure state) or returns nil to stay. A panic in Run counts as an error
+// wrapping [ErrPanic]. A [Final] state's error is handled by nothing: it is
+// the machine's Err. Cancellation caused by a move or by Stop is never an
+// error: whatever a cancelled Run returns is ignored.
+//
+//	m := statemachine.New(sale, statemachine.WithOnError(
+//		func(m *statemachine.Machine[*Sale], st statemachine.State[*Sale], err error) statemachine.State[*Sale] {
+//			return errored{in: st, err: err} // a Final state
+//		}))
 //
 // Retrying is a state that moves to a fresh copy of itself from OnError,
 // counting attempts in its fields; see the ErrorHandler example.
 //
-// # Stop does not wait
+// # Stop returns at once
 //
-// [Machine.Stop] ends the machine at once and cancels the running state, but
-// it does not wait for a Run, Event or OnError that is still running; receive
-// from Done for that:
+// [Machine.Stop] ends the machine at once and cancels the running state, and
+// returns without waiting for a Run, Event or OnError that is still running;
+// receive from Done for that:
 //
 //	m.Stop()
 //	<-m.Done() // every goroutine of the machine has returned
@@ -106,8 +114,13 @@
 // # Testing
 //
 // States are ordinary values: test Run, OnError and events by calling them.
-// To test a whole machine deterministically, make and run it inside
-// [testing/synctest.Test]: synctest.Wait returns once every Run has blocked,
+// [Machine.WaitIdle] returns once no Run is under way and no event waits: a
+// test (or a simulation that moves its own clock) schedules an event, waits
+// for the machine to be idle and looks at the state, without polling. A
+// state that waits for the outside world should return nil, nil from Run
+// and be moved on by an event, so that its machine counts as idle. Or make
+// and run the machine inside [testing/synctest.Test]: synctest.Wait returns
+// once every Run has blocked,
 // <-m.Done() once the machine has ended, and a machine that would never end
 // makes the bubble report a deadlock instead of hanging the test.
 //

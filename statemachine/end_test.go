@@ -5,11 +5,13 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/stowage/stowage/statemachine"
@@ -80,13 +82,35 @@ func TestFinal_EnteredByAnEvent(t *testing.T) {
 	assert.Equal(t, finished{}, m.Last())
 }
 
-func TestFinal_ReturnedErrorIsIgnored(t *testing.T) {
+// A cleanup that fails in a Final state is not dropped: it is the
+// machine's Err, and Last is the Final state.
+func TestFinal_ReturnedErrorIsErr(t *testing.T) {
 	m, _ := newMachine(t)
 	m.Start(finalFailing{})
 	requireEnded(t, m)
-	assert.NoError(t, m.Err())
+	assert.ErrorIs(t, m.Err(), errFailed)
 	assert.Equal(t, finalFailing{}, m.Last())
 }
+
+// A Final state's error does not go to the machine's WithOnError either.
+func TestFinal_ReturnedErrorIsNotHandled(t *testing.T) {
+	handled := make(chan error, 1)
+	m := statemachine.New(&recorder{}, statemachine.WithOnError(func(_ *machine, _ state, err error) state {
+		handled <- err
+		return nil
+	}))
+	cleanup := errors.New("delete reservation: disk full")
+	m.Start(finalFunc(func() error { return cleanup }))
+	waitDone(t, m)
+	assert.ErrorIs(t, m.Err(), cleanup)
+	assert.Empty(t, handled)
+}
+
+// finalFunc is a Final state whose Run returns nil and f's error.
+type finalFunc func() error
+
+func (f finalFunc) Run(context.Context, *machine) (state, error) { return nil, f() }
+func (finalFunc) Final()                                         {}
 
 func TestFinal_PanicEndsTheMachineWithTheError(t *testing.T) {
 	m, _ := newMachine(t)
@@ -379,8 +403,7 @@ func TestWithLogger_EveryLineNamesTheState(t *testing.T) {
 		{"state error handled", "preparing"},
 		{"enter state", "preparing"},
 		{"enter state", "statemachine_test.finalFailing"},
-		{"final state returned an error; ignored", "statemachine_test.finalFailing"},
-		{"machine finished", "statemachine_test.finalFailing"},
+		{"machine ended by unhandled error", "statemachine_test.finalFailing"},
 		{"enter state", "statemachine_test.state3"},
 		{"machine stopped", "statemachine_test.state3"},
 		{"enter state", "statemachine_test.panicking"},
@@ -406,5 +429,148 @@ func TestMachine_InABubbleWaitNeedsNoPolling(t *testing.T) {
 		m.Schedule(func(state) state { return finished{} })
 		<-m.Done()
 		assert.Equal(t, finished{}, m.Last())
+	})
+}
+
+// failingOnce fails on its first Run and moves to finished on its second.
+type failingOnce struct{ tries *atomic.Int32 }
+
+func (s failingOnce) Run(context.Context, *machine) (state, error) {
+	if s.tries.Add(1) == 1 {
+		return nil, errFailed
+	}
+	return finished{}, nil
+}
+
+// A state without OnError has its errors handled by WithOnError, which is
+// given the machine, the state and the error; a state's own OnError comes
+// first.
+func TestWithOnError_HandlesStatesWithoutOnError(t *testing.T) {
+	type call struct {
+		m   *machine
+		st  state
+		err error
+	}
+	calls := make(chan call, 4)
+	rec := &recorder{}
+	m := statemachine.New(rec, statemachine.WithOnError(func(m *machine, st state, err error) state {
+		calls <- call{m, st, err}
+		return st // try again
+	}))
+	var tries atomic.Int32
+	m.Start(failingOnce{&tries})
+	waitDone(t, m)
+	require.NoError(t, m.Err())
+	assert.Equal(t, finished{}, m.Last())
+	require.Len(t, calls, 1)
+	c := <-calls
+	assert.Same(t, m, c.m)
+	assert.Equal(t, failingOnce{&tries}, c.st)
+	assert.ErrorIs(t, c.err, errFailed)
+
+	// state4 has an OnError of its own: it goes to state2, and the
+	// machine-wide handler is not called.
+	m2 := statemachine.New(rec, statemachine.WithOnError(func(m *machine, st state, err error) state {
+		calls <- call{m, st, err}
+		return nil
+	}))
+	t.Cleanup(func() { stopAndWait(t, m2) })
+	m2.Start(state4{rec})
+	require.Eventually(t, func() bool { return m2.State() == state2{} }, waitFor, time.Millisecond)
+	assert.Empty(t, calls)
+	assert.Equal(t, 1, rec.Errors()[3])
+}
+
+// Without WithOnError an unhandled error still ends the machine.
+func TestWithOnError_UnsetAnErrorEndsTheMachine(t *testing.T) {
+	m, _ := newMachine(t)
+	var tries atomic.Int32
+	m.Start(failingOnce{&tries})
+	waitDone(t, m)
+	assert.ErrorIs(t, m.Err(), errFailed)
+}
+
+// A WithOnError of another subject type cannot be used: the machine ends at
+// Start with a clear error instead of ignoring it.
+func TestWithOnError_WrongTypeEndsAtStart(t *testing.T) {
+	m := statemachine.New(&recorder{}, statemachine.WithOnError(func(*statemachine.Machine[int], statemachine.State[int], error) statemachine.State[int] {
+		return nil
+	}))
+	m.Start(state1{})
+	waitDone(t, m)
+	assert.ErrorIs(t, m.Err(), statemachine.ErrInvalidOption)
+	assert.ErrorContains(t, m.Err(), "*statemachine_test.recorder")
+}
+
+// chain runs its Runs in order: each returns the next, the last nil, nil.
+type chain struct {
+	ran  *atomic.Int32
+	left int
+}
+
+func (c chain) Run(context.Context, *machine) (state, error) {
+	c.ran.Add(1)
+	if c.left == 0 {
+		return nil, nil
+	}
+	return chain{c.ran, c.left - 1}, nil
+}
+
+// blocked's Run returns once release is closed (or ctx ends).
+type blocked struct{ release chan struct{} }
+
+func (b blocked) Run(ctx context.Context, _ *machine) (state, error) {
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+	}
+	return nil, nil
+}
+
+func TestWaitIdle_ReturnsOnceEveryRunHasReturned(t *testing.T) {
+	m, _ := newMachine(t)
+	require.NoError(t, m.WaitIdle(t.Context()), "not started: idle")
+	var ran atomic.Int32
+	m.Start(chain{&ran, 5})
+	require.NoError(t, m.WaitIdle(t.Context()))
+	assert.Equal(t, int32(6), ran.Load(), "every state of the chain ran before WaitIdle returned")
+	assert.Equal(t, chain{&ran, 0}, m.State())
+
+	m.Schedule(func(state) state { return chain{&ran, 2} })
+	require.NoError(t, m.WaitIdle(t.Context()))
+	assert.Equal(t, int32(9), ran.Load(), "the event and the Runs it led to were applied")
+
+	m.Stop()
+	require.NoError(t, m.WaitIdle(t.Context()), "ended: idle once Done")
+	select {
+	case <-m.Done():
+	default:
+		t.Fatal("WaitIdle returned before Done")
+	}
+}
+
+func TestWaitIdle_ARunUnderWayIsBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, _ := newMachine(t)
+		release := make(chan struct{})
+		m.Start(blocked{release})
+		idle := make(chan error, 1)
+		go func() { idle <- m.WaitIdle(t.Context()) }()
+		synctest.Wait()
+		select {
+		case <-idle:
+			t.Fatal("idle while a Run was under way")
+		default:
+		}
+		close(release)
+		require.NoError(t, <-idle)
+
+		ctx, cancel := context.WithCancel(t.Context())
+		m.Start(nil) // ignored
+		m.Schedule(func(state) state { return blocked{make(chan struct{})} })
+		go func() { idle <- m.WaitIdle(ctx) }()
+		synctest.Wait()
+		cancel()
+		assert.ErrorIs(t, <-idle, context.Canceled)
 	})
 }

@@ -12,3 +12,8 @@ var ErrPanic = errors.New("statemachine: panic")
 // ErrNilState is the error that ends a machine started with a nil initial
 // state.
 var ErrNilState = errors.New("statemachine: nil initial state")
+
+// ErrInvalidOption is the error that ends, at Start, a machine given an
+// option it cannot use: a WithOnError whose type parameter is not the
+// machine's subject type.
+var ErrInvalidOption = errors.New("statemachine: invalid option")

@@ -223,3 +223,49 @@ func ExampleQuery() {
 	// red true
 	//  false
 }
+
+// The error handling shared by every state is written once, with
+// WithOnError: any state without an OnError of its own that fails moves to
+// the Final state failedTo, which records where it failed. A Final state's
+// own error (a cleanup that failed) is the machine's Err.
+
+type upload struct{ name string }
+
+type (
+	uploading struct{}
+	verifying struct{}
+	failedTo  struct {
+		in  statemachine.State[*upload]
+		err error
+	}
+)
+
+var errTimeout = errors.New("timeout")
+
+func (uploading) Run(context.Context, *statemachine.Machine[*upload]) (statemachine.State[*upload], error) {
+	return verifying{}, nil
+}
+
+func (verifying) Run(context.Context, *statemachine.Machine[*upload]) (statemachine.State[*upload], error) {
+	return nil, errTimeout
+}
+
+func (failedTo) Final() {}
+
+func (s failedTo) Run(_ context.Context, m *statemachine.Machine[*upload]) (statemachine.State[*upload], error) {
+	fmt.Printf("%s failed in %T: %v\n", m.Subject().name, s.in, s.err)
+	return nil, errors.New("cleanup: disk full")
+}
+
+func ExampleWithOnError() {
+	m := statemachine.New(&upload{name: "slot 3"}, statemachine.WithOnError(
+		func(m *statemachine.Machine[*upload], st statemachine.State[*upload], err error) statemachine.State[*upload] {
+			return failedTo{in: st, err: err}
+		}))
+	m.Start(uploading{})
+	<-m.Done()
+	fmt.Println("err:", m.Err())
+	// Output:
+	// slot 3 failed in statemachine_test.verifying: timeout
+	// err: state statemachine_test.failedTo: cleanup: disk full
+}

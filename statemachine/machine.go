@@ -16,11 +16,12 @@ import (
 //     it has left this state in the meantime (then the result is dropped);
 //   - nil, nil: the machine stays in this state until an event moves it on;
 //   - a non-nil error: the error goes to the state's OnError when it
-//     implements [ErrorHandler]; otherwise it ends the machine. next is then
-//     ignored.
+//     implements [ErrorHandler], else to the machine's [WithOnError]
+//     function when it has one; otherwise it ends the machine, and Err
+//     returns it. next is then ignored.
 //
 // A state that implements [Final] ends the machine when its Run returns,
-// whatever Run returns.
+// with the error Run returned, if any, as the machine's Err.
 //
 // ctx is cancelled when the machine leaves the state or stops; Run must then
 // return promptly, because the machine waits for it before it enters the next
@@ -43,11 +44,12 @@ type State[T any] interface {
 }
 
 // Final is implemented by a state that ends the machine: once its Run
-// returns, the machine ends with Err() == nil and Last() reporting the state.
-// What Run returns is ignored (a returned error is only logged), so a Final
-// state does its last work, such as cleaning up, in Run and returns nil, nil.
-// A panic in its Run is not ignored: it ends the machine with an error
-// wrapping [ErrPanic].
+// returns, the machine ends with Last() reporting the state. A Final state
+// does its last work, such as cleaning up, in Run and returns nil, nil; the
+// machine then ends with Err() == nil. An error it returns (a cleanup that
+// failed) is not handled by any OnError: it becomes the machine's Err,
+// wrapped with the state's name, and a panic in its Run ends the machine
+// with an error wrapping [ErrPanic]. The next state it returns is ignored.
 //
 // A Final state is an ordinary state until its Run returns: events still
 // apply to it, and one that moves the machine elsewhere first cancels its
@@ -59,7 +61,8 @@ type Final interface{ Final() }
 // returned (or the panic it raised, wrapped in [ErrPanic]) and returns the
 // state to move to, or nil to stay in the failed state until an event moves
 // it on. It is never called for an error from a Run whose state was already
-// left, nor for a [Final] state.
+// left, nor for a [Final] state. A state without OnError has its errors
+// handled by the machine's [WithOnError] function, if set.
 type ErrorHandler[T any] interface {
 	OnError(err error) State[T]
 }
@@ -79,7 +82,30 @@ type Event[T any] func(current State[T]) State[T]
 type Option func(*options)
 
 type options struct {
-	log *slog.Logger
+	log     *slog.Logger
+	onError any // func(*Machine[T], State[T], error) State[T], set by WithOnError[T]
+}
+
+// WithOnError sets the machine-wide handler of Run errors: fn is called for
+// an error from the Run of a state that does not implement [ErrorHandler]
+// (a panic included, as an error wrapping [ErrPanic]), with the machine, the
+// state that failed and the error, and returns the state to move to, or nil
+// to stay in the failed state until an event moves it on. It is the default
+// that saves writing the same OnError on every state; a state's own OnError
+// comes first, and a [Final] state's error is never handled (it ends the
+// machine as its Err). Without WithOnError an unhandled error ends the
+// machine.
+//
+// fn runs on the machine's goroutine like OnError, and a panic in it ends
+// the machine with an error wrapping ErrPanic. T must be the machine's
+// subject type: a machine made by New with a WithOnError of another type
+// ends at Start with an error wrapping [ErrInvalidOption].
+func WithOnError[T any](fn func(m *Machine[T], state State[T], err error) State[T]) Option {
+	return func(o *options) {
+		if fn != nil {
+			o.onError = fn
+		}
+	}
 }
 
 // WithLogger makes the machine log to l: entered states and the end in a
@@ -130,6 +156,16 @@ type Machine[T any] struct {
 	last   State[T] // set when the machine ends
 	err    error    // set when the machine ends
 
+	// optErr is an option New could not apply; Start ends the machine
+	// with it.
+	optErr error
+
+	// For WaitIdle: a Run is under way, the loop is applying an input, and
+	// a channel closed when the machine may have become idle (nil until
+	// WaitIdle needs it).
+	running, stepping bool
+	idle              chan struct{}
+
 	// runInFlight is owned by the loop goroutine (and by Start before it
 	// starts the loop): a Run goroutine exists whose runDone is not yet
 	// received.
@@ -151,13 +187,23 @@ func New[T any](subject T, opts ...Option) *Machine[T] {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return &Machine[T]{
+	m := &Machine[T]{
 		subject: subject,
 		log:     o.log,
 		wake:    make(chan struct{}, 1),
 		runDone: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
+	if o.onError != nil {
+		fn, ok := o.onError.(func(*Machine[T], State[T], error) State[T])
+		if ok {
+			m.core.onError = func(st State[T], err error) State[T] { return fn(m, st, err) }
+		} else {
+			var zero T
+			m.optErr = fmt.Errorf("%w: WithOnError with a %T on a machine of %T", ErrInvalidOption, o.onError, zero)
+		}
+	}
+	return m
 }
 
 // Subject returns the subject the machine was made for.
@@ -167,7 +213,8 @@ func (m *Machine[T]) Subject() T {
 
 // Start enters initial and starts its Run. It returns at once. Start on a
 // machine that was started before, or stopped, does nothing. A nil initial
-// state ends the machine with [ErrNilState].
+// state ends the machine with [ErrNilState], an option New could not apply
+// with [ErrInvalidOption].
 func (m *Machine[T]) Start(initial State[T]) {
 	m.mu.Lock()
 	if m.phase != notStarted {
@@ -175,6 +222,9 @@ func (m *Machine[T]) Start(initial State[T]) {
 		return
 	}
 	d := m.core.start(initial)
+	if m.optErr != nil {
+		d = decision[T]{end: true, err: m.optErr}
+	}
 	if d.end {
 		m.phase, m.err = ended, d.err
 		close(m.done)
@@ -281,13 +331,59 @@ func (m *Machine[T]) Last() State[T] {
 }
 
 // Err returns the error that ended the machine: an error from Run that no
-// OnError handled (wrapped with the state's name; errors.Is finds it), a
-// panic wrapped in [ErrPanic], or [ErrNilState]. It is nil while the machine
-// runs, after Stop and after a [Final] state ended it.
+// OnError (nor the WithOnError function) handled, or that a [Final] state's
+// Run returned (wrapped with the state's name; errors.Is finds it), a panic
+// wrapped in [ErrPanic], [ErrNilState] or [ErrInvalidOption]. It is nil while
+// the machine runs, after Stop, and after a Final state's Run returned
+// without error.
 func (m *Machine[T]) Err() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.err
+}
+
+// WaitIdle returns nil once the machine has nothing to do until an event is
+// scheduled: no Run is under way (the current state's Run has returned) and
+// no event or Run result waits to be applied; or once the machine has ended
+// and Done is closed. A machine not started is idle. It returns ctx.Err() if
+// ctx ends first.
+//
+// A Run that blocks (on the network, say) keeps the machine busy; a state
+// that waits for the outside world returns nil, nil from Run and is moved
+// on by an event. WaitIdle is what a simulation or a test waits on before it
+// moves its clock, instead of polling State.
+func (m *Machine[T]) WaitIdle(ctx context.Context) error {
+	for {
+		m.mu.Lock()
+		switch {
+		case m.phase == notStarted, m.phase == started && m.idleLocked():
+			m.mu.Unlock()
+			return nil
+		case m.phase == started && m.idle == nil:
+			m.idle = make(chan struct{})
+		}
+		ch := m.idle // nil once ended: only done or ctx
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-m.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (m *Machine[T]) idleLocked() bool {
+	return !m.running && !m.stepping && m.head == len(m.queue)
+}
+
+// notifyIdleLocked wakes WaitIdle when the machine has become idle.
+func (m *Machine[T]) notifyIdleLocked() {
+	if m.idle != nil && m.idleLocked() {
+		close(m.idle)
+		m.idle = nil
+	}
 }
 
 // Query returns q applied to the current state, and true; or the zero R and
@@ -338,7 +434,9 @@ func (m *Machine[T]) signal() {
 func (m *Machine[T]) next() (input[T], bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.stepping = false
 	for m.phase == started && m.head == len(m.queue) {
+		m.notifyIdleLocked()
 		m.mu.Unlock()
 		<-m.wake
 		m.mu.Lock()
@@ -346,6 +444,7 @@ func (m *Machine[T]) next() (input[T], bool) {
 	if m.phase != started {
 		return input[T]{}, false
 	}
+	m.stepping = true
 	in := m.queue[m.head]
 	m.queue[m.head] = input[T]{}
 	m.head++
@@ -421,6 +520,7 @@ func (m *Machine[T]) enterLocked() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	m.runInFlight = true
+	m.running = true
 	return ctx
 }
 
@@ -452,6 +552,10 @@ func (m *Machine[T]) run(ctx context.Context, st State[T], epoch uint64, final b
 		if ctx.Err() == nil && (final || next != nil || err != nil) {
 			m.push(input[T]{epoch: epoch, next: next, err: err, panicked: panicked})
 		}
+		m.mu.Lock()
+		m.running = false
+		m.notifyIdleLocked()
+		m.mu.Unlock()
 		m.runDone <- struct{}{}
 	}()
 	next, err = st.Run(ctx, m)
@@ -477,9 +581,6 @@ func (m *Machine[T]) logEnd(d decision[T]) {
 	if d.err != nil {
 		m.log.LogAttrs(ctx, slog.LevelError, "machine ended by unhandled error", state, slog.Any("error", d.err))
 		return
-	}
-	if d.ignored != nil {
-		m.log.LogAttrs(ctx, slog.LevelInfo, "final state returned an error; ignored", state, slog.Any("error", d.ignored))
 	}
 	m.log.LogAttrs(ctx, slog.LevelDebug, "machine finished", state)
 }

@@ -7,10 +7,14 @@
 //
 //	go run ./examples/quickstart            # in a temporary directory
 //	go run ./examples/quickstart -dir data  # keep the database in ./data
+//
+// It exits 0 when the story ran (and with -h), 2 for bad arguments and 1
+// when a step failed.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,10 +29,24 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "quickstart:", err)
-		os.Exit(1)
+	os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Stdout), os.Stderr))
+}
+
+// errUsage marks an error in the command line.
+var errUsage = errors.New("usage")
+
+// exitCode reports err on stderr and returns the exit status for it: 0 for
+// nil and for -h, 2 for bad arguments, 1 for anything else.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(stderr, "quickstart:", err)
+		return 2
 	}
+	fmt.Fprintln(stderr, "quickstart:", err)
+	return 1
 }
 
 const (
@@ -41,9 +59,18 @@ const (
 func run(ctx context.Context, args []string, out io.Writer) error {
 	flags := flag.NewFlagSet("quickstart", flag.ContinueOnError)
 	flags.SetOutput(out)
+	flags.Usage = func() {
+		fmt.Fprint(out, "quickstart tells the story of one slot's bytes, from availability to cleanup.\n\nUsage: quickstart [-dir DIR]\n\nFlags:\n")
+		flags.PrintDefaults()
+	}
 	dir := flags.String("dir", "", "keep the LevelDB database in this directory (default: a temporary one)")
-	if err := flags.Parse(args); err != nil {
+	if err := flags.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return err
+	} else if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if flags.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q: flags only (-dir DIR)", errUsage, flags.Args())
 	}
 	if *dir == "" {
 		tmp, err := os.MkdirTemp("", "stowage-quickstart-")

@@ -22,8 +22,12 @@
 //   - market/: the Market and Network interfaces, all the host needs from a
 //     marketplace; a chain client implements them.
 //   - sim/: the simulated marketplace, network and clock.
-//   - main.go, report.go, bubble.go: flags, the simulation loop, progress and
-//     the summary.
+//   - main.go, report.go, bytes.go: flags, the simulation loop, progress
+//     and the summary. The loop moves the simulated clock whenever the host
+//     has nothing left to do (Host.WaitIdle): the program is an ordinary
+//     one, with no test machinery in it.
+//   - serve.go: -http and -serve, the operator's API (package httpapi)
+//     over the running host, then over the state it left.
 package main
 
 import (
@@ -38,11 +42,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
-	"testing/synctest"
 	"time"
 
 	"github.com/holiman/uint256"
@@ -60,42 +62,17 @@ func main() {
 			got.CompareAndSwap(0, int32(s.(syscall.Signal)))
 		}
 	}()
-	env := env{
-		stdout: os.Stdout, stderr: os.Stderr, wall: wallClock(),
+	os.Exit(run(os.Args[1:], env{
+		stdout: os.Stdout, stderr: os.Stderr, wall: time.Now,
 		signal: func() syscall.Signal { return syscall.Signal(got.Load()) },
-	}
-	args := os.Args[1:] // inBubble clears os.Args for the testing package
-	// The profiler's goroutine must run outside the bubble: inside, it never
-	// blocks durably and synctest.Wait would wait for it forever.
-	if path := cpuprofileFlag(args); path != "" {
-		f, err := os.Create(path)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "storagenode:", err)
-			os.Exit(1)
-		}
-		env.atExit = func() { pprof.StopCPUProfile(); f.Close() }
-	}
-	inBubble(func() int { return run(args, env) }, env.atExit)
+	}))
 }
 
 // env is what run needs from the process.
 type env struct {
 	stdout, stderr io.Writer
-	wall           func() time.Time      // real time, also inside the bubble
+	wall           func() time.Time      // real time, for the report
 	signal         func() syscall.Signal // the first SIGINT or SIGTERM received, else 0
-	atExit         func()                // main: stops the CPU profile
-}
-
-// cpuprofileFlag returns the value of -cpuprofile in args, if any.
-func cpuprofileFlag(args []string) string {
-	o, err := parseFlags(args, io.Discard)
-	if err != nil {
-		return ""
-	}
-	return o.cpuprofile
 }
 
 // Files -dir keeps beside the repo.
@@ -115,6 +92,9 @@ type options struct {
 	progress    string
 	verbose     bool
 	cpuprofile  string
+	http        string
+	serve       bool
+	api         *apiServer      // -http's server, set by run
 	set         map[string]bool // flags given on the command line
 }
 
@@ -146,20 +126,22 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.sim.Requests, "requests", o.sim.Requests, "storage requests the market posts, 1 to 1000000")
 	fs.StringVar(&o.dir, "dir", "", "keep the repo and the market in this directory and resume from it (default: a temporary directory, deleted at the end)")
 	fs.BoolVar(&o.host.Sync, "sync", false, "fsync every repo write")
-	fs.Var((*byteSize)(&o.host.Capacity), "capacity", "bytes to sell (repo quota), 1MiB to 1TiB, e.g. 32MiB")
+	fs.Var((*byteSize)(&o.host.Capacity), "capacity", "bytes to sell (repo quota), 1MiB to 1TiB, e.g. 32MiB, 1.5GiB or 64MB"+bytesHelp)
 	fs.IntVar(&o.host.Availabilities, "availabilities", o.host.Availabilities, "availabilities the capacity is split into, 1 to 64")
 	fs.DurationVar(&o.maxDuration, "max-duration", o.maxDuration, "longest request to serve, positive")
 	fs.Var((*amountFlag)(&o.host.MinPrice), "min-price", "least a slot must pay over its duration (reward × duration)")
 	fs.Var((*amountFlag)(&o.host.MaxCollateral), "max-collateral", "most collateral to lock for one slot")
 	fs.IntVar(&o.host.Workers, "workers", o.host.Workers, "slots downloaded at once, 1 to -queue")
 	fs.IntVar(&o.host.QueueSize, "queue", o.host.QueueSize, "slots waiting in the slot queue at most, 1 to 65535")
-	fs.Var((*byteSize)(&o.host.Batch), "batch", "download batch and block size, 1 to 64MiB")
+	fs.Var((*byteSize)(&o.host.Batch), "batch", "download batch and block size in bytes, 1 to 64MiB"+bytesHelp)
 	fs.DurationVar(&o.host.MarketTimeout, "market-timeout", o.host.MarketTimeout, "longest a market call may take, positive")
 	fs.DurationVar(&o.until, "for", 0, "stop after this much simulated time, positive (default: when the market is done)")
 	fs.StringVar(&o.progress, "progress", o.progress, "progress display: auto, line, plain or none")
 	fs.DurationVar(&o.every, "every", o.every, "simulated time between two plain progress lines, positive")
 	fs.BoolVar(&o.verbose, "v", false, "debug logs on stderr, stamped with simulated time")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
+	fs.StringVar(&o.http, "http", "", "serve the operator's API under "+apiPrefix+" on this address (e.g. 127.0.0.1:8080) while the host runs")
+	fs.BoolVar(&o.serve, "serve", false, "with -http and -dir: once the run is over, serve the state it left until SIGINT or SIGTERM")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -183,6 +165,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		{o.set["for"] && o.until < time.Second, "-for", "a positive duration of at least 1s"},
 		{o.every < time.Second, "-every", "a positive duration of at least 1s"},
 		{!strings.Contains(" auto line plain none ", " "+o.progress+" "), "-progress", "auto, line, plain or none"},
+		{o.serve && o.http == "", "-serve", "-http too: the address to serve on"},
+		{o.serve && o.dir == "", "-serve", "-dir too: the state to serve"},
 	} {
 		if c.bad && c.flag == "" {
 			return o, errors.New(c.want)
@@ -198,7 +182,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 // run is the whole program: parse args, simulate, print the summary. It
 // returns the exit status: 0 when the books balance, 1 when they do not or
 // the run failed, 2 for bad flags, 130 after SIGINT and 143 after SIGTERM.
-// It runs in a synctest bubble (see inBubble).
 func run(args []string, e env) int {
 	o, err := parseFlags(args, e.stderr)
 	switch {
@@ -208,7 +191,27 @@ func run(args []string, e env) int {
 		fmt.Fprintln(e.stderr, "storagenode:", err)
 		return 2
 	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(e.stderr, "storagenode:", err)
+			return 1
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
+	if o.api, err = listenAPI(o.http, e.stderr); err != nil { // -http: see serve.go
+		fmt.Fprintln(e.stderr, "storagenode:", err)
+		return 1
+	}
+	defer o.api.close()
 	sig, err := simulate(o, e)
+	if err == nil && sig == 0 && o.serve {
+		err = o.api.afterRun(o.dir, e.stderr)
+	}
 	switch {
 	case err != nil:
 		fmt.Fprintln(e.stderr, "storagenode:", err)
@@ -259,6 +262,7 @@ func simulate(o options, e env) (syscall.Signal, error) {
 	if err != nil {
 		return 0, err
 	}
+	o.api.serveHost(host) // -http
 	p := newProgress(e.stdout, resolveProgress(ProgressMode(o.progress), e.stdout), market.Config().Start, uint64(o.every/time.Second))
 	stopAt := uint64(0)
 	if o.until > 0 {
@@ -266,7 +270,10 @@ func simulate(o options, e env) (syscall.Signal, error) {
 	}
 	var sig syscall.Signal
 	for {
-		synctest.Wait() // the host has done all it can until the clock moves
+		// The host has done all it can until the clock moves.
+		if err := host.WaitIdle(ctx); err != nil {
+			return 0, errors.Join(err, host.Close())
+		}
 		p.update(clock.Unix(), host)
 		if sig = e.signal(); sig != 0 || market.Done() {
 			break
@@ -297,8 +304,8 @@ func simulate(o options, e env) (syscall.Signal, error) {
 	if r.stopped != "" && keep {
 		r.stopped += "; run again with the same -dir to resume"
 	}
+	o.api.serveHost(nil)
 	r.err = errors.Join(r.err, host.Close())
-	time.Sleep(2 * time.Second) // bubble time: goleveldb's mpoolDrain exits a second after Close
 	r.wall = e.wall().Sub(wallStart)
 	if keep {
 		r.err = errors.Join(r.err, market.Save(filepath.Join(o.dir, marketFile)), saveHost(o))
@@ -363,59 +370,18 @@ func openSim(o *options, stderr io.Writer) (*sim.Market, *sim.Clock, bool, error
 	return m, clock, true, nil
 }
 
-// byteSize is a flag.Value for a byte count with an optional binary unit:
-// 4096, 64KiB, 32MiB, 1GiB (K, M, G and T alone mean the same).
-type byteSize uint64
-
-// String implements flag.Value.
-func (b *byteSize) String() string {
-	n := uint64(*b)
-	for i, unit := range []string{"TiB", "GiB", "MiB", "KiB"} {
-		if shift := 10 * (4 - i); n != 0 && n%(1<<shift) == 0 {
-			return fmt.Sprintf("%d%s", n>>shift, unit)
-		}
-	}
-	return strconv.FormatUint(n, 10)
-}
-
-// Set implements flag.Value.
-func (b *byteSize) Set(s string) error {
-	n, err := parseBytes(s)
-	if err != nil {
-		return err
-	}
-	*b = byteSize(n)
-	return nil
-}
-
-func parseBytes(s string) (uint64, error) {
-	t := strings.TrimSpace(s)
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "i")
-	shift := 0
-	if t != "" {
-		if i := strings.IndexByte("KMGT", t[len(t)-1]); i >= 0 {
-			shift = 10 * (i + 1)
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseUint(strings.TrimSpace(t), 10, 64)
-	if err != nil || n > (^uint64(0))>>shift {
-		return 0, fmt.Errorf("bad size %q: want a number of bytes, optionally with KiB, MiB, GiB or TiB", s)
-	}
-	return n << shift, nil
-}
-
 // amountFlag is a flag.Value for a token amount in decimal.
 type amountFlag uint256.Int
 
 // String implements flag.Value.
 func (a *amountFlag) String() string { return (*uint256.Int)(a).Dec() }
 
-// Set implements flag.Value.
+// Set implements flag.Value: a whole number of tokens, 0 or more, in
+// decimal, below 2^256.
 func (a *amountFlag) Set(s string) error {
 	var x uint256.Int
-	if err := x.SetFromDecimal(s); err != nil {
-		return fmt.Errorf("bad amount %q: %w", s, err)
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" || x.SetFromDecimal(s) != nil {
+		return fmt.Errorf("bad amount %q: want a whole number of tokens, 0 or more (digits only, below 2^256)", s)
 	}
 	*a = amountFlag(x)
 	return nil

@@ -196,7 +196,7 @@ func writeSummary(w io.Writer, r report) {
 	}
 	row("SLOTS (this run)")
 	row("queued", fmt.Sprintf("%d of %d requests", q.Pushed, h.Requests))
-	row("taken", fmt.Sprintf("%d by a worker (a sale, or ignored for its terms); %d tries put back for want of space", taken, q.Requeued))
+	row("taken", fmt.Sprintf("%d by the queue's worker (a sale, or ignored for its terms); %d tries put back for want of space", taken, q.Requeued))
 	row("dropped", fmt.Sprintf("%d expired, %d evicted by better slots", q.Expired, q.Evicted))
 	row("removed", fmt.Sprintf("%d (request started or ended, or slot filled by another host)", removed))
 	row("left", fmt.Sprintf("%d waiting, %d being taken", q.Waiting, q.Busy))
@@ -220,8 +220,11 @@ func writeSummary(w io.Writer, r report) {
 		row(fmt.Sprintf("availability %d", i+1), fmt.Sprintf("%s total, %s free, %s held by reservations",
 			formatBytes(a.TotalSize), formatBytes(a.Size), formatBytes(a.TotalSize-a.Size)))
 	}
-	row("reservations", fmt.Sprintf("%d left; at start %d resumed, %d deleted (slot no longer the host's); %d reclaimed expired",
-		r.reservations, h.Resumed, h.Orphans, h.Reclaimed))
+	row("reservations", fmt.Sprintf("%d left; at start %d resumed, %d requeued (download goes on), %d deleted (slot no longer the host's); %d reclaimed expired",
+		r.reservations, h.Resumed, h.Requeued, h.Orphans, h.Reclaimed))
+	if h.Failures > 0 {
+		row("failures", fmt.Sprintf("%d errors no sale could take (logged with -v)", h.Failures))
+	}
 	sim := fmt.Sprintf("%s (this run from %s) in %s wall: %.0f sales/s", simElapsed(r.now-r.start),
 		simElapsed(r.runStart-r.start), r.wall.Round(time.Millisecond), r.salesPerSecond())
 	row("simulated", sim)

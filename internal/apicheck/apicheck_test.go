@@ -6,6 +6,7 @@ package apicheck
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,6 +14,7 @@ import (
 	"github.com/ipfs/go-datastore"
 
 	"github.com/stowage/stowage"
+	"github.com/stowage/stowage/httpapi"
 	"github.com/stowage/stowage/repo"
 	"github.com/stowage/stowage/reservations"
 	"github.com/stowage/stowage/slotqueue"
@@ -89,56 +91,58 @@ var (
 	_ func(*reservations.Store, ctx, reservations.ReservationID, uint64) error                                                               = (*reservations.Store).Release
 	_ func(*reservations.Store, ctx, reservations.ReservationID) error                                                                       = (*reservations.Store).DeleteReservation
 
-	_                                                                               = slotqueue.DefaultMaxWorkers + slotqueue.DefaultMaxSize
-	_ error                                                                         = slotqueue.ErrNotRunning
-	_ error                                                                         = slotqueue.ErrItemExists
-	_ error                                                                         = slotqueue.ErrSlotsOutOfRange
-	_                                                                               = slotqueue.Item{RequestID: stowage.RequestID{}, SlotIndex: uint16(1), SlotSize: 1, Duration: 1, Reward: uint256.Int{}, Collateral: uint256.Int{}, Expiry: uint64(1)}
-	_ func(stowage.RequestID, uint16, stowage.StorageAsk, uint64) slotqueue.Item    = slotqueue.NewItem
-	_ func(stowage.RequestID, stowage.StorageAsk, uint64) ([]slotqueue.Item, error) = slotqueue.ItemsForRequest
-	_ func(slotqueue.Item) uint256.Int                                              = slotqueue.Item.Profitability
-	_ func(slotqueue.Item, slotqueue.Item) bool                                     = slotqueue.Item.Less
-	_ slotqueue.ProcessFunc                                                         = func(ctx, slotqueue.Item) error { return nil }
-	_ func(int) slotqueue.Option                                                    = slotqueue.WithMaxWorkers
-	_ func(int) slotqueue.Option                                                    = slotqueue.WithMaxSize
-	_ func(slotqueue.ProcessFunc, ...slotqueue.Option) (*slotqueue.Queue, error)    = slotqueue.New
-	_ func(*slotqueue.Queue)                                                        = (*slotqueue.Queue).Start
-	_ func(*slotqueue.Queue)                                                        = (*slotqueue.Queue).Stop
-	_ func(*slotqueue.Queue) bool                                                   = (*slotqueue.Queue).Running
-	_ func(*slotqueue.Queue, ...slotqueue.Item) error                               = (*slotqueue.Queue).Push
-	_ func(*slotqueue.Queue, stowage.RequestID, uint16)                             = (*slotqueue.Queue).Delete
-	_ func(*slotqueue.Queue, stowage.RequestID)                                     = (*slotqueue.Queue).DeleteRequest
-	_ func(*slotqueue.Queue, stowage.RequestID, uint16) bool                        = (*slotqueue.Queue).Contains
-	_ func(*slotqueue.Queue, stowage.RequestID, uint16) (slotqueue.Item, bool)      = (*slotqueue.Queue).Populate
-	_ func(*slotqueue.Queue) int                                                    = (*slotqueue.Queue).Len
-	_ func(*slotqueue.Queue) int                                                    = (*slotqueue.Queue).Size
-	_ func(*slotqueue.Queue) int                                                    = (*slotqueue.Queue).ActiveWorkers
-	_ func(*slotqueue.Queue) []slotqueue.Item                                       = (*slotqueue.Queue).Items
-	_ error                                                                         = slotqueue.ErrRequeue
-	_ error                                                                         = slotqueue.ErrEvicted
-	_ error                                                                         = slotqueue.ErrExpired
-	_                                                                               = slotqueue.Item{Seen: true}
-	_ func(func(slotqueue.Item, error)) slotqueue.Option                            = slotqueue.WithOnDrop
-	_ func(func() time.Time) slotqueue.Option                                       = slotqueue.WithClock
-	_ func(*slotqueue.Queue)                                                        = (*slotqueue.Queue).Pause
-	_ func(*slotqueue.Queue)                                                        = (*slotqueue.Queue).Resume
-	_ func(*slotqueue.Queue) bool                                                   = (*slotqueue.Queue).Paused
-	_ func(*slotqueue.Queue, ctx) error                                             = (*slotqueue.Queue).WaitIdle
-	_ func(*slotqueue.Queue) slotqueue.Stats                                        = (*slotqueue.Queue).Stats
-	_                                                                               = slotqueue.Stats{Waiting: 1, Busy: 1, Pushed: 1, Processed: 1, Failed: 1, Requeued: 1, Evicted: 1, Expired: 1}
+	_                                                                                  = slotqueue.DefaultMaxWorkers + slotqueue.DefaultMaxSize
+	_ error                                                                            = slotqueue.ErrNotRunning
+	_ error                                                                            = slotqueue.ErrItemExists
+	_ error                                                                            = slotqueue.ErrSlotsOutOfRange
+	_                                                                                  = slotqueue.Item{Slot: stowage.Slot{}, Seen: true}
+	_ func(stowage.RequestID, stowage.StorageAsk, time.Time) ([]slotqueue.Item, error) = slotqueue.ItemsForRequest
+	_ func(slotqueue.Item) uint256.Int                                                 = slotqueue.Item.Profitability
+	_ func(slotqueue.Item, slotqueue.Item) bool                                        = slotqueue.Item.Less
+	_ slotqueue.ProcessFunc                                                            = func(ctx, slotqueue.Item) error { return nil }
+	_ func(int) slotqueue.Option                                                       = slotqueue.WithMaxWorkers
+	_ func(int) slotqueue.Option                                                       = slotqueue.WithMaxSize
+	_ func(slotqueue.ProcessFunc, ...slotqueue.Option) (*slotqueue.Queue, error)       = slotqueue.New
+	_ func(*slotqueue.Queue)                                                           = (*slotqueue.Queue).Start
+	_ func(*slotqueue.Queue)                                                           = (*slotqueue.Queue).Stop
+	_ func(*slotqueue.Queue) bool                                                      = (*slotqueue.Queue).Running
+	_ func(*slotqueue.Queue, ...slotqueue.Item) error                                  = (*slotqueue.Queue).Push
+	_ func(*slotqueue.Queue, stowage.RequestID, uint64)                                = (*slotqueue.Queue).Delete
+	_ func(*slotqueue.Queue, stowage.RequestID)                                        = (*slotqueue.Queue).DeleteRequest
+	_ func(*slotqueue.Queue, stowage.RequestID, uint64) bool                           = (*slotqueue.Queue).Contains
+	_ func(*slotqueue.Queue, stowage.RequestID, uint64) (slotqueue.Item, bool)         = (*slotqueue.Queue).Item
+	_ func(*slotqueue.Queue) int                                                       = (*slotqueue.Queue).Len
+	_ func(*slotqueue.Queue) int                                                       = (*slotqueue.Queue).Cap
+	_ func(*slotqueue.Queue) int                                                       = (*slotqueue.Queue).ActiveWorkers
+	_ func(*slotqueue.Queue) []slotqueue.Item                                          = (*slotqueue.Queue).Items
+	_ error                                                                            = slotqueue.ErrRequeue
+	_ error                                                                            = slotqueue.ErrEvicted
+	_ error                                                                            = slotqueue.ErrExpired
+	_                                                                                  = slotqueue.Item{Seen: true}
+	_ func(func(slotqueue.Item, error)) slotqueue.Option                               = slotqueue.WithOnDrop
+	_ func(func() time.Time) slotqueue.Option                                          = slotqueue.WithClock
+	_ func(func(slotqueue.Item, error)) slotqueue.Option                               = slotqueue.WithOnError
+	_ func(*slotqueue.Queue)                                                           = (*slotqueue.Queue).Pause
+	_ func(*slotqueue.Queue)                                                           = (*slotqueue.Queue).Resume
+	_ func(*slotqueue.Queue) bool                                                      = (*slotqueue.Queue).Paused
+	_ func(*slotqueue.Queue, ctx) error                                                = (*slotqueue.Queue).WaitIdle
+	_ func(*slotqueue.Queue) slotqueue.Stats                                           = (*slotqueue.Queue).Stats
+	_                                                                                  = slotqueue.Stats{Waiting: 1, Busy: 1, Pushed: 1, Processed: 1, Failed: 1, Requeued: 1, Evicted: 1, Expired: 1}
 
-	_ func(*slog.Logger) statemachine.Option                                                = statemachine.WithLogger
-	_ func(int, ...statemachine.Option) *statemachine.Machine[int]                          = statemachine.New[int]
-	_ func(*statemachine.Machine[int]) int                                                  = (*statemachine.Machine[int]).Subject
-	_ func(*statemachine.Machine[int], statemachine.State[int])                             = (*statemachine.Machine[int]).Start
-	_ func(*statemachine.Machine[int], statemachine.Event[int])                             = (*statemachine.Machine[int]).Schedule
-	_ func(*statemachine.Machine[int])                                                      = (*statemachine.Machine[int]).Stop
-	_ func(*statemachine.Machine[int]) statemachine.State[int]                              = (*statemachine.Machine[int]).State
-	_ func(*statemachine.Machine[int]) <-chan struct{}                                      = (*statemachine.Machine[int]).Done
-	_ func(*statemachine.Machine[int]) error                                                = (*statemachine.Machine[int]).Err
-	_ func(*statemachine.Machine[int]) statemachine.State[int]                              = (*statemachine.Machine[int]).Last
-	_ func(*statemachine.Machine[int], func(statemachine.State[int]) string) (string, bool) = statemachine.Query[int, string]
-	_ statemachine.Event[int]                                                               = func(statemachine.State[int]) statemachine.State[int] { return nil }
+	_ func(*slog.Logger) statemachine.Option                                                                             = statemachine.WithLogger
+	_ func(func(*statemachine.Machine[int], statemachine.State[int], error) statemachine.State[int]) statemachine.Option = statemachine.WithOnError[int]
+	_ func(int, ...statemachine.Option) *statemachine.Machine[int]                                                       = statemachine.New[int]
+	_ func(*statemachine.Machine[int]) int                                                                               = (*statemachine.Machine[int]).Subject
+	_ func(*statemachine.Machine[int], statemachine.State[int])                                                          = (*statemachine.Machine[int]).Start
+	_ func(*statemachine.Machine[int], statemachine.Event[int])                                                          = (*statemachine.Machine[int]).Schedule
+	_ func(*statemachine.Machine[int])                                                                                   = (*statemachine.Machine[int]).Stop
+	_ func(*statemachine.Machine[int]) statemachine.State[int]                                                           = (*statemachine.Machine[int]).State
+	_ func(*statemachine.Machine[int]) <-chan struct{}                                                                   = (*statemachine.Machine[int]).Done
+	_ func(*statemachine.Machine[int]) error                                                                             = (*statemachine.Machine[int]).Err
+	_ func(*statemachine.Machine[int]) statemachine.State[int]                                                           = (*statemachine.Machine[int]).Last
+	_ func(*statemachine.Machine[int], ctx) error                                                                        = (*statemachine.Machine[int]).WaitIdle
+	_ func(*statemachine.Machine[int], func(statemachine.State[int]) string) (string, bool)                              = statemachine.Query[int, string]
+	_ statemachine.Event[int]                                                                                            = func(statemachine.State[int]) statemachine.State[int] { return nil }
 )
 
 type st struct{}
@@ -152,3 +156,14 @@ var _ statemachine.ErrorHandler[int] = st{}
 func (st) Final() {}
 
 var _ statemachine.Final = st{}
+
+// Third round (v1): the operator's HTTP API, and the stats promstowage reads
+// (promstowage is a module of its own; its test checks its names).
+var (
+	_ func(*reservations.Store, *repo.Repo, ...httpapi.Option) http.Handler = httpapi.New
+	_ func(*slotqueue.Queue) httpapi.Option                                 = httpapi.WithQueue
+	_ func(string) httpapi.Option                                           = httpapi.WithToken
+	_ func(*slog.Logger) httpapi.Option                                     = httpapi.WithLogger
+	_ func(*repo.Repo) repo.Stats                                           = (*repo.Repo).Stats
+	_ func(*repo.Repo, ctx) (uint64, error)                                 = (*repo.Repo).CountBlocks
+)

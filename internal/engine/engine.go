@@ -160,6 +160,7 @@ type Engine struct {
 	watches map[*Watch]struct{}
 
 	conflicts atomic.Uint64
+	stats     stats // see stats.go
 
 	// sharedMu serialises the changes of shared mode instead of stageMu:
 	// a semaphore, so that waiting for it honours ctx.
@@ -551,11 +552,13 @@ func (e *Engine) writeGroups() {
 		last := group[len(group)-1]
 		var err error
 		var unknown bool
+		t := e.stats.begin()
 		if batch != nil {
 			err, unknown = e.writeOrdered(batch, base, last.counters)
 		} else {
 			err, unknown = e.write(group, base, last.counters)
 		}
+		e.stats.end(t, len(group), err)
 		if err != nil {
 			e.fail(group, err, unknown)
 			return

@@ -150,7 +150,10 @@ func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readO
 	if err := e.stageOps(ctx, txn, meta); err != nil {
 		return err
 	}
-	if err := txn.Commit(ctx); err != nil {
+	t := e.stats.begin()
+	err = txn.Commit(ctx)
+	e.stats.endShared(t, err)
+	if err != nil {
 		if retryable(err) {
 			return err
 		}

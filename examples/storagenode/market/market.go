@@ -54,15 +54,6 @@ type Market interface {
 	FreeSlot(ctx context.Context, id stowage.RequestID, slot uint64) (paid uint256.Int, err error)
 }
 
-// SlotRef names one slot of one request.
-type SlotRef struct {
-	Request stowage.RequestID
-	Slot    uint64
-}
-
-// String returns the request ID and the slot index, as "0x…/3".
-func (s SlotRef) String() string { return fmt.Sprintf("%s/%d", s.Request, s.Slot) }
-
 // RequestState is where a storage request stands on the market.
 type RequestState uint8
 
@@ -97,11 +88,13 @@ func (s RequestState) String() string {
 // SlotStatus is what SlotStatus reports about one slot.
 type SlotStatus struct {
 	Request RequestState
-	Ask     stowage.StorageAsk
-	Expiry  uint64 // market time after which a request that has not started is cancelled
-	Mine    bool   // this host holds the slot
-	Free    bool   // no host holds the slot
-	Paid    bool   // this host collected the slot's payout
+	// Slot is the slot with its request's terms, as the host queues and
+	// reserves it. Its Expiry is when a request that has not started is
+	// cancelled (a freed slot: when the request ends).
+	Slot stowage.Slot
+	Mine bool // this host holds the slot
+	Free bool // no host holds the slot
+	Paid bool // this host collected the slot's payout
 }
 
 // EventKind says what happened on the market.
@@ -109,7 +102,8 @@ type EventKind uint8
 
 // The market events a host reacts to.
 const (
-	// EventRequested: a client posted a storage request (Ask and Expiry set).
+	// EventRequested: a client posted a storage request (Slot.Ask and
+	// Slot.Expiry set; Slot.Index is 0).
 	EventRequested EventKind = iota + 1
 	// EventSlotFilled: a host filled a slot (Mine when it was this one).
 	EventSlotFilled
@@ -123,7 +117,8 @@ const (
 	// EventRequestFinished: the request ran its duration; hosts may collect.
 	EventRequestFinished
 	// EventSlotFreed: the slot's host lost it (Mine when it was this one).
-	// The slot is open to be filled again; Ask and Expiry are set.
+	// The slot is open to be filled again: Slot is whole (Ask and Expiry
+	// set), ready to queue.
 	EventSlotFreed
 )
 
@@ -148,21 +143,24 @@ func (k EventKind) String() string {
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
 
-// Event is one thing that happened on the market. Slot is set for the slot
-// events, Ask and Expiry for EventRequested and EventSlotFreed.
+// Event is one thing that happened on the market. Slot.RequestID names the
+// request of every event; Slot.Index the slot of the slot events; Slot.Ask
+// and Slot.Expiry are set for EventRequested and EventSlotFreed.
 type Event struct {
-	Kind    EventKind
-	Request stowage.RequestID
-	Slot    uint64
-	Mine    bool
-	Ask     stowage.StorageAsk
-	Expiry  uint64
+	Kind EventKind
+	Slot stowage.Slot
+	Mine bool
 }
 
 // Network fetches a slot's data from the client that posted it.
 type Network interface {
-	// Fetch returns n bytes of a slot's data starting at offset. It blocks
-	// until they have arrived, the download failed, or ctx ends (then it
-	// returns ctx.Err()). The bytes returned must not be modified.
-	Fetch(ctx context.Context, id stowage.RequestID, slot, offset, n uint64) ([]byte, error)
+	// Fetch starts fetching n bytes of a slot's data from offset and returns
+	// at once. done is called once, on any goroutine, with the bytes or the
+	// error that ended the download; once ctx has ended it may be called
+	// with ctx.Err() or not at all. done must not block. The bytes must not
+	// be modified.
+	//
+	// A host waits for the network without holding a goroutine: done
+	// schedules an event on the sale (see downloading in sale.go).
+	Fetch(ctx context.Context, id stowage.RequestID, slot, offset, n uint64, done func(data []byte, err error))
 }

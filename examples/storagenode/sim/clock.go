@@ -34,11 +34,11 @@ func (c *Clock) Unix() uint64 {
 	return c.now
 }
 
-// AfterFunc registers f to run when the clock reaches at. A time that has
-// already passed runs f at the next Step, without moving the clock. f must
-// not block. stop cancels the call and reports whether it did so before f
-// started.
-func (c *Clock) AfterFunc(at uint64, f func()) (stop func() bool) {
+// At registers f to run when the clock reaches at (Unix seconds). A time
+// that has already passed runs f at the next Step, without moving the clock.
+// f runs on the goroutine that calls Step and must not block. stop cancels
+// the call and reports whether it did so before f started.
+func (c *Clock) At(at uint64, f func()) (stop func() bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq++
@@ -58,16 +58,16 @@ func (c *Clock) AfterFunc(at uint64, f func()) (stop func() bool) {
 // Now returns the simulated time: the host's clock in a simulation.
 func (c *Clock) Now() time.Time { return time.Unix(int64(c.Unix()), 0).UTC() }
 
-// After returns a channel that receives the simulated time once d has
-// passed on the clock (rounded up to whole seconds).
-func (c *Clock) After(d time.Duration) <-chan time.Time {
-	ch := make(chan time.Time, 1)
+// AfterFunc registers f to run once d has passed on the clock (rounded up
+// to whole seconds, at least one), like time.AfterFunc but on the goroutine
+// that calls Step: the work f does is done before Step returns, at that
+// simulated time. It is the host's Clock.AfterFunc in a simulation.
+func (c *Clock) AfterFunc(d time.Duration, f func()) (stop func() bool) {
 	secs := uint64(max(1, (d+time.Second-1)/time.Second))
 	c.mu.Lock()
 	at := c.now + secs
 	c.mu.Unlock()
-	c.AfterFunc(at, func() { ch <- time.Unix(int64(at), 0).UTC() })
-	return ch
+	return c.At(at, f)
 }
 
 // Next returns the time of the earliest pending callback, and false when

@@ -10,9 +10,9 @@ import (
 func TestClock_StepJumpsToTheNextCallback(t *testing.T) {
 	c := NewClock(100)
 	var got []string
-	c.AfterFunc(130, func() { got = append(got, "130") })
-	c.AfterFunc(110, func() { got = append(got, "110a") })
-	c.AfterFunc(110, func() { got = append(got, "110b") })
+	c.At(130, func() { got = append(got, "130") })
+	c.At(110, func() { got = append(got, "110a") })
+	c.At(110, func() { got = append(got, "110b") })
 
 	next, ok := c.Next()
 	require.True(t, ok)
@@ -32,11 +32,11 @@ func TestClock_StepJumpsToTheNextCallback(t *testing.T) {
 func TestClock_CallbacksMayRegisterForTheSameTime(t *testing.T) {
 	c := NewClock(0)
 	var got []int
-	c.AfterFunc(5, func() {
+	c.At(5, func() {
 		got = append(got, 1)
-		c.AfterFunc(5, func() { got = append(got, 2) }) // now: same step
-		c.AfterFunc(1, func() { got = append(got, 3) }) // past: same step, clock stays
-		c.AfterFunc(9, func() { got = append(got, 4) }) // later step
+		c.At(5, func() { got = append(got, 2) }) // now: same step
+		c.At(1, func() { got = append(got, 3) }) // past: same step, clock stays
+		c.At(9, func() { got = append(got, 4) }) // later step
 	})
 	require.True(t, c.Step())
 	assert.Equal(t, []int{1, 3, 2}, got, "earliest time first")
@@ -48,8 +48,8 @@ func TestClock_CallbacksMayRegisterForTheSameTime(t *testing.T) {
 func TestClock_StopCancels(t *testing.T) {
 	c := NewClock(0)
 	ran := false
-	stop := c.AfterFunc(10, func() { ran = true })
-	keep := c.AfterFunc(20, func() {})
+	stop := c.At(10, func() { ran = true })
+	keep := c.At(20, func() {})
 	assert.True(t, stop())
 	assert.False(t, stop(), "second stop")
 	assert.Equal(t, 1, c.Pending())

@@ -10,8 +10,8 @@ import (
 // timer, so a day passes in no time.
 func ExampleClock() {
 	c := sim.NewClock(1000)
-	c.AfterFunc(1060, func() { fmt.Println("a minute later:", c.Unix()) })
-	c.AfterFunc(4600, func() { fmt.Println("an hour later:", c.Unix()) })
+	c.At(1060, func() { fmt.Println("a minute later:", c.Unix()) })
+	c.At(4600, func() { fmt.Println("an hour later:", c.Unix()) })
 	for c.Step() {
 	}
 	fmt.Println("no timer left:", c.Pending())

@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/holiman/uint256"
 
@@ -322,7 +323,7 @@ func (m *Market) SlotStatus(ctx context.Context, id stowage.RequestID, slot uint
 	if !ok {
 		return market.SlotStatus{}, fmt.Errorf("slot status %s: %w", id, market.ErrUnknownRequest)
 	}
-	st := market.SlotStatus{Request: r.State, Ask: r.ask, Expiry: r.expiry}
+	st := market.SlotStatus{Request: r.State, Slot: r.slot(slot)}
 	if slot < uint64(len(r.Slots)) {
 		st.Mine = r.Slots[slot].Host == hostMe
 		st.Free = r.Slots[slot].Host == hostNone
@@ -333,20 +334,20 @@ func (m *Market) SlotStatus(ctx context.Context, id stowage.RequestID, slot uint
 
 // MySlots lists the slots this host filled, still holds and has
 // not been paid for, except those of failed requests (nothing to collect).
-func (m *Market) MySlots(ctx context.Context) ([]market.SlotRef, error) {
+func (m *Market) MySlots(ctx context.Context) ([]stowage.Slot, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []market.SlotRef
+	var out []stowage.Slot
 	for _, r := range m.posted {
 		if r.State == market.RequestFailed {
 			continue
 		}
 		for i, s := range r.Slots {
 			if s.Host == hostMe && !s.Paid {
-				out = append(out, market.SlotRef{Request: r.id, Slot: uint64(i)})
+				out = append(out, r.slot(uint64(i)))
 			}
 		}
 	}
@@ -417,9 +418,11 @@ func (m *Market) FreeSlot(ctx context.Context, id stowage.RequestID, slot uint64
 }
 
 // Fetch implements market.Network: the client uploads at cfg.Bandwidth, so
-// n bytes arrive n/Bandwidth simulated seconds after the call. A few fetches
-// fail, decided by the seed, the slot and the offset.
-func (m *Market) Fetch(ctx context.Context, id stowage.RequestID, slot, offset, n uint64) ([]byte, error) {
+// n bytes arrive n/Bandwidth simulated seconds after the call, and done is
+// called then, by the Step that reaches that time. A few fetches fail,
+// decided by the seed, the slot and the offset. Once ctx has ended, done is
+// not called.
+func (m *Market) Fetch(ctx context.Context, id stowage.RequestID, slot, offset, n uint64, done func([]byte, error)) {
 	at := m.clock.Unix() + max(1, (n+m.cfg.Bandwidth-1)/m.cfg.Bandwidth)
 	m.mu.Lock()
 	if uint64(len(m.data)) < n {
@@ -430,18 +433,22 @@ func (m *Market) Fetch(ctx context.Context, id stowage.RequestID, slot, offset, 
 	}
 	data := m.data[:n:n] // read-only: shared by every delivery
 	m.mu.Unlock()
-	arrived := make(chan struct{})
-	stop := m.clock.AfterFunc(at, func() { close(arrived) })
-	select {
-	case <-arrived:
-	case <-ctx.Done():
-		stop()
-		return nil, ctx.Err()
+	if ctx.Err() != nil {
+		return
 	}
-	if m.fetchFails(id, slot, offset) {
-		return nil, fmt.Errorf("fetch %s/%d at %d: %w", id, slot, offset, errConnectionReset)
-	}
-	return data, nil
+	// A cancelled fetch keeps its timer, which then does nothing: taking it
+	// out from the goroutine that cancels would race with the driver's
+	// Step, and the run would no longer repeat exactly.
+	m.clock.At(at, func() {
+		if ctx.Err() != nil {
+			return
+		}
+		if m.fetchFails(id, slot, offset) {
+			done(nil, fmt.Errorf("fetch %s/%d at %d: %w", id, slot, offset, errConnectionReset))
+			return
+		}
+		done(data, nil)
+	})
 }
 
 // errConnectionReset is the simulated network's failure.
@@ -495,7 +502,7 @@ func (m *Market) flush() {
 
 // at runs f under m.mu at market time t, then delivers what it emitted.
 func (m *Market) at(t uint64, f func()) {
-	m.clock.AfterFunc(t, func() {
+	m.clock.At(t, func() {
 		m.mu.Lock()
 		f()
 		m.mu.Unlock()
@@ -516,7 +523,7 @@ func (m *Market) armPostLocked(i int) {
 		m.posted = append(m.posted, r)
 		m.byID[s.id] = r
 		m.stats.Posted++
-		m.emitLocked(market.Event{Kind: market.EventRequested, Request: s.id, Ask: s.ask, Expiry: s.expiry})
+		m.emitLocked(market.Event{Kind: market.EventRequested, Slot: stowage.Slot{RequestID: s.id, Ask: s.ask, Expiry: unixTime(s.expiry)}})
 		m.armOpenLocked(r, s.posted)
 		m.armPostLocked(i + 1)
 	})
@@ -535,7 +542,7 @@ func (m *Market) armOpenLocked(r *simRequest, now uint64) {
 			if r.State == market.RequestNew {
 				r.State = market.RequestCancelled
 				m.stats.Cancelled++
-				m.emitLocked(market.Event{Kind: market.EventRequestCancelled, Request: r.id})
+				m.emitLocked(market.Event{Kind: market.EventRequestCancelled, Slot: stowage.Slot{RequestID: r.id}})
 			}
 		})
 	}
@@ -549,7 +556,7 @@ func (m *Market) armStartedLocked(r *simRequest, now uint64) {
 			if r.State == market.RequestStarted {
 				r.State = market.RequestFinished
 				m.stats.Finished++
-				m.emitLocked(market.Event{Kind: market.EventRequestFinished, Request: r.id})
+				m.emitLocked(market.Event{Kind: market.EventRequestFinished, Slot: stowage.Slot{RequestID: r.id}})
 			}
 		})
 	}
@@ -581,7 +588,7 @@ func (m *Market) fillLocked(r *simRequest, slot uint64, host slotHost) {
 	} else {
 		m.stats.FilledByOthers++
 	}
-	m.emitLocked(market.Event{Kind: market.EventSlotFilled, Request: r.id, Slot: slot, Mine: host == hostMe})
+	m.emitLocked(market.Event{Kind: market.EventSlotFilled, Slot: stowage.Slot{RequestID: r.id, Index: slot}, Mine: host == hostMe})
 	if r.State != market.RequestNew {
 		return
 	}
@@ -592,7 +599,7 @@ func (m *Market) fillLocked(r *simRequest, slot uint64, host slotHost) {
 	}
 	r.State, r.Start, r.End = market.RequestStarted, now, now+r.ask.Duration
 	m.stats.Started++
-	m.emitLocked(market.Event{Kind: market.EventRequestStarted, Request: r.id})
+	m.emitLocked(market.Event{Kind: market.EventRequestStarted, Slot: stowage.Slot{RequestID: r.id}})
 	m.armStartedLocked(r, now)
 }
 
@@ -608,7 +615,7 @@ func (m *Market) failLocked(r *simRequest) {
 			m.stats.Slashed.Add(&m.stats.Slashed, &r.ask.Collateral)
 		}
 	}
-	m.emitLocked(market.Event{Kind: market.EventRequestFailed, Request: r.id})
+	m.emitLocked(market.Event{Kind: market.EventRequestFailed, Slot: stowage.Slot{RequestID: r.id}})
 }
 
 func (m *Market) freeLocked(r *simRequest, slot uint64) {
@@ -624,10 +631,29 @@ func (m *Market) freeLocked(r *simRequest, slot uint64) {
 	now := m.clock.Unix()
 	*s = simSlot{FreedAt: now}
 	m.stats.Freed++
-	m.emitLocked(market.Event{Kind: market.EventSlotFreed, Request: r.id, Slot: slot, Mine: mine, Ask: r.ask, Expiry: r.End})
+	m.emitLocked(market.Event{Kind: market.EventSlotFreed, Slot: stowage.Slot{RequestID: r.id, Index: slot, Ask: r.ask, Expiry: unixTime(r.End)}, Mine: mine})
 	if t := now + r.refillIn; r.refillIn > 0 && t < r.End {
 		m.at(t, func() { m.competitorFillLocked(r, slot) })
 	}
+}
+
+// slot returns slot index of the request, with its terms: what a host
+// queues. The Expiry of a slot of a started request is the request's end:
+// a freed slot can be filled until then.
+func (r *simRequest) slot(index uint64) stowage.Slot {
+	expiry := r.expiry
+	if r.State != market.RequestNew && r.End > 0 {
+		expiry = r.End
+	}
+	return stowage.Slot{RequestID: r.id, Index: index, Ask: r.ask, Expiry: unixTime(expiry)}
+}
+
+// unixTime is a market time (Unix seconds) as a time.Time; zero for 0.
+func unixTime(sec uint64) time.Time {
+	if sec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(int64(sec), 0).UTC()
 }
 
 // simSnapshot is the market's state as Save writes it.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
-	"testing/synctest"
 
 	"github.com/holiman/uint256"
 	"github.com/stretchr/testify/assert"
@@ -78,12 +77,12 @@ func TestMarket_CancelsRequestsNotFilledByTheirExpiry(t *testing.T) {
 	for _, ev := range *evs {
 		switch ev.Kind {
 		case market.EventRequested:
-			expiry[ev.Request] = ev.Expiry
-			assert.Greater(t, ev.Expiry, ev.At)
-			assert.NotZero(t, ev.Ask.Slots)
+			expiry[ev.Slot.RequestID] = uint64(ev.Slot.Expiry.Unix())
+			assert.Greater(t, uint64(ev.Slot.Expiry.Unix()), ev.At)
+			assert.NotZero(t, ev.Slot.Ask.Slots)
 		case market.EventRequestCancelled:
 			cancelled++
-			assert.Equal(t, expiry[ev.Request], ev.At, "cancelled at its expiry")
+			assert.Equal(t, expiry[ev.Slot.RequestID], ev.At, "cancelled at its expiry")
 		default:
 			t.Errorf("unexpected event %v", ev.Kind)
 		}
@@ -123,40 +122,40 @@ func TestMarket_HostFillsAndIsPaid(t *testing.T) {
 	req := (*evs)[0]
 	require.Equal(t, market.EventRequested, req.Kind)
 
-	_, err := m.FreeSlot(ctx, req.Request, 0)
+	_, err := m.FreeSlot(ctx, req.Slot.RequestID, 0)
 	assert.ErrorIs(t, err, market.ErrNotSlotHost)
-	for slot := range req.Ask.Slots {
-		require.NoError(t, m.FillSlot(ctx, req.Request, slot, []byte{1}))
+	for slot := range req.Slot.Ask.Slots {
+		require.NoError(t, m.FillSlot(ctx, req.Slot.RequestID, slot, []byte{1}))
 	}
-	assert.ErrorIs(t, m.FillSlot(ctx, req.Request, 0, []byte{1}), market.ErrSlotNotFree)
+	assert.ErrorIs(t, m.FillSlot(ctx, req.Slot.RequestID, 0, []byte{1}), market.ErrSlotNotFree)
 	last := (*evs)[len(*evs)-1]
 	assert.Equal(t, market.EventRequestStarted, last.Kind, "the last fill starts the request")
 	mine, err := m.MySlots(ctx)
 	require.NoError(t, err)
-	assert.Len(t, mine, int(req.Ask.Slots))
+	assert.Len(t, mine, int(req.Slot.Ask.Slots))
 
-	_, err = m.FreeSlot(ctx, req.Request, 0)
+	_, err = m.FreeSlot(ctx, req.Slot.RequestID, 0)
 	assert.ErrorIs(t, err, market.ErrRequestRunning)
 
 	stepUntil(clock, 0)
 	assert.Equal(t, market.EventRequestFinished, (*evs)[len(*evs)-1].Kind)
-	assert.Equal(t, req.At+req.Ask.Duration, (*evs)[len(*evs)-1].At)
-	status, err := m.SlotStatus(ctx, req.Request, 0)
+	assert.Equal(t, req.At+req.Slot.Ask.Duration, (*evs)[len(*evs)-1].At)
+	status, err := m.SlotStatus(ctx, req.Slot.RequestID, 0)
 	require.NoError(t, err)
 	assert.Equal(t, market.RequestFinished, status.Request)
 	assert.True(t, status.Mine)
 
-	paid, err := m.FreeSlot(ctx, req.Request, 0)
+	paid, err := m.FreeSlot(ctx, req.Slot.RequestID, 0)
 	require.NoError(t, err)
-	reward := req.Ask.PricePerSlot()
+	reward := req.Slot.Ask.PricePerSlot()
 	var want uint256.Int
-	want.Add(&reward, &req.Ask.Collateral)
+	want.Add(&reward, &req.Slot.Ask.Collateral)
 	assert.Equal(t, want, paid, "reward for the whole duration plus the collateral back")
-	_, err = m.FreeSlot(ctx, req.Request, 0)
+	_, err = m.FreeSlot(ctx, req.Slot.RequestID, 0)
 	assert.ErrorIs(t, err, market.ErrAlreadyPaid)
 	mine, err = m.MySlots(ctx)
 	require.NoError(t, err)
-	assert.Len(t, mine, int(req.Ask.Slots)-1)
+	assert.Len(t, mine, int(req.Slot.Ask.Slots)-1)
 }
 
 func TestMarket_FillSlotRefusesClosedRequests(t *testing.T) {
@@ -167,7 +166,7 @@ func TestMarket_FillSlotRefusesClosedRequests(t *testing.T) {
 	evs := record(m, clock)
 	stepUntil(clock, 0) // posted, then cancelled
 	require.Equal(t, market.EventRequestCancelled, (*evs)[len(*evs)-1].Kind)
-	assert.ErrorIs(t, m.FillSlot(ctx, (*evs)[0].Request, 0, []byte{1}), market.ErrRequestNotOpen)
+	assert.ErrorIs(t, m.FillSlot(ctx, (*evs)[0].Slot.RequestID, 0, []byte{1}), market.ErrRequestNotOpen)
 	assert.ErrorIs(t, m.FillSlot(ctx, [32]byte{9}, 0, []byte{1}), market.ErrUnknownRequest)
 }
 
@@ -198,41 +197,33 @@ func TestMarket_SaveAndLoadCarryOn(t *testing.T) {
 }
 
 func TestMarket_FetchDeliversAfterTheUploadTime(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		cfg := smallSim(1, 0)
-		cfg.Bandwidth = 100
-		cfg.NetworkErrorRate = 0
-		m, clock := newTestMarket(t, cfg)
-		got := make(chan []byte, 1)
-		go func() {
-			b, err := m.Fetch(context.Background(), [32]byte{1}, 0, 0, 250)
-			assert.NoError(t, err)
-			got <- b
-		}()
-		synctest.Wait()
-		next, ok := clock.Next()
-		require.True(t, ok)
-		assert.Equal(t, cfg.Start+3, next, "250 bytes at 100 B/s")
-		assert.Empty(t, got, "nothing before the upload time")
-		clock.Step()
-		assert.Len(t, <-got, 250)
+	cfg := smallSim(1, 0)
+	cfg.Bandwidth = 100
+	cfg.NetworkErrorRate = 0
+	m, clock := newTestMarket(t, cfg)
+	var got [][]byte
+	m.Fetch(context.Background(), [32]byte{1}, 0, 0, 250, func(b []byte, err error) {
+		assert.NoError(t, err)
+		got = append(got, b)
 	})
+	next, ok := clock.Next()
+	require.True(t, ok)
+	assert.Equal(t, cfg.Start+3, next, "250 bytes at 100 B/s")
+	assert.Empty(t, got, "nothing before the upload time")
+	clock.Step()
+	require.Len(t, got, 1, "delivered by the Step that reaches the upload time")
+	assert.Len(t, got[0], 250)
 }
 
-func TestMarket_FetchReturnsWhenCancelled(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		m, clock := newTestMarket(t, smallSim(1, 0))
-		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() {
-			_, err := m.Fetch(ctx, [32]byte{1}, 0, 0, 250)
-			errc <- err
-		}()
-		synctest.Wait()
-		cancel()
-		assert.ErrorIs(t, <-errc, context.Canceled)
-		assert.Zero(t, clock.Pending(), "the delivery was cancelled")
-	})
+func TestMarket_FetchCancelledDeliversNothing(t *testing.T) {
+	m, clock := newTestMarket(t, smallSim(1, 0))
+	ctx, cancel := context.WithCancel(context.Background())
+	called := false
+	m.Fetch(ctx, [32]byte{1}, 0, 0, 250, func([]byte, error) { called = true })
+	cancel()
+	for clock.Step() {
+	}
+	assert.False(t, called, "done is not called once ctx has ended")
 }
 
 func TestConfig_Validate(t *testing.T) {
