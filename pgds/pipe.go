@@ -15,9 +15,9 @@ import (
 type pstmt struct {
 	sql     string
 	args    [][]byte
-	formats []int16            // of args; nil: all text
-	op      string             // what it does, for errors ("put /a")
-	key     string             // the key it reads or writes, if one
+	formats []int16             // of args; nil: all text
+	op      string              // what it does, for errors ("put /a")
+	key     string              // the key it reads or writes, if one
 	row     func(vals [][]byte) // called for each row; vals valid during the call only
 }
 
