@@ -181,7 +181,7 @@ func BenchmarkReservationCycle(b *testing.B) {
 	})
 }
 
-func newPoolAt(b *testing.B, url string) *pgxpool.Pool {
+func newPoolAt(b testing.TB, url string) *pgxpool.Pool {
 	pool, err := pgxpool.New(b.Context(), url)
 	require.NoError(b, err)
 	b.Cleanup(pool.Close)
