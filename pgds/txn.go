@@ -112,7 +112,9 @@ func (d *Datastore) NewLockedTransaction(ctx context.Context, readOnly bool, loc
 		}
 		t.cache[ks] = cached{}
 		seg = append(seg, pstmt{sql: d.sql.get, args: [][]byte{[]byte(ks)}, op: "get " + ks, key: ks,
-			row: func(vals [][]byte) { t.cache[ks] = cached{value: append([]byte{}, vals[0]...), found: true} }})
+			row: func(vals [][]byte) {
+				t.cache[ks] = cached{value: append([]byte{}, vals[0]...), found: true, full: true}
+			}})
 	}
 	segs = append(segs, seg)
 	d.roundTrips.Add(1)
@@ -149,10 +151,12 @@ func closeConn(conn *pgxpool.Conn) {
 	_ = c.Close(ctx)
 }
 
-// cached is a key read when the transaction began.
+// cached is what the transaction knows of a key, from a read or its own
+// write: its snapshot does not change, so a key is read at most once.
 type cached struct {
 	value []byte
 	found bool
+	full  bool // value is known (not only found, from Has)
 }
 
 type txn struct {
@@ -204,16 +208,24 @@ func (t *txn) Get(ctx context.Context, key datastore.Key) ([]byte, error) {
 		return nil, err
 	}
 	defer t.mu.Unlock()
-	if c, ok := t.cache[key.String()]; ok {
+	k := key.String()
+	if c, ok := t.cache[k]; ok && (c.full || !c.found) {
 		if !c.found {
 			return nil, datastore.ErrNotFound
 		}
-		return c.value, nil
+		return append([]byte{}, c.value...), nil // the caller may change it
 	}
 	if err := t.flush(ctx); err != nil {
 		return nil, err
 	}
-	return get(ctx, t.q(), &t.d.sql, key)
+	v, err := get(ctx, t.q(), &t.d.sql, key)
+	switch {
+	case err == nil:
+		t.cache[k] = cached{value: append([]byte{}, v...), found: true, full: true}
+	case errors.Is(err, datastore.ErrNotFound) && isText(k):
+		t.cache[k] = cached{}
+	}
+	return v, err
 }
 
 func (t *txn) Has(ctx context.Context, key datastore.Key) (bool, error) {
@@ -221,13 +233,18 @@ func (t *txn) Has(ctx context.Context, key datastore.Key) (bool, error) {
 		return false, err
 	}
 	defer t.mu.Unlock()
-	if c, ok := t.cache[key.String()]; ok {
+	k := key.String()
+	if c, ok := t.cache[k]; ok {
 		return c.found, nil
 	}
 	if err := t.flush(ctx); err != nil {
 		return false, err
 	}
-	return has(ctx, t.q(), &t.d.sql, key)
+	ok, err := has(ctx, t.q(), &t.d.sql, key)
+	if err == nil && isText(k) {
+		t.cache[k] = cached{found: ok}
+	}
+	return ok, err
 }
 
 func (t *txn) GetSize(ctx context.Context, key datastore.Key) (int, error) {
@@ -235,7 +252,7 @@ func (t *txn) GetSize(ctx context.Context, key datastore.Key) (int, error) {
 		return -1, err
 	}
 	defer t.mu.Unlock()
-	if c, ok := t.cache[key.String()]; ok {
+	if c, ok := t.cache[key.String()]; ok && (c.full || !c.found) {
 		if !c.found {
 			return -1, datastore.ErrNotFound
 		}
@@ -280,13 +297,9 @@ func (t *txn) Put(ctx context.Context, key datastore.Key, value []byte) error {
 	if !isText(k) {
 		return fmt.Errorf("pgds: put %q: %w", k, ErrInvalidKey)
 	}
-	if value == nil {
-		value = []byte{}
-	}
+	value = append([]byte{}, value...) // the caller may reuse it before the Commit
 	t.pending = append(t.pending, putStmt(&t.d.sql, k, value))
-	if _, ok := t.cache[k]; ok {
-		t.cache[k] = cached{value: value, found: true}
-	}
+	t.cache[k] = cached{value: value, found: true, full: true}
 	return nil
 }
 
@@ -303,9 +316,7 @@ func (t *txn) Delete(ctx context.Context, key datastore.Key) error {
 		return nil
 	}
 	t.pending = append(t.pending, delStmt(&t.d.sql, k))
-	if _, ok := t.cache[k]; ok {
-		t.cache[k] = cached{}
-	}
+	t.cache[k] = cached{}
 	return nil
 }
 
