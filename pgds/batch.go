@@ -94,7 +94,7 @@ func commitOps(ctx context.Context, d *Datastore, ops []batchOp) error {
 	}
 	work = append(work, execStmt("commit"))
 	d.roundTrips.Add(1)
-	segErrs, err := pipe(ctx, conn.Conn().PgConn(), work)
+	segErrs, err := pipe(ctx, conn.Conn(), work)
 	if err != nil {
 		closeConn(conn)
 		if segErrs == nil || segErrs[0] == nil {
@@ -105,7 +105,7 @@ func commitOps(ctx context.Context, d *Datastore, ops []batchOp) error {
 		if err == nil {
 			// End the failed transaction.
 			d.roundTrips.Add(1)
-			ends, err := pipe(ctx, conn.Conn().PgConn(), []pstmt{execStmt("rollback")})
+			ends, err := pipe(ctx, conn.Conn(), []pstmt{execStmt("rollback")})
 			if err != nil || ends[0] != nil {
 				closeConn(conn)
 			} else {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -36,13 +37,33 @@ type pipeError struct {
 // is unknown for every segment but those segErrs, if not nil, has an
 // error for (the server refused a statement of it, so the rest of it did
 // not run).
-func pipe(ctx context.Context, pc *pgconn.PgConn, segs ...[]pstmt) (segErrs []*pipeError, err error) {
-	p := pc.StartPipeline(ctx)
-	for _, seg := range segs {
+//
+// A statement with arguments is prepared (once per connection, in a round
+// trip of its own) and then sent by name, so the server does not parse and
+// plan it again each time.
+func pipe(ctx context.Context, conn *pgx.Conn, segs ...[]pstmt) (segErrs []*pipeError, err error) {
+	sds := make([][]*pgconn.StatementDescription, len(segs))
+	for si, seg := range segs {
+		sds[si] = make([]*pgconn.StatementDescription, len(seg))
+		for i := range seg {
+			if len(seg[i].args) > 0 {
+				sd, err := conn.Prepare(ctx, seg[i].sql, seg[i].sql)
+				if err != nil {
+					return nil, err
+				}
+				sds[si][i] = sd
+			}
+		}
+	}
+	p := conn.PgConn().StartPipeline(ctx)
+	for si, seg := range segs {
 		for i := range seg {
 			s := &seg[i]
-			formats := s.formats
-			p.SendQueryParams(s.sql, s.args, nil, formats, []int16{1})
+			if sd := sds[si][i]; sd != nil {
+				p.SendQueryStatement(sd, s.args, s.formats, resultBinary)
+			} else {
+				p.SendQueryParams(s.sql, s.args, nil, s.formats, resultBinary)
+			}
 		}
 		p.SendPipelineSync()
 	}
@@ -100,6 +121,8 @@ func pipe(ctx context.Context, pc *pgconn.PgConn, segs ...[]pstmt) (segErrs []*p
 	}
 	return segErrs, nil
 }
+
+var resultBinary = []int16{1}
 
 // Parameter formats of the statements that take a key (text) and a value
 // (binary bytea).

@@ -118,7 +118,7 @@ func (d *Datastore) NewLockedTransaction(ctx context.Context, readOnly bool, loc
 	}
 	segs = append(segs, seg)
 	d.roundTrips.Add(1)
-	segErrs, err := pipe(ctx, conn.Conn().PgConn(), segs...)
+	segErrs, err := pipe(ctx, conn.Conn(), segs...)
 	if err == nil {
 		for _, pe := range segErrs {
 			if pe != nil {
@@ -193,7 +193,7 @@ func (t *txn) flush(ctx context.Context) error {
 	ops := t.pending
 	t.pending = nil
 	t.d.roundTrips.Add(1)
-	segErrs, err := pipe(ctx, t.conn.Conn().PgConn(), ops)
+	segErrs, err := pipe(ctx, t.conn.Conn(), ops)
 	if err != nil {
 		return wrap(fmt.Sprintf("write %d keys", len(ops)), err)
 	}
@@ -351,7 +351,7 @@ func (t *txn) Commit(ctx context.Context) error {
 	}
 	t.pending = nil
 	t.d.roundTrips.Add(1)
-	segErrs, err := pipe(ctx, t.conn.Conn().PgConn(), segs...)
+	segErrs, err := pipe(ctx, t.conn.Conn(), segs...)
 	if err != nil {
 		closeConn(t.conn)
 		if segErrs == nil || segErrs[0] == nil {
@@ -361,7 +361,7 @@ func (t *txn) Commit(ctx context.Context) error {
 	if pe := segErrs[0]; pe != nil {
 		if err == nil {
 			t.d.roundTrips.Add(1)
-			ends, err := pipe(ctx, t.conn.Conn().PgConn(), t.end()...)
+			ends, err := pipe(ctx, t.conn.Conn(), t.end()...)
 			if err != nil {
 				closeConn(t.conn)
 			} else {
@@ -399,7 +399,7 @@ func (t *txn) Discard(ctx context.Context) {
 	t.done = true
 	t.pending = nil
 	t.d.roundTrips.Add(1)
-	segErrs, err := pipe(ctx, t.conn.Conn().PgConn(), t.end()...)
+	segErrs, err := pipe(ctx, t.conn.Conn(), t.end()...)
 	if err != nil {
 		closeConn(t.conn)
 		return
