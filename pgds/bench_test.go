@@ -302,7 +302,9 @@ func benchFleet(b *testing.B, mode string, procs int) {
 		pins = procs
 	}
 	for i := range pins {
-		_, err := s.AddAvailability(b.Context(), pinnedAvailability(i, 1<<18))
+		// The quota is 1 MiB: 8 processes get 128 KiB each, room for
+		// their 8 goroutines' slots of 4 KiB.
+		_, err := s.AddAvailability(b.Context(), pinnedAvailability(i, 1<<20/uint64(max(pins, 4))))
 		require.NoError(b, err)
 	}
 	n := max(1, b.N/(procs*fleetGoroutines))
