@@ -414,10 +414,11 @@ func (t *txn) Discard(ctx context.Context) {
 // refused for a read/write dependency (for which PostgreSQL names no
 // row), every key the transaction wrote.
 type ConflictError struct {
-	Keys []string
-	Err  error
+	Keys []string // the keys involved, as far as known; may be empty
+	Err  error    // the error, wrapping ErrSerialization
 }
 
+// Error returns Err's message followed by the keys.
 func (e *ConflictError) Error() string {
 	if len(e.Keys) == 0 {
 		return e.Err.Error()
@@ -425,6 +426,7 @@ func (e *ConflictError) Error() string {
 	return fmt.Sprintf("%v (keys %s)", e.Err, strings.Join(e.Keys, ", "))
 }
 
+// Unwrap returns Err.
 func (e *ConflictError) Unwrap() error { return e.Err }
 
 // ConflictKeys returns Keys, for callers that know no pgds type (the
