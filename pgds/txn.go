@@ -100,22 +100,7 @@ func (d *Datastore) NewLockedTransaction(ctx context.Context, readOnly bool, loc
 		segs = append(segs, seg)
 		t.locked = true
 	}
-	begin := "begin isolation level serializable"
-	if readOnly {
-		begin += " read only"
-	}
-	seg := []pstmt{execStmt(begin)}
-	for _, k := range prefetch {
-		ks := k.String()
-		if !isText(ks) {
-			continue // reads as absent without a round trip
-		}
-		t.cache[ks] = cached{}
-		seg = append(seg, pstmt{sql: d.sql.get, args: [][]byte{[]byte(ks)}, op: "get " + ks, key: ks,
-			row: func(vals [][]byte) {
-				t.cache[ks] = cached{value: append([]byte{}, vals[0]...), found: true, full: true}
-			}})
-	}
+	seg := t.beginStmts(readOnly, prefetch)
 	segs = append(segs, seg)
 	d.roundTrips.Add(1)
 	segErrs, err := pipe(ctx, conn.Conn(), segs...)
@@ -149,6 +134,27 @@ func closeConn(conn *pgxpool.Conn) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // close the socket now: the network may not deliver a goodbye
 	_ = c.Close(ctx)
+}
+
+// beginStmts begins the transaction and reads prefetch into its cache.
+func (t *txn) beginStmts(readOnly bool, prefetch []datastore.Key) []pstmt {
+	begin := "begin isolation level serializable"
+	if readOnly {
+		begin += " read only"
+	}
+	seg := []pstmt{execStmt(begin)}
+	for _, k := range prefetch {
+		ks := k.String()
+		if !isText(ks) {
+			continue // reads as absent without a round trip
+		}
+		t.cache[ks] = cached{}
+		seg = append(seg, pstmt{sql: t.d.sql.get, args: [][]byte{[]byte(ks)}, op: "get " + ks, key: ks,
+			row: func(vals [][]byte) {
+				t.cache[ks] = cached{value: append([]byte{}, vals[0]...), found: true, full: true}
+			}})
+	}
+	return seg
 }
 
 // cached is what the transaction knows of a key, from a read or its own
@@ -389,6 +395,61 @@ func (t *txn) releaseAfter(ends []*pipeError) {
 		}
 	}
 	t.conn.Release()
+}
+
+// CommitAndBegin commits the transaction as Commit does and, in the same
+// round trip, begins the next one on the same connection, still holding
+// the locks, reading prefetch: a host with another change waiting hands it
+// the locks without releasing them (and saves it a round trip). The next
+// transaction's snapshot is taken after this one committed. next is nil
+// when err is not (nothing of this one was written, the locks are
+// released) or when the next one could not begin (this one committed).
+// Only a locked read-write transaction can continue; others commit and
+// return no next.
+func (t *txn) CommitAndBegin(ctx context.Context, prefetch []datastore.Key) (next datastore.Txn, err error) {
+	if !t.locked {
+		return nil, t.Commit(ctx)
+	}
+	if err := t.lock(); err != nil {
+		return nil, err
+	}
+	defer t.mu.Unlock()
+	t.done = true
+	written := make([]string, 0, len(t.pending))
+	for _, s := range t.pending {
+		written = append(written, s.key)
+	}
+	n := &txn{d: t.d, conn: t.conn, locked: true, cache: map[string]cached{}}
+	segs := [][]pstmt{append(t.pending, execStmt("commit")), n.beginStmts(false, prefetch)}
+	t.pending = nil
+	t.d.roundTrips.Add(1)
+	segErrs, err := pipe(ctx, t.conn.Conn(), segs...)
+	if err != nil {
+		closeConn(t.conn)
+		if segErrs == nil || segErrs[0] == nil {
+			return nil, wrapCommit("commit transaction", err)
+		}
+	}
+	if segErrs[0] == nil && segErrs[1] == nil {
+		return n, nil
+	}
+	if err == nil {
+		t.d.roundTrips.Add(1)
+		ends, err := pipe(ctx, t.conn.Conn(), t.end()...)
+		if err != nil {
+			closeConn(t.conn)
+		} else {
+			t.releaseAfter(ends)
+		}
+	}
+	if pe := segErrs[0]; pe != nil {
+		keys := written
+		if pe.stmt.key != "" {
+			keys = []string{pe.stmt.key}
+		}
+		return nil, conflictKeys(wrap("commit transaction: "+pe.stmt.op, pe.err), keys...)
+	}
+	return nil, nil
 }
 
 func (t *txn) Discard(ctx context.Context) {
