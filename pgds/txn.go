@@ -22,6 +22,14 @@ import (
 // queue for the records they all change (the quota counters) instead of
 // failing each other; on a datastore without it a change runs as a plain
 // transaction, retried on conflicts.
+//
+// The transactions of a Datastore also have
+//
+//	CommitAndBegin(ctx context.Context, prefetch []datastore.Key) (datastore.Txn, error)
+//
+// which commits a locked transaction and begins the next one on the same
+// locks in one round trip (see its documentation on the transaction type;
+// shared mode finds it by a type assertion too).
 type LockingTxnDatastore interface {
 	datastore.TxnDatastore
 	// NewLockedTransaction begins a transaction as NewTransaction does,

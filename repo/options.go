@@ -117,7 +117,10 @@ func WithLogger(l *slog.Logger) Option {
 // has), a change that may write first locks the quota counters, which
 // every change of bytes writes, and reads them in the same round trip: the
 // changes of a fleet then queue for the counters instead of conflicting,
-// and ErrConflict is not seen under the fleet's own load. A commit whose outcome is unknown (a connection lost after
+// and ErrConflict is not seen under the fleet's own load. A change that
+// finds another of this process waiting hands it the locks as it commits
+// (if the transaction has CommitAndBegin(ctx, prefetch) (datastore.Txn,
+// error), as pgds's have), up to 8 in a row. A commit whose outcome is unknown (a connection lost after
 // COMMIT was sent) fails with ErrWriteFailed: read back to learn whether it
 // happened. Later changes need no reopening, as each reads what it changes.
 //
