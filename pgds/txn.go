@@ -27,9 +27,12 @@ import (
 //
 //	CommitAndBegin(ctx context.Context, prefetch []datastore.Key) (datastore.Txn, error)
 //
-// which commits a locked transaction and begins the next one on the same
-// locks in one round trip (see its documentation on the transaction type;
-// shared mode finds it by a type assertion too).
+// which commits a locked transaction as Commit does and, in the same round
+// trip, begins the next one on the same connection, still holding the
+// locks (its snapshot taken after the commit), reading prefetch. Its next
+// is nil when its error is not (nothing was written, the locks were
+// released), or when the next transaction could not begin. Shared mode
+// finds it by a type assertion too.
 type LockingTxnDatastore interface {
 	datastore.TxnDatastore
 	// NewLockedTransaction begins a transaction as NewTransaction does,
