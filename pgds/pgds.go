@@ -268,24 +268,26 @@ type querier interface {
 }
 
 type statements struct {
-	table  string // quoted
-	create string
-	get    string
-	has    string
-	size   string
-	put    string
-	del    string
+	table   string // quoted
+	create  string
+	get     string
+	getMany string // key, value of the keys of a text[]
+	has     string
+	size    string
+	put     string
+	del     string
 }
 
 func newStatements(table string) statements {
 	return statements{
-		table:  table,
-		create: `CREATE TABLE IF NOT EXISTS ` + table + ` (key text COLLATE "C" PRIMARY KEY, value bytea NOT NULL)`,
-		get:    `SELECT value FROM ` + table + ` WHERE key = $1`,
-		has:    `SELECT EXISTS (SELECT 1 FROM ` + table + ` WHERE key = $1)`,
-		size:   `SELECT octet_length(value) FROM ` + table + ` WHERE key = $1`,
-		put:    `INSERT INTO ` + table + ` (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-		del:    `DELETE FROM ` + table + ` WHERE key = $1`,
+		table:   table,
+		create:  `CREATE TABLE IF NOT EXISTS ` + table + ` (key text COLLATE "C" PRIMARY KEY, value bytea NOT NULL)`,
+		get:     `SELECT value FROM ` + table + ` WHERE key = $1`,
+		getMany: `SELECT key, value FROM ` + table + ` WHERE key = ANY($1::text[])`,
+		has:     `SELECT EXISTS (SELECT 1 FROM ` + table + ` WHERE key = $1)`,
+		size:    `SELECT octet_length(value) FROM ` + table + ` WHERE key = $1`,
+		put:     `INSERT INTO ` + table + ` (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+		del:     `DELETE FROM ` + table + ` WHERE key = $1`,
 	}
 }
 

@@ -519,3 +519,26 @@ func TestTxn_ReadsEachKeyOnce(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []byte("3"), v)
 }
+
+// Keys read ahead are any text: quotes, backslashes, commas and braces
+// included.
+func TestLockedTxn_PrefetchesOddKeys(t *testing.T) {
+	d, _ := openDS(t)
+	ctx := t.Context()
+	keys := []datastore.Key{key(`/a"b`), key(`/c\d`), key(`/e,f{g}`), key("/h i"), key("/absent")}
+	for _, k := range keys[:4] {
+		require.NoError(t, d.Put(ctx, k, []byte(k.String())))
+	}
+	tx, err := d.NewLockedTransaction(ctx, false, keys, keys)
+	require.NoError(t, err)
+	before := d.RoundTrips()
+	for _, k := range keys[:4] {
+		v, err := tx.Get(ctx, k)
+		require.NoError(t, err, k)
+		assert.Equal(t, []byte(k.String()), v)
+	}
+	_, err = tx.Get(ctx, keys[4])
+	assert.ErrorIs(t, err, datastore.ErrNotFound)
+	assert.Equal(t, before, d.RoundTrips(), "read again")
+	tx.Discard(ctx)
+}

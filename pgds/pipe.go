@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -154,6 +155,39 @@ func lockIDs(table string, keys []string) []int64 {
 	return slices.Compact(ids)
 }
 
-func lockStmt(id int64) pstmt {
-	return pstmt{sql: `SELECT pg_advisory_lock($1::bigint)`, args: [][]byte{[]byte(strconv.FormatInt(id, 10))}, op: "lock"}
+// lockStmt takes the advisory locks ids, in their order (unnest returns
+// the elements of the array in order, and each row's lock is taken as the
+// row is produced).
+func lockStmt(ids []int64) pstmt {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(id, 10))
+	}
+	b.WriteByte('}')
+	return pstmt{sql: `SELECT pg_advisory_lock(k) FROM unnest($1::bigint[]) AS k`, args: [][]byte{[]byte(b.String())}, op: "lock"}
+}
+
+// textArray is keys as a PostgreSQL text[] literal (text format).
+func textArray(keys []string) []byte {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		for _, c := range []byte(k) {
+			if c == '"' || c == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(c)
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return []byte(b.String())
 }

@@ -104,11 +104,7 @@ func (d *Datastore) NewLockedTransaction(ctx context.Context, readOnly bool, loc
 		for i, k := range lock {
 			keys[i] = k.String()
 		}
-		var seg []pstmt
-		for _, id := range lockIDs(d.sql.table, keys) {
-			seg = append(seg, lockStmt(id))
-		}
-		segs = append(segs, seg)
+		segs = append(segs, []pstmt{lockStmt(lockIDs(d.sql.table, keys))})
 		t.locked = true
 	}
 	seg := t.beginStmts(readOnly, prefetch)
@@ -154,15 +150,19 @@ func (t *txn) beginStmts(readOnly bool, prefetch []datastore.Key) []pstmt {
 		begin += " read only"
 	}
 	seg := []pstmt{execStmt(begin)}
+	var keys []string
 	for _, k := range prefetch {
 		ks := k.String()
 		if !isText(ks) {
 			continue // reads as absent without a round trip
 		}
 		t.cache[ks] = cached{}
-		seg = append(seg, pstmt{sql: t.d.sql.get, args: [][]byte{[]byte(ks)}, op: "get " + ks, key: ks,
+		keys = append(keys, ks)
+	}
+	if len(keys) > 0 {
+		seg = append(seg, pstmt{sql: t.d.sql.getMany, args: [][]byte{textArray(keys)}, op: "prefetch " + strings.Join(keys, ", "),
 			row: func(vals [][]byte) {
-				t.cache[ks] = cached{value: append([]byte{}, vals[0]...), found: true, full: true}
+				t.cache[string(vals[0])] = cached{value: append([]byte{}, vals[1]...), found: true, full: true}
 			}})
 	}
 	return seg
@@ -358,10 +358,13 @@ func (t *txn) Commit(ctx context.Context) error {
 	}
 	defer t.mu.Unlock()
 	t.done = true
-	segs := [][]pstmt{append(t.pending, execStmt("commit"))}
+	// The unlock runs after the COMMIT, in a transaction of its own; a
+	// refused write or COMMIT skips it.
+	work := append(t.pending, execStmt("commit"))
 	if t.locked {
-		segs = append(segs, []pstmt{unlockStmt})
+		work = append(work, unlockStmt)
 	}
+	segs := [][]pstmt{work}
 	written := make([]string, 0, len(t.pending))
 	for _, s := range t.pending {
 		written = append(written, s.key)
@@ -374,6 +377,14 @@ func (t *txn) Commit(ctx context.Context) error {
 		if segErrs == nil || segErrs[0] == nil {
 			return wrapCommit("commit transaction", err)
 		}
+	}
+	if pe := segErrs[0]; pe != nil && pe.stmt.sql == unlockStmt.sql {
+		// Committed; the lock may still be held: close the connection,
+		// which releases it.
+		if err == nil {
+			closeConn(t.conn)
+		}
+		return nil
 	}
 	if pe := segErrs[0]; pe != nil {
 		if err == nil {
@@ -391,7 +402,7 @@ func (t *txn) Commit(ctx context.Context) error {
 		}
 		return conflictKeys(wrap("commit transaction: "+pe.stmt.op, pe.err), keys...)
 	}
-	t.releaseAfter(segErrs[1:])
+	t.conn.Release()
 	return nil
 }
 
