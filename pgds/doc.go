@@ -148,18 +148,18 @@
 // Measured on 2 shared cores, server and hosts on them, in the same runs
 // as the code before the locks (BenchmarkFleet, 640 cycles; a cycle is
 // ReserveSlot, two Store.PutBlock, DeleteReservation; the README has the
-// table; three interleaved runs each): 4 processes of 8 goroutines make
-// 1160 to 1240 calls per second on one availability (before: 1110 to
-// 1460) and 750 to 1220 on one each (before: 1070 to 1170), with no
-// retry at all (mean, 99th percentile and maximum 0 at 1, 2, 4 and 8
-// processes; before: 0.03 to 0.06 retries per call at 4 processes and,
-// in the runs, calls failing with ErrConflict after 30); 8
-// processes make 870 to 1300. A reservation cycle takes 2.1 to 2.6 ms
-// (before: 2.0 to 2.8 ms). The round trips fell by half or more (a
-// Store.PutBlock from 13 to 6, a DeleteReservation from 18 to 7), the
-// throughput did not rise: on these two cores, shared with other work,
-// the server's and the hosts' CPU bound it, and the changes of the fleet
-// run one at a time.
+// table; six runs each, interleaved): 4 processes of 8 goroutines make
+// about 1780 calls per second on one availability (median; before: 1330)
+// and 1590 on one each (before: 1270), 1.34× and 1.26×, with no retry at
+// all (mean, 99th percentile and maximum 0 at 1, 2, 4 and 8 processes;
+// before: 0.02 to 0.10 retries per call at 4 processes and, in the
+// issue's runs, calls failing with ErrConflict after 30); 8 processes make
+// 1010 to 1630. One change (BenchmarkChange) costs 0.28 to 0.34 ms, about
+// what raw pgx doing the minimum costs (0.24 to 0.44 ms). The round trips
+// fell by half or more (a Store.PutBlock from 13 to 6, a DeleteReservation
+// from 18 to 7, one less for a change handed the locks); on these two
+// cores, shared with other work, the server's and the hosts' CPU bound
+// the rest.
 //
 // A fleet that outgrows one primary (or whose hosts must not wait for
 // each other) splits its capacity: several pools, each its own quota,
