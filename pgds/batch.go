@@ -2,10 +2,14 @@ package pgds
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/ipfs/go-datastore"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Batch returns a batch whose Commit writes all its puts and deletes, in the
@@ -75,46 +79,52 @@ func (b *batch) Commit(ctx context.Context) error {
 	return nil
 }
 
-// commitOps writes ops in one transaction and one round trip: BEGIN, the
-// writes and COMMIT in one segment of a pipeline. A write the server
-// refuses costs a ROLLBACK more.
+// commitOps writes ops in one transaction: BEGIN, the statements in one
+// pipelined batch, COMMIT (3 round trips).
 func commitOps(ctx context.Context, d *Datastore, ops []batchOp) error {
 	op := fmt.Sprintf("commit batch of %d", len(ops))
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return wrap(op, err)
 	}
-	work := []pstmt{execStmt("begin")}
+	d.roundTrips.Add(3) // BEGIN, the batch, COMMIT
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		release(conn, err)
+		return wrap(op, err)
+	}
+	var pb pgx.Batch
 	for _, o := range ops {
 		if o.delete {
-			work = append(work, delStmt(&d.sql, o.key))
+			pb.Queue(d.sql.del, o.key)
 		} else {
-			work = append(work, putStmt(&d.sql, o.key, o.value))
+			pb.Queue(d.sql.put, o.key, o.value)
 		}
 	}
-	work = append(work, execStmt("commit"))
-	d.roundTrips.Add(1)
-	segErrs, err := pipe(ctx, conn.Conn(), work)
+	if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
+		// A lost connection already ended the transaction in the server;
+		// otherwise the rollback does. Either way nothing was written.
+		release(conn, tx.Rollback(ctx))
+		return wrap(op, err)
+	}
+	err = tx.Commit(ctx)
+	release(conn, err)
 	if err != nil {
-		closeConn(conn)
-		if segErrs == nil || segErrs[0] == nil {
-			return wrapCommit(op, err)
-		}
+		return wrapCommit(op, err)
 	}
-	if pe := segErrs[0]; pe != nil {
-		if err == nil {
-			// End the failed transaction.
-			d.roundTrips.Add(1)
-			ends, err := pipe(ctx, conn.Conn(), []pstmt{execStmt("rollback")})
-			if err != nil || ends[0] != nil {
-				closeConn(conn)
-			} else {
-				conn.Release()
-			}
-		}
-		// Refused by the server: nothing was written.
-		return conflictKeys(wrap(op+": "+pe.stmt.op, pe.err), pe.stmt.key)
-	}
-	conn.Release()
 	return nil
+}
+
+// release gives conn back to the pool after err, the outcome of the last
+// round trip of a transaction. After any error but one the server reported
+// (a timeout, a lost or silent connection), what the connection holds is
+// unknown: it is closed, never reused. The pool drops a connection left
+// in a transaction.
+func release(conn *pgxpool.Conn, err error) {
+	var pgErr *pgconn.PgError
+	if err == nil || errors.As(err, &pgErr) {
+		conn.Release()
+		return
+	}
+	closeConn(conn)
 }

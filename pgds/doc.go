@@ -39,8 +39,8 @@
 // # Batches and transactions
 //
 // Batch.Commit writes its puts and deletes, in the order they were made, in
-// one transaction and one round trip (BEGIN, the statements and COMMIT
-// pipelined): all or nothing, so repo.New needs no WithTransactions.
+// one transaction (BEGIN, the statements pipelined, COMMIT): all or
+// nothing, so repo.New needs no WithTransactions.
 // NewTransaction begins a SERIALIZABLE transaction. Two transactions that
 // read and write the same records concurrently cannot both commit: one
 // fails, in any call or at Commit, with an error wrapping ErrSerialization
@@ -63,7 +63,7 @@
 //
 // Round trips, as RoundTrips counts them (TestRoundTrips_PerChangeAsDocumented
 // fails if a change takes more): Get, Has, GetSize, Put, Delete and a page
-// of a Query, 1 each; Batch.Commit, 1; a transaction, 1 to lock, begin and
+// of a Query, 1 each; Batch.Commit, 3; a transaction, 1 to lock, begin and
 // read the prefetched keys, 1 per read of another key (each key once),
 // 1 to write, commit and unlock, or to write, commit and begin the next
 // transaction on the same locks (CommitAndBegin, when a host hands them to
