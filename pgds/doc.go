@@ -218,6 +218,16 @@
 //     vanished keeps its transaction open until the server's kernel gives
 //     up on the socket.
 //
+// These matter more in shared mode, whose changes hold the lock on the
+// counters (a session-level lock, which a transaction's end does not
+// release): a host cut off from the server while it holds it stops every
+// change of the fleet until the server ends that session, after
+// idle_in_transaction_session_timeout when the session was left in a
+// transaction, after tcp_user_timeout or the keepalives when it was not
+// (the unlock goes with the COMMIT, so only a cut between the two leaves
+// an idle session holding it). A host killed, or whose connection closes,
+// releases it at once.
+//
 // On the host's side pgx dials with Go's TCP keepalives (15 s idle, then
 // probes every 15 s), which reach only idle connections. A host that wants
 // a client-side TCP_USER_TIMEOUT too makes its own pool (a DialFunc on
