@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -18,12 +22,75 @@ var ErrConflict = errors.New("repo: too many conflicting transactions; nothing w
 // transaction of the datastore that reads the counters and records it
 // changes, writes, and commits. A transaction the datastore rolls back for
 // a conflict (its error has a Retryable method reporting true) is run again
-// from the start, after a jittered backoff, up to maxAttempts times.
+// from the start, after a jittered backoff, up to maxAttempts times and
+// while the call has run less than maxRetryTime.
+//
+// On a datastore whose transactions can lock keys before they begin
+// (lockingTxnDatastore: pgds), a change that may write locks the counters
+// first, which every change that moves bytes writes: the changes of a
+// fleet then queue for them, each seeing the last one's commit, instead of
+// failing each other. A lock per record beyond them (an availability's)
+// would add nothing while every change writes the counters.
 const (
-	maxAttempts = 30
-	minBackoff  = time.Millisecond
-	maxBackoff  = 100 * time.Millisecond
+	maxAttempts  = 30
+	maxRetryTime = 10 * time.Second
+	minBackoff   = time.Millisecond
+	maxBackoff   = 100 * time.Millisecond
 )
+
+// lockingTxnDatastore is pgds.LockingTxnDatastore: a datastore whose
+// transactions lock keys before they begin (so that their snapshot sees
+// the commit of the last holder) and read keys known in advance in the
+// same round trip.
+type lockingTxnDatastore interface {
+	NewLockedTransaction(ctx context.Context, readOnly bool, lock, prefetch []datastore.Key) (datastore.Txn, error)
+}
+
+// counterKeys are the records every change reads, and every change that
+// moves bytes writes, in the order they are locked.
+var counterKeys = []datastore.Key{UsedKey, ReservedKey}
+
+// newSharedTxn begins the transaction of one attempt of a change.
+func (e *Engine) newSharedTxn(ctx context.Context, readOnly bool) (datastore.Txn, error) {
+	if l, ok := e.meta.(lockingTxnDatastore); ok {
+		var lock []datastore.Key
+		if !readOnly {
+			lock = counterKeys
+		}
+		return l.NewLockedTransaction(ctx, readOnly, lock, counterKeys)
+	}
+	return e.meta.(datastore.TxnDatastore).NewTransaction(ctx, readOnly)
+}
+
+// conflictKeys returns the keys err says conflicted, if it says.
+func conflictKeys(err error) []string {
+	var c interface{ ConflictKeys() []string }
+	if errors.As(err, &c) {
+		return c.ConflictKeys()
+	}
+	return nil
+}
+
+// sharedStats counts the calls of shared mode by the retries each took.
+type sharedStats struct {
+	mu      sync.Mutex
+	retries [maxAttempts]uint64
+}
+
+type sharedStatsKey struct{}
+
+func (e *Engine) sharedStats() *sharedStats {
+	return e.Ext(sharedStatsKey{}, func() any { return &sharedStats{} }).(*sharedStats)
+}
+
+// RetriesPerCall returns, for each n, how many calls of shared mode took
+// n retries (attempts after the first), conflicts or not.
+func (e *Engine) RetriesPerCall() []uint64 {
+	s := e.sharedStats()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]uint64(nil), s.retries[:]...)
+}
 
 // retryable reports whether err asks for the transaction to be retried.
 func retryable(err error) bool {
@@ -42,38 +109,79 @@ const DefaultGrace = 3 * time.Second
 // so does every round trip but the discard of a transaction, which has the
 // grace: a call returns at most the grace after its ctx ends.
 func (e *Engine) updateShared(ctx context.Context, fn func(tx *Tx) error, readOnly bool) error {
+	ch := e.sharedChain()
+	ch.mu.Lock()
+	ch.waiters++
+	ch.mu.Unlock()
 	select {
 	case e.sharedMu <- struct{}{}:
+		ch.mu.Lock()
+		ch.waiters--
+		ch.mu.Unlock()
 	case <-ctx.Done():
+		ch.mu.Lock()
+		ch.waiters--
+		if ch.waiters == 0 && ch.next != nil {
+			// Handed locks no one will take: end them, unless a
+			// holder of sharedMu will (releaseShared).
+			select {
+			case e.sharedMu <- struct{}{}:
+				ch.mu.Unlock()
+				e.releaseShared(ctx, ch)
+				return ctx.Err()
+			default:
+			}
+		}
+		ch.mu.Unlock()
 		return ctx.Err()
 	}
-	defer func() { <-e.sharedMu }()
+	defer e.releaseShared(ctx, ch)
 	// gone: blocks of a separate block store that an attempt deleted (or
 	// may have) and no committed metadata has accounted for yet.
 	gone := map[string]bool{}
 	backoff := minBackoff
+	start := time.Now()
+	keys := map[string]bool{}
+	stats := e.sharedStats()
 	for attempt := 1; ; attempt++ {
 		err := ctx.Err()
 		if err == nil {
 			err = e.trySharedOnce(ctx, fn, readOnly, gone)
 		}
 		if !retryable(err) {
+			stats.mu.Lock()
+			stats.retries[attempt-1]++
+			stats.mu.Unlock()
 			return e.orphaned(err, gone)
 		}
 		e.conflicts.Add(1)
-		if attempt == maxAttempts && len(gone) > 0 {
-			return e.orphaned(fmt.Errorf("a conflict on each of %d attempts, the last: %w", attempt, err), gone)
+		for _, k := range conflictKeys(err) {
+			keys[k] = true
 		}
-		if attempt == maxAttempts {
-			return fmt.Errorf("%w: %d attempts, the last: %w", ErrConflict, attempt, err)
+		took := time.Since(start)
+		if attempt < maxAttempts && took < maxRetryTime {
+			sleep := backoff/2 + rand.N(backoff/2+1)
+			backoff = min(2*backoff, maxBackoff)
+			select {
+			case <-ctx.Done():
+				return e.orphaned(ctx.Err(), gone)
+			case <-time.After(sleep):
+			}
+			continue
 		}
-		sleep := backoff/2 + rand.N(backoff/2+1)
-		backoff = min(2*backoff, maxBackoff)
-		select {
-		case <-ctx.Done():
-			return e.orphaned(ctx.Err(), gone)
-		case <-time.After(sleep):
+		stats.mu.Lock()
+		stats.retries[attempt-1]++
+		stats.mu.Unlock()
+		named := "keys the datastore did not name"
+		if len(keys) > 0 {
+			named = "keys " + strings.Join(slices.Sorted(maps.Keys(keys)), ", ")
 		}
+		if len(gone) > 0 {
+			return e.orphaned(fmt.Errorf("a conflict on each of %d attempts in %v, on %s, the last: %w",
+				attempt, took.Round(time.Millisecond), named, err), gone)
+		}
+		return fmt.Errorf("%w: %d attempts in %v, conflicting on %s; the last: %w",
+			ErrConflict, attempt, took.Round(time.Millisecond), named, err)
 	}
 }
 
@@ -106,9 +214,13 @@ func (e *Engine) discard(ctx context.Context, txn datastore.Txn) {
 // from it those its committed metadata accounts for.
 func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readOnly bool, gone map[string]bool) error {
 	// e.meta is never replaced in shared mode (no self-recovery): no dbMu.
-	txn, err := e.meta.(datastore.TxnDatastore).NewTransaction(ctx, readOnly)
-	if err != nil {
-		return fmt.Errorf("repo: begin transaction: %w", err)
+	ch := e.sharedChain()
+	txn := ch.take()
+	if txn == nil {
+		var err error
+		if txn, err = e.newSharedTxn(ctx, readOnly); err != nil {
+			return fmt.Errorf("repo: begin transaction: %w", err)
+		}
 	}
 	defer e.discard(ctx, txn)
 	cs, err := readCounters(ctx, txn)
@@ -151,7 +263,7 @@ func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readO
 		return err
 	}
 	t := e.stats.begin()
-	err = txn.Commit(ctx)
+	err = ch.commit(ctx, txn)
 	e.stats.endShared(t, err)
 	if err != nil {
 		if retryable(err) {
@@ -172,6 +284,86 @@ func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readO
 		f()
 	}
 	return nil
+}
+
+// A host whose changes queue behind each other hands the counters' locks
+// from one change to the next without releasing them (chainTxn: pgds),
+// at most maxChain changes in a row, so that another host's changes, queued
+// on the server for the same locks, get their turn. This saves each
+// handed-on change a round trip, and the fleet the wake-up of another
+// process for each change.
+const maxChain = 8
+
+// chainTxn is a transaction that commits and begins the next one on the
+// same locks in one round trip (pgds's CommitAndBegin).
+type chainTxn interface {
+	CommitAndBegin(ctx context.Context, prefetch []datastore.Key) (datastore.Txn, error)
+}
+
+// sharedChain is the hand-over of locks between the changes of a host.
+// Invariant: sharedMu is free only while next is nil or waiters is not
+// zero, so that locks handed over are always taken or ended.
+type sharedChain struct {
+	mu      sync.Mutex
+	waiters int           // calls waiting for sharedMu
+	next    datastore.Txn // begun, locks held, for the next change
+	run     int           // changes in a row on the same locks
+}
+
+type sharedChainKey struct{}
+
+func (e *Engine) sharedChain() *sharedChain {
+	return e.Ext(sharedChainKey{}, func() any { return &sharedChain{} }).(*sharedChain)
+}
+
+// take returns the transaction the last change handed over, if any.
+// Called with sharedMu held.
+func (ch *sharedChain) take() datastore.Txn {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	n := ch.next
+	ch.next = nil
+	if n == nil {
+		ch.run = 0
+	}
+	return n
+}
+
+// commit commits txn, handing its locks to the next change when one waits
+// and the run is not too long. Called with sharedMu held.
+func (ch *sharedChain) commit(ctx context.Context, txn datastore.Txn) error {
+	c, ok := txn.(chainTxn)
+	ch.mu.Lock()
+	chain := ok && ch.waiters > 0 && ch.run < maxChain-1
+	ch.mu.Unlock()
+	if !chain {
+		return txn.Commit(ctx)
+	}
+	next, err := c.CommitAndBegin(ctx, counterKeys)
+	if next != nil {
+		ch.mu.Lock()
+		ch.next = next
+		ch.run++
+		ch.mu.Unlock()
+	}
+	return err
+}
+
+// releaseShared frees sharedMu, first ending the locks handed over if no
+// call waits to take them.
+func (e *Engine) releaseShared(ctx context.Context, ch *sharedChain) {
+	for {
+		ch.mu.Lock()
+		if ch.waiters > 0 || ch.next == nil {
+			<-e.sharedMu
+			ch.mu.Unlock()
+			return
+		}
+		n := ch.next
+		ch.next = nil
+		ch.mu.Unlock()
+		e.discard(ctx, n)
+	}
 }
 
 // setCounts records the counters a transaction read or left, for Counters.
