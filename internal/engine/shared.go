@@ -132,12 +132,12 @@ func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readO
 		}
 		return nil
 	}
-	meta, blockPuts, blockDels := e.plan([][]op{tx.ops}, cs, tx.c)
+	meta, blockPuts, blockDels := e.ds.plan(tx.ops, cs, tx.c)
 	// As in the single-process path: blocks in a store of their own are
 	// deleted before and written after the metadata that counts them, so
 	// Used over-counts in between, never under-counts. Should the metadata
 	// then not commit, the call fails with ErrWriteFailed (orphaned).
-	if err, unknown := e.commit(ctx, e.blocks, blockDels, false); err != nil || len(blockDels) > 0 {
+	if err, unknown := e.ds.commit(ctx, e.blocks, blockDels, false); err != nil || len(blockDels) > 0 {
 		if err == nil || unknown {
 			for _, o := range blockDels {
 				gone[o.key] = true
@@ -147,7 +147,7 @@ func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readO
 			return err
 		}
 	}
-	if err := e.stageOps(ctx, txn, meta); err != nil {
+	if err := e.ds.stage(ctx, txn, meta); err != nil {
 		return err
 	}
 	t := e.stats.begin()
@@ -164,7 +164,7 @@ func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readO
 			delete(gone, o.key)
 		}
 	}
-	if err, _ := e.commit(ctx, e.blocks, blockPuts, false); err != nil {
+	if err, _ := e.ds.commit(ctx, e.blocks, blockPuts, false); err != nil {
 		return e.writeFailed(fmt.Errorf("blocks after their metadata: %w", err))
 	}
 	e.setCounts(tx.c)
@@ -176,9 +176,7 @@ func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readO
 
 // setCounts records the counters a transaction read or left, for Counters.
 func (e *Engine) setCounts(c Counters) {
-	e.queueMu.Lock()
-	e.durable = c
-	e.queueMu.Unlock()
+	e.queue.setDurable(c)
 }
 
 // Conflicts counts the transactions shared mode had to retry.

@@ -2,9 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
-
-	"github.com/stowage/stowage/internal/ldb"
 )
 
 // Read views: a read of more than one key sees one state.
@@ -103,16 +100,8 @@ func (e *Engine) Snapshot(ctx context.Context, fn func(tx *Tx) error) error {
 
 // snapshot takes a snapshot of the metadata datastore, or returns nil when
 // it has none.
-func (e *Engine) snapshot() (*ldb.Snapshot, error) {
+func (e *Engine) snapshot() (snapshot, error) {
 	e.dbMu.RLock()
 	defer e.dbMu.RUnlock()
-	d, ok := e.meta.(*ldb.DS)
-	if !ok {
-		return nil, nil
-	}
-	s, err := d.Snapshot()
-	if err != nil {
-		return nil, fmt.Errorf("repo: snapshot: %w", err)
-	}
-	return s, nil
+	return snapshotOf(e.meta)
 }
