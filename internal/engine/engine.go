@@ -39,7 +39,6 @@ import (
 	"io"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -112,9 +111,9 @@ const DefaultReopenEvery = time.Second
 //     (changes submitted for staging), watches.mu, extMu, stats.mu,
 //     life.mu.
 //
-// Shared mode (shared.go) takes none of 1-4 but queueMu (for the
-// counters): sharedMu, a semaphore, serialises its changes and is taken
-// first.
+// Shared mode (shared.go) takes none of 1-4: its semaphore (sem)
+// serialises its changes and is taken first, then the leaves (stats.mu,
+// its counters' mu).
 type Engine struct {
 	max      uint64
 	txn      bool
@@ -149,18 +148,15 @@ type Engine struct {
 
 	queue commitQueue
 
+	// m runs changes and views: the pipeline (local), or shared mode.
+	m  mode
+	sh *sharedMode // shared mode, or nil
+
 	extMu sync.Mutex
 	ext   map[any]any
 
-	watches   watches
-	conflicts atomic.Uint64
-	stats     stats // see stats.go
-
-	// sharedMu serialises the changes of shared mode instead of stageMu:
-	// a semaphore, so that waiting for it honours ctx.
-	sharedMu chan struct{}
-	grace    time.Duration // shared mode: bound of a discard
-	ds       *dsWriter     // shared mode: writes blocks and plans changes
+	watches watches
+	stats   stats // see stats.go
 
 	// Test hooks, nil outside tests: combine found nothing more to stage
 	// (still holding the staging lock); combine left a submitted change to
@@ -181,10 +177,6 @@ func New(ctx context.Context, c Config) (*Engine, error) {
 	if e.every <= 0 {
 		e.every = DefaultReopenEvery
 	}
-	e.sharedMu, e.grace = make(chan struct{}, 1), c.Grace
-	if e.grace <= 0 {
-		e.grace = DefaultGrace
-	}
 	e.life.init()
 	e.separate = e.blocks != nil
 	var closer io.Closer
@@ -199,7 +191,6 @@ func New(ctx context.Context, c Config) (*Engine, error) {
 		return nil, fmt.Errorf("%w: nil metadata datastore", ErrInvalid)
 	}
 	e.setStores(e.meta, closer)
-	e.ds = &dsWriter{meta: e.meta, blocks: e.blocks, separate: e.separate}
 	fail := func(err error) (*Engine, error) {
 		if e.closer != nil {
 			err = errors.Join(err, e.closer.Close())
@@ -211,11 +202,19 @@ func New(ctx context.Context, c Config) (*Engine, error) {
 			return fail(err)
 		}
 	}
+	e.m = (*local)(e)
+	if e.shared {
+		e.sh = newSharedMode(e, c.Grace)
+		e.m = e.sh
+	}
 	cs, err := readCounters(ctx, e.meta)
 	if err != nil {
 		return fail(err)
 	}
 	e.staged, e.queue.durable = cs, cs
+	if e.sh != nil {
+		e.sh.counts = cs
+	}
 	if Available(e.max, cs) == 0 && cs.Used+cs.Reserved > e.max {
 		e.log.Warn("repo holds more than its quota", "max", e.max, "used", cs.Used, "reserved", cs.Reserved)
 	}
@@ -277,7 +276,35 @@ func (e *Engine) Meta() datastore.Batching {
 // Counters returns the durable counters. It takes only the queue's lock,
 // Counters returns the durable counters. It takes only the queue's lock,
 // which is never held across staging or a write.
-func (e *Engine) Counters() Counters { return e.queue.counters() }
+func (e *Engine) Counters() Counters { return e.m.counters() }
+
+// mode runs an engine's changes and views: the commit pipeline (local) or
+// shared mode (sharedMode), each with its own state and locks.
+type mode interface {
+	update(ctx context.Context, fn func(tx *Tx) error) error
+	view(ctx context.Context, fn func(tx *Tx) error) error
+	counters() Counters
+}
+
+// local is the commit pipeline as a mode: the engine's own staging, queue
+// and overlay.
+type local Engine
+
+func (l *local) update(ctx context.Context, fn func(tx *Tx) error) error {
+	return (*Engine)(l).update(ctx, fn)
+}
+func (l *local) view(ctx context.Context, fn func(tx *Tx) error) error {
+	return (*Engine)(l).view(ctx, fn)
+}
+func (l *local) counters() Counters { return l.queue.counters() }
+
+// Conflicts counts the transactions shared mode had to retry.
+func (e *Engine) Conflicts() uint64 {
+	if e.sh == nil {
+		return 0
+	}
+	return e.sh.conflicts.Load()
+}
 
 // Close waits for calls in flight, refuses every later one with ErrClosed
 // and closes the embedded database, if any.
@@ -305,10 +332,7 @@ func (e *Engine) Update(ctx context.Context, fn func(tx *Tx) error) error {
 		return ErrClosed
 	}
 	defer e.life.leave()
-	if e.shared {
-		return e.updateShared(ctx, fn, false)
-	}
-	return e.update(ctx, fn)
+	return e.m.update(ctx, fn)
 }
 
 // View runs fn with no change in flight: every staged change is durable
@@ -319,11 +343,11 @@ func (e *Engine) View(ctx context.Context, fn func(tx *Tx) error) error {
 		return ErrClosed
 	}
 	defer e.life.leave()
-	if e.shared {
-		// One read-only transaction: a consistent snapshot of the database
-		// (retried like any other, should the database roll it back).
-		return e.updateShared(ctx, fn, true)
-	}
+	return e.m.view(ctx, fn)
+}
+
+// view is View in the commit pipeline.
+func (e *Engine) view(ctx context.Context, fn func(tx *Tx) error) error {
 	e.gate.Lock()
 	defer e.gate.Unlock()
 	e.stageMu.Lock()

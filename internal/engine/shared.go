@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -36,18 +38,56 @@ func retryable(err error) bool {
 // Config.Grace sets another bound.
 const DefaultGrace = 3 * time.Second
 
-// updateShared runs fn in a transaction of the datastore, retrying
+// sharedMode runs an engine's changes in shared mode: none of the
+// pipeline's memory (staging, queue, overlay) is kept or used. It is safe
+// for concurrent use.
+type sharedMode struct {
+	e      *Engine // the quota, the stats, the wording of ErrWriteFailed
+	meta   datastore.TxnDatastore
+	blocks datastore.Batching
+	ds     *dsWriter // writes blocks and plans changes
+	// sem serialises the changes of one process (they would only
+	// conflict with each other): a semaphore, so that waiting for it
+	// honours ctx.
+	sem       chan struct{}
+	grace     time.Duration // bound of a discard
+	conflicts atomic.Uint64
+
+	mu     sync.Mutex // a leaf
+	counts Counters   // what the last transaction read or left
+}
+
+func newSharedMode(e *Engine, grace time.Duration) *sharedMode {
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
+	return &sharedMode{e: e, meta: e.meta.(datastore.TxnDatastore), blocks: e.blocks,
+		ds: &dsWriter{meta: e.meta, blocks: e.blocks, separate: e.separate}, sem: make(chan struct{}, 1), grace: grace}
+}
+
+// update runs fn's change as one transaction.
+func (s *sharedMode) update(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.transact(ctx, fn, false)
+}
+
+// view runs fn in one read-only transaction: a consistent snapshot of the
+// database (retried like any other, should the database roll it back).
+func (s *sharedMode) view(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.transact(ctx, fn, true)
+}
+
+// transact runs fn in a transaction of the datastore, retrying
 // conflicts. Changes of one process are run one at a time: they would only
 // conflict with each other. The wait for the earlier ones honours ctx, and
 // so does every round trip but the discard of a transaction, which has the
 // grace: a call returns at most the grace after its ctx ends.
-func (e *Engine) updateShared(ctx context.Context, fn func(tx *Tx) error, readOnly bool) error {
+func (s *sharedMode) transact(ctx context.Context, fn func(tx *Tx) error, readOnly bool) error {
 	select {
-	case e.sharedMu <- struct{}{}:
+	case s.sem <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { <-e.sharedMu }()
+	defer func() { <-s.sem }()
 	// gone: blocks of a separate block store that an attempt deleted (or
 	// may have) and no committed metadata has accounted for yet.
 	gone := map[string]bool{}
@@ -55,14 +95,14 @@ func (e *Engine) updateShared(ctx context.Context, fn func(tx *Tx) error, readOn
 	for attempt := 1; ; attempt++ {
 		err := ctx.Err()
 		if err == nil {
-			err = e.trySharedOnce(ctx, fn, readOnly, gone)
+			err = s.tryOnce(ctx, fn, readOnly, gone)
 		}
 		if !retryable(err) {
-			return e.orphaned(err, gone)
+			return s.orphaned(err, gone)
 		}
-		e.conflicts.Add(1)
+		s.conflicts.Add(1)
 		if attempt == maxAttempts && len(gone) > 0 {
-			return e.orphaned(fmt.Errorf("a conflict on each of %d attempts, the last: %w", attempt, err), gone)
+			return s.orphaned(fmt.Errorf("a conflict on each of %d attempts, the last: %w", attempt, err), gone)
 		}
 		if attempt == maxAttempts {
 			return fmt.Errorf("%w: %d attempts, the last: %w", ErrConflict, attempt, err)
@@ -71,7 +111,7 @@ func (e *Engine) updateShared(ctx context.Context, fn func(tx *Tx) error, readOn
 		backoff = min(2*backoff, maxBackoff)
 		select {
 		case <-ctx.Done():
-			return e.orphaned(ctx.Err(), gone)
+			return s.orphaned(ctx.Err(), gone)
 		case <-time.After(sleep):
 		}
 	}
@@ -82,40 +122,41 @@ func (e *Engine) updateShared(ctx context.Context, fn func(tx *Tx) error, readOn
 // accounts for: the metadata still counts them (Used over-counts, and a
 // reservation may name blocks that are gone), so "nothing was written"
 // would be false. Repeating the change (a delete) repairs the books.
-func (e *Engine) orphaned(err error, gone map[string]bool) error {
+func (s *sharedMode) orphaned(err error, gone map[string]bool) error {
 	if len(gone) == 0 || errors.Is(err, ErrWriteFailed) {
 		return err
 	}
 	const msg = "%d blocks deleted from the block store, the metadata that counts them not committed; repeat the change"
 	if err == nil {
-		return e.writeFailed(fmt.Errorf(msg+": the attempt that committed did not delete them", len(gone)))
+		return s.e.writeFailed(fmt.Errorf(msg+": the attempt that committed did not delete them", len(gone)))
 	}
-	return e.writeFailed(fmt.Errorf(msg+": %w", len(gone), err))
+	return s.e.writeFailed(fmt.Errorf(msg+": %w", len(gone), err))
 }
 
 // discard ends a transaction that did not commit, within the grace: it also
 // runs after the caller's ctx has ended, when that ctx cannot be used.
-func (e *Engine) discard(ctx context.Context, txn datastore.Txn) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.grace)
+func (s *sharedMode) discard(ctx context.Context, txn datastore.Txn) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.grace)
 	defer cancel()
 	txn.Discard(ctx)
 }
 
-// trySharedOnce runs fn once in a new transaction and commits it. It adds
+// tryOnce runs fn once in a new transaction and commits it. It adds
 // to gone the blocks it deleted from a separate block store, and takes
 // from it those its committed metadata accounts for.
-func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readOnly bool, gone map[string]bool) error {
-	// e.meta is never replaced in shared mode (no self-recovery): no dbMu.
-	txn, err := e.meta.(datastore.TxnDatastore).NewTransaction(ctx, readOnly)
+func (s *sharedMode) tryOnce(ctx context.Context, fn func(tx *Tx) error, readOnly bool, gone map[string]bool) error {
+	// The datastore is never replaced in shared mode (no self-recovery):
+	// no dbMu.
+	txn, err := s.meta.NewTransaction(ctx, readOnly)
 	if err != nil {
 		return fmt.Errorf("repo: begin transaction: %w", err)
 	}
-	defer e.discard(ctx, txn)
+	defer s.discard(ctx, txn)
 	cs, err := readCounters(ctx, txn)
 	if err != nil {
 		return err
 	}
-	tx := &Tx{e: e, ctx: ctx, c: cs, base: cs, txn: txn, readOnly: readOnly}
+	tx := &Tx{e: s.e, ctx: ctx, c: cs, base: cs, txn: txn, readOnly: readOnly}
 	if err := run(fn, tx); err != nil {
 		return err
 	}
@@ -126,18 +167,18 @@ func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readO
 		if len(gone) > 0 {
 			return nil // orphaned reports them
 		}
-		e.setCounts(cs)
+		s.setCounts(cs)
 		for _, f := range tx.after {
 			f()
 		}
 		return nil
 	}
-	meta, blockPuts, blockDels := e.ds.plan(tx.ops, cs, tx.c)
+	meta, blockPuts, blockDels := s.ds.plan(tx.ops, cs, tx.c)
 	// As in the single-process path: blocks in a store of their own are
 	// deleted before and written after the metadata that counts them, so
 	// Used over-counts in between, never under-counts. Should the metadata
 	// then not commit, the call fails with ErrWriteFailed (orphaned).
-	if err, unknown := e.ds.commit(ctx, e.blocks, blockDels, false); err != nil || len(blockDels) > 0 {
+	if err, unknown := s.ds.commit(ctx, s.blocks, blockDels, false); err != nil || len(blockDels) > 0 {
 		if err == nil || unknown {
 			for _, o := range blockDels {
 				gone[o.key] = true
@@ -147,27 +188,27 @@ func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readO
 			return err
 		}
 	}
-	if err := e.ds.stage(ctx, txn, meta); err != nil {
+	if err := s.ds.stage(ctx, txn, meta); err != nil {
 		return err
 	}
-	t := e.stats.begin()
+	t := s.e.stats.begin()
 	err = txn.Commit(ctx)
-	e.stats.endShared(t, err)
+	s.e.stats.endShared(t, err)
 	if err != nil {
 		if retryable(err) {
 			return err
 		}
-		return e.writeFailed(fmt.Errorf("commit: %w", err))
+		return s.e.writeFailed(fmt.Errorf("commit: %w", err))
 	}
 	for _, o := range tx.ops {
 		if o.blocks {
 			delete(gone, o.key)
 		}
 	}
-	if err, _ := e.ds.commit(ctx, e.blocks, blockPuts, false); err != nil {
-		return e.writeFailed(fmt.Errorf("blocks after their metadata: %w", err))
+	if err, _ := s.ds.commit(ctx, s.blocks, blockPuts, false); err != nil {
+		return s.e.writeFailed(fmt.Errorf("blocks after their metadata: %w", err))
 	}
-	e.setCounts(tx.c)
+	s.setCounts(tx.c)
 	for _, f := range tx.after {
 		f()
 	}
@@ -175,12 +216,18 @@ func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readO
 }
 
 // setCounts records the counters a transaction read or left, for Counters.
-func (e *Engine) setCounts(c Counters) {
-	e.queue.setDurable(c)
+func (s *sharedMode) setCounts(c Counters) {
+	s.mu.Lock()
+	s.counts = c
+	s.mu.Unlock()
 }
 
-// Conflicts counts the transactions shared mode had to retry.
-func (e *Engine) Conflicts() uint64 { return e.conflicts.Load() }
+// counters returns what the last transaction read or left.
+func (s *sharedMode) counters() Counters {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts
+}
 
 // Shared reports whether the engine runs in shared mode.
 func (tx *Tx) Shared() bool { return tx.e.shared }
