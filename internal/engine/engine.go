@@ -111,9 +111,15 @@ const DefaultReopenEvery = time.Second
 //     (changes submitted for staging), watches.mu, extMu, stats.mu,
 //     life.mu.
 //
-// Shared mode (shared.go) takes none of 1-4: its semaphore (sem)
-// serialises its changes and is taken first, then the leaves (stats.mu,
-// its counters' mu).
+// Shared mode (shared.go) takes none of 1-3: its semaphore (sem)
+// serialises its changes and is taken first; then dbMu, shared, around a
+// Tx's reads (nothing replaces its datastore), and the leaves (stats.mu,
+// its counters' mu, life.mu).
+//
+// A change may read again from inside a scan's callback (a second read
+// lock of dbMu): safe, because the only writer of dbMu under way while a
+// change runs would be a reopen, which needs stageMu, held by the change
+// (Close takes dbMu only once every call has left).
 type Engine struct {
 	max      uint64
 	txn      bool
