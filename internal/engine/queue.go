@@ -73,10 +73,3 @@ func (q *commitQueue) counters() Counters {
 	defer q.mu.Unlock()
 	return q.durable
 }
-
-// setDurable sets the durable counters.
-func (q *commitQueue) setDurable(c Counters) {
-	q.mu.Lock()
-	q.durable = c
-	q.mu.Unlock()
-}
