@@ -29,6 +29,16 @@
 // In shared mode (several processes on one transactional datastore, see
 // shared.go) none of that memory is kept: every change is one transaction
 // of the datastore, retried when it conflicts with another process's.
+//
+// Where each part lives: engine.go (Config, New, the lock order, the
+// modes), pipeline.go (staging, the leader, fail-stop), queue.go (the
+// commit queue), overlay.go (the pipelined writes), writer.go (the writer
+// interface; batches or transactions of any datastore, blocks in a store
+// of their own around their metadata), ldbwriter.go (the embedded
+// LevelDB: its batch writer, snapshots and ordered scans, the only file
+// that knows the type), recover.go (the reopen after a write of unknown
+// outcome), shared.go (shared mode), tx.go and scan.go (a change's reads
+// and writes), view.go and reads.go (reads outside a change).
 package engine
 
 import (
@@ -339,28 +349,4 @@ func (e *Engine) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	defer e.life.leave()
 	return e.m.update(ctx, fn)
-}
-
-// View runs fn with no change in flight: every staged change is durable
-// and none starts until fn returns. The Tx it gets reads the datastore and
-// must not write.
-func (e *Engine) View(ctx context.Context, fn func(tx *Tx) error) error {
-	if !e.life.enter() {
-		return ErrClosed
-	}
-	defer e.life.leave()
-	return e.m.view(ctx, fn)
-}
-
-// view is View in the commit pipeline.
-func (e *Engine) view(ctx context.Context, fn func(tx *Tx) error) error {
-	e.gate.Lock()
-	defer e.gate.Unlock()
-	e.stageMu.Lock()
-	defer e.stageMu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	tx := &Tx{e: e, ctx: ctx, c: e.staged, base: e.staged, readOnly: true}
-	return fn(tx)
 }

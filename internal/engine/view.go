@@ -105,3 +105,27 @@ func (e *Engine) snapshot() (snapshot, error) {
 	defer e.dbMu.RUnlock()
 	return snapshotOf(e.meta)
 }
+
+// View runs fn with no change in flight: every staged change is durable
+// and none starts until fn returns. The Tx it gets reads the datastore and
+// must not write.
+func (e *Engine) View(ctx context.Context, fn func(tx *Tx) error) error {
+	if !e.life.enter() {
+		return ErrClosed
+	}
+	defer e.life.leave()
+	return e.m.view(ctx, fn)
+}
+
+// view is View in the commit pipeline.
+func (e *Engine) view(ctx context.Context, fn func(tx *Tx) error) error {
+	e.gate.Lock()
+	defer e.gate.Unlock()
+	e.stageMu.Lock()
+	defer e.stageMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tx := &Tx{e: e, ctx: ctx, c: e.staged, base: e.staged, readOnly: true}
+	return fn(tx)
+}
