@@ -176,8 +176,9 @@ type Engine struct {
 
 	// Test hooks, nil outside tests: combine found nothing more to stage
 	// (still holding the staging lock); combine left a submitted change to
-	// the lock's holder.
-	testDrained, testBusy func()
+	// the lock's holder; a leader acknowledged a group and is about to
+	// retire it from the overlay.
+	testDrained, testBusy, testRetire func()
 }
 
 // New loads the counters and returns an engine.

@@ -221,8 +221,14 @@ func (e *Engine) writeGroups() {
 		for _, c := range group {
 			close(c.done)
 		}
+		if e.testRetire != nil {
+			e.testRetire()
+		}
+		// Idle is judged now, under the staging lock, not when the group
+		// was written: leaders retire their groups in whatever order they
+		// get the lock, and the last to retire must see the engine idle.
 		e.stageMu.Lock()
-		e.overlay.retire(group, !more && next == nil)
+		e.overlay.retire(group, e.queue.idle())
 		e.unlockStage()
 		if !more {
 			return

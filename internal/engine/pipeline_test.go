@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ipfs/go-datastore"
@@ -227,4 +228,32 @@ func TestPipeline_AbandonedChanges(t *testing.T) {
 	require.NoError(t, e.Close())
 	require.ErrorIs(t, e.Update(t.Context(), putting("/a", 1, nil)), ErrClosed)
 	require.NoError(t, e.Close(), "a second Close is a no-op")
+}
+
+// A leader that handed the lead on may retire its group after the next
+// leader retired the last group and the engine went idle: the overlay
+// still ends empty.
+func TestPipeline_IdleOverlayEmptyWhateverOrderGroupsRetire(t *testing.T) {
+	w := &fakeWriter{}
+	e := newFakeEngine(t, w)
+	secondDone := make(chan struct{})
+	var calls atomic.Int32
+	e.testRetire = func() {
+		// The first leader waits until the second has retired its group.
+		if calls.Add(1) == 1 {
+			<-secondDone
+		}
+	}
+	first := heldFirst(t, e, w)
+	second := queueBehind(e, "/b")[0]
+	w.release <- struct{}{}
+	<-w.entered
+	w.release <- struct{}{}
+	require.NoError(t, <-second)
+	close(secondDone)
+	require.NoError(t, <-first)
+	e.stageMu.Lock()
+	defer e.stageMu.Unlock()
+	assert.Empty(t, e.overlay.m, "an idle engine keeps nothing in the overlay")
+	assert.Empty(t, e.overlay.retired)
 }

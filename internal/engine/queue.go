@@ -73,3 +73,10 @@ func (q *commitQueue) counters() Counters {
 	defer q.mu.Unlock()
 	return q.durable
 }
+
+// idle reports that nobody leads: nothing is queued or being written.
+func (q *commitQueue) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return !q.leading
+}
