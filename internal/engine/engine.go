@@ -291,8 +291,9 @@ func (e *Engine) Meta() datastore.Batching {
 }
 
 // Counters returns the durable counters. It takes only the queue's lock,
-// Counters returns the durable counters. It takes only the queue's lock,
-// which is never held across staging or a write.
+// Counters returns the durable counters (in shared mode, those the last
+// transaction read or left). It takes only a brief lock (the queue's, or
+// shared mode's counters'), never held across staging or a write.
 func (e *Engine) Counters() Counters { return e.m.counters() }
 
 // mode runs an engine's changes and views: the commit pipeline (local) or
