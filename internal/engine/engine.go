@@ -290,7 +290,6 @@ func (e *Engine) Meta() datastore.Batching {
 	return e.meta
 }
 
-// Counters returns the durable counters. It takes only the queue's lock,
 // Counters returns the durable counters (in shared mode, those the last
 // transaction read or left). It takes only a brief lock (the queue's, or
 // shared mode's counters'), never held across staging or a write.
