@@ -181,7 +181,7 @@ func BenchmarkReservationCycle(b *testing.B) {
 	})
 }
 
-func newPoolAt(b *testing.B, url string) *pgxpool.Pool {
+func newPoolAt(b testing.TB, url string) *pgxpool.Pool {
 	pool, err := pgxpool.New(b.Context(), url)
 	require.NoError(b, err)
 	b.Cleanup(pool.Close)
@@ -250,12 +250,13 @@ func replay(ctx context.Context, pool *pgxpool.Pool, steps txnTrace) error {
 // BenchmarkFleet runs the reservation cycle in 1, 2 and 4 processes of 8
 // goroutines each (this binary re-executed), on an availability of each
 // process's own ("distinct") or all on one ("shared"), and reports calls
-// per second over the fleet and retried transactions per call; "leveldb"
+// per second over the fleet and retried transactions per call (mean, 99th
+// percentile and maximum over the calls); "leveldb"
 // is one process of 8 goroutines on an embedded LevelDB with fsync. An op
 // is one cycle (4 calls). Run with a fixed count: -benchtime=800x.
 func BenchmarkFleet(b *testing.B) {
 	for _, mode := range []string{"distinct", "shared"} {
-		for _, procs := range []int{1, 2, 4} {
+		for _, procs := range []int{1, 2, 4, 8} {
 			b.Run(fmt.Sprintf("%s/procs=%d", mode, procs), func(b *testing.B) {
 				benchFleet(b, mode, procs)
 			})
@@ -301,7 +302,9 @@ func benchFleet(b *testing.B, mode string, procs int) {
 		pins = procs
 	}
 	for i := range pins {
-		_, err := s.AddAvailability(b.Context(), pinnedAvailability(i, 1<<18))
+		// The quota is 1 MiB: 8 processes get 128 KiB each, room for
+		// their 8 goroutines' slots of 4 KiB.
+		_, err := s.AddAvailability(b.Context(), pinnedAvailability(i, 1<<20/uint64(max(pins, 4))))
 		require.NoError(b, err)
 	}
 	n := max(1, b.N/(procs*fleetGoroutines))
@@ -315,6 +318,7 @@ func benchFleet(b *testing.B, mode string, procs int) {
 	})
 	var took time.Duration
 	var conflicts uint64
+	book := newFleetBook(procs)
 	ready, exited := 0, 0
 	for ready < procs {
 		ev := next(b, events)
@@ -341,10 +345,96 @@ func benchFleet(b *testing.B, mode string, procs int) {
 			c, err := strconv.ParseUint(ev.fields[1], 10, 64)
 			require.NoError(b, err)
 			conflicts += c
+		case ev.fields[0] == "retries":
+			book.add(b, ev)
 		}
 	}
+	_, p99, most := retryStats(book.retries)
 	cycles := float64(n * procs * fleetGoroutines)
 	b.ReportMetric(float64(took.Nanoseconds())/cycles, "ns/op")
 	b.ReportMetric(4*cycles/took.Seconds(), "calls/s")
 	b.ReportMetric(float64(conflicts)/(4*cycles), "retries/call")
+	b.ReportMetric(float64(p99), "p99-retries/call")
+	b.ReportMetric(float64(most), "max-retries/call")
+}
+
+// BenchmarkChange times one change of the kind shared mode makes (lock and
+// read the counters, read a record, write it, two more records and the
+// counters, delete one) through pgds, beside raw pgx doing the minimum:
+// one round trip to lock the rows (SELECT ... FOR UPDATE in READ
+// COMMITTED) and read them, one to write and commit.
+func BenchmarkChange(b *testing.B) {
+	d, pool := benchSetup(b)
+	ctx := context.Background()
+	counters := []datastore.Key{datastore.NewKey("/meta/quota/used"), datastore.NewKey("/meta/quota/reserved")}
+	for _, k := range counters {
+		require.NoError(b, d.Put(ctx, k, make([]byte, 8)))
+	}
+	require.NoError(b, d.Put(ctx, datastore.NewKey("/meta/sales/reservations/a1"), []byte("{}")))
+	prefetch := append(counters, datastore.NewKey("/meta/sales/reservations/a1"))
+	b.Run("pgds", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			c := reservationChange(i)
+			tx, err := d.NewLockedTransaction(ctx, false, counters, prefetch)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, k := range counters {
+				if _, err := tx.Get(ctx, k); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if _, err := tx.Get(ctx, datastore.NewKey("/meta/sales/reservations/a1")); err != nil {
+				b.Fatal(err)
+			}
+			for k, v := range c.puts {
+				_ = tx.Put(ctx, datastore.NewKey(k), v)
+			}
+			_ = tx.Put(ctx, counters[0], make([]byte, 8))
+			_ = tx.Delete(ctx, datastore.NewKey(c.del))
+			if err := tx.Commit(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("pgx", func(b *testing.B) {
+		i := 0
+		keys := []string{"/meta/quota/reserved", "/meta/quota/used", "/meta/sales/reservations/a1"}
+		for b.Loop() {
+			i++
+			c := reservationChange(i)
+			conn, err := pool.Acquire(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var read pgx.Batch
+			read.Queue("BEGIN")
+			read.Queue(`SELECT key, value FROM datastore WHERE key = ANY($1) ORDER BY key FOR UPDATE`, keys).Query(func(rows pgx.Rows) error {
+				for rows.Next() {
+					var k string
+					var v []byte
+					if err := rows.Scan(&k, &v); err != nil {
+						return err
+					}
+				}
+				return rows.Err()
+			})
+			if err := conn.SendBatch(ctx, &read).Close(); err != nil {
+				b.Fatal(err)
+			}
+			var write pgx.Batch
+			for k, v := range c.puts {
+				write.Queue(rawPut, k, v)
+			}
+			write.Queue(rawPut, "/meta/quota/used", make([]byte, 8))
+			write.Queue(rawDel, c.del)
+			write.Queue("COMMIT")
+			if err := conn.SendBatch(ctx, &write).Close(); err != nil {
+				b.Fatal(err)
+			}
+			conn.Release()
+		}
+	})
 }

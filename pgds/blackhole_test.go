@@ -417,3 +417,37 @@ func TestTxn_DiscardWithoutAnswerClosesTheConnection(t *testing.T) {
 	_, err = ds.Get(t.Context(), datastore.NewKey("/k"))
 	assert.ErrorIs(t, err, datastore.ErrNotFound, "the transaction was not committed")
 }
+
+// A host cut off while it holds the counters' lock (its COMMIT held by the
+// network) stops the other hosts' changes only until the server ends its
+// session: here idle_in_transaction_session_timeout, set in its connection
+// string, does after 1 s, and another host's change goes through.
+func TestShared_BlackholeHoldingTheLockIsBoundedByTheServer(t *testing.T) {
+	direct := pgtest.URL(t)
+	p := newBlackhole(t, hostOf(t, direct))
+	u, err := url.Parse(p.url(t, direct))
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("idle_in_transaction_session_timeout", "1000")
+	u.RawQuery = q.Encode()
+	ds, err := pgds.Open(t.Context(), u.String())
+	require.NoError(t, err)
+	t.Cleanup(func() { ds.Close() })
+	r, err := repo.New(t.Context(), ds, repo.WithShared(), repo.WithSharedGrace(testGrace), repo.WithQuotaMaxBytes(1<<20))
+	require.NoError(t, err)
+	t.Cleanup(func() { r.Close() })
+	_, other := sharedStore(t, direct)
+
+	p.holdAt("commit")
+	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
+	defer cancel()
+	err = r.PutBlock(ctx, datastore.NewKey("/cut"), []byte("maybe"))
+	require.Error(t, err, "its COMMIT never arrived")
+
+	octx, ocancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer ocancel()
+	require.NoError(t, other.PutBlock(octx, datastore.NewKey("/other"), []byte("x")),
+		"another host waits for the lock until the server ends the cut-off session")
+	p.forward()
+	require.NoError(t, other.Verify(t.Context()))
+}

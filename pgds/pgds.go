@@ -64,7 +64,20 @@ type Datastore struct {
 	ownPool bool
 	closed  atomic.Bool
 	sql     statements
+
+	roundTrips atomic.Uint64
 }
+
+// RoundTrips returns how many round trips to the server the Datastore's
+// calls have made so far: each statement, and each pipeline of statements
+// sent together, counts one. (pgx's preparing of a statement the first
+// time a connection runs it, and the pool's connecting, are not counted.)
+// The package documentation lists what each call and each change of the
+// stowage repo costs.
+func (d *Datastore) RoundTrips() uint64 { return d.roundTrips.Load() }
+
+// q is the pool, counting round trips.
+func (d *Datastore) q() querier { return counted{d.pool, &d.roundTrips} }
 
 // Option configures New and Open.
 type Option func(*options)
@@ -195,7 +208,7 @@ func (d *Datastore) Get(ctx context.Context, key datastore.Key) ([]byte, error) 
 	if err := d.check(); err != nil {
 		return nil, err
 	}
-	return get(ctx, d.pool, &d.sql, key)
+	return get(ctx, d.q(), &d.sql, key)
 }
 
 // Has reports whether a value is stored at key.
@@ -203,7 +216,7 @@ func (d *Datastore) Has(ctx context.Context, key datastore.Key) (bool, error) {
 	if err := d.check(); err != nil {
 		return false, err
 	}
-	return has(ctx, d.pool, &d.sql, key)
+	return has(ctx, d.q(), &d.sql, key)
 }
 
 // GetSize returns the length of the value stored at key, or
@@ -212,7 +225,7 @@ func (d *Datastore) GetSize(ctx context.Context, key datastore.Key) (int, error)
 	if err := d.check(); err != nil {
 		return -1, err
 	}
-	return getSize(ctx, d.pool, &d.sql, key)
+	return getSize(ctx, d.q(), &d.sql, key)
 }
 
 // Put stores value at key, replacing any value there. A nil value is stored
@@ -221,7 +234,7 @@ func (d *Datastore) Put(ctx context.Context, key datastore.Key, value []byte) er
 	if err := d.check(); err != nil {
 		return err
 	}
-	return put(ctx, d.pool, &d.sql, key, value)
+	return put(ctx, d.q(), &d.sql, key, value)
 }
 
 // Delete removes the value at key; a missing key is not an error.
@@ -229,7 +242,7 @@ func (d *Datastore) Delete(ctx context.Context, key datastore.Key) error {
 	if err := d.check(); err != nil {
 		return err
 	}
-	return del(ctx, d.pool, &d.sql, key)
+	return del(ctx, d.q(), &d.sql, key)
 }
 
 // Sync returns nil: a write PostgreSQL acknowledged is as durable as the
@@ -244,7 +257,7 @@ func (d *Datastore) Query(ctx context.Context, q query.Query) (query.Results, er
 	if err := d.check(); err != nil {
 		return nil, err
 	}
-	return runQuery(ctx, d.pool, &d.sql, q)
+	return runQuery(ctx, d.q(), &d.sql, q)
 }
 
 // querier is what the operations need of a pool or a transaction.
@@ -255,24 +268,26 @@ type querier interface {
 }
 
 type statements struct {
-	table  string // quoted
-	create string
-	get    string
-	has    string
-	size   string
-	put    string
-	del    string
+	table   string // quoted
+	create  string
+	get     string
+	getMany string // key, value of the keys of a text[]
+	has     string
+	size    string
+	put     string
+	del     string
 }
 
 func newStatements(table string) statements {
 	return statements{
-		table:  table,
-		create: `CREATE TABLE IF NOT EXISTS ` + table + ` (key text COLLATE "C" PRIMARY KEY, value bytea NOT NULL)`,
-		get:    `SELECT value FROM ` + table + ` WHERE key = $1`,
-		has:    `SELECT EXISTS (SELECT 1 FROM ` + table + ` WHERE key = $1)`,
-		size:   `SELECT octet_length(value) FROM ` + table + ` WHERE key = $1`,
-		put:    `INSERT INTO ` + table + ` (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-		del:    `DELETE FROM ` + table + ` WHERE key = $1`,
+		table:   table,
+		create:  `CREATE TABLE IF NOT EXISTS ` + table + ` (key text COLLATE "C" PRIMARY KEY, value bytea NOT NULL)`,
+		get:     `SELECT value FROM ` + table + ` WHERE key = $1`,
+		getMany: `SELECT key, value FROM ` + table + ` WHERE key = ANY($1::text[])`,
+		has:     `SELECT EXISTS (SELECT 1 FROM ` + table + ` WHERE key = $1)`,
+		size:    `SELECT octet_length(value) FROM ` + table + ` WHERE key = $1`,
+		put:     `INSERT INTO ` + table + ` (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+		del:     `DELETE FROM ` + table + ` WHERE key = $1`,
 	}
 }
 

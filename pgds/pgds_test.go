@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
@@ -431,4 +432,113 @@ func TestQuery_ReturnsSizesWithKeysOnly(t *testing.T) {
 	require.Len(t, es, 1)
 	assert.Equal(t, 7, es[0].Size)
 	assert.Nil(t, es[0].Value)
+}
+
+// Two read-modify-write transactions on one counter that lock it: the
+// second waits for the first (the server shows it waiting), then reads
+// what the first committed, and both commit: no ErrSerialization.
+func TestLockedTxn_WaitsAndSeesTheCommitBeforeIt(t *testing.T) {
+	d, url := openDS(t)
+	ctx := t.Context()
+	n := key("/n")
+	require.NoError(t, d.Put(ctx, n, []byte{0}))
+	lock := []datastore.Key{n}
+	t1, err := d.NewLockedTransaction(ctx, false, lock, lock)
+	require.NoError(t, err)
+	v1, err := t1.Get(ctx, n)
+	require.NoError(t, err)
+
+	second := make(chan error, 1)
+	go func() {
+		t2, err := d.NewLockedTransaction(ctx, false, lock, lock)
+		if err != nil {
+			second <- err
+			return
+		}
+		v2, err := t2.Get(ctx, n)
+		if err != nil {
+			t2.Discard(ctx)
+			second <- err
+			return
+		}
+		_ = t2.Put(ctx, n, []byte{v2[0] + 1})
+		second <- t2.Commit(ctx)
+	}()
+	pool := newPoolAt(t, url)
+	require.Eventually(t, func() bool {
+		var waiting int
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&waiting)
+		return err == nil && waiting == 1
+	}, 30*time.Second, 5*time.Millisecond, "the second transaction waits for the lock")
+	require.NoError(t, t1.Put(ctx, n, []byte{v1[0] + 1}))
+	require.NoError(t, t1.Commit(ctx))
+	require.NoError(t, <-second)
+
+	v, err := d.Get(ctx, n)
+	require.NoError(t, err)
+	assert.Equal(t, []byte{2}, v, "both increments kept")
+	var held int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'`).Scan(&held))
+	assert.Zero(t, held, "a lock outlived its transaction")
+}
+
+func TestLockedTxn_ReadOnlyTakesNoLocks(t *testing.T) {
+	d, _ := openDS(t)
+	_, err := d.NewLockedTransaction(t.Context(), true, []datastore.Key{key("/n")}, nil)
+	assert.ErrorIs(t, err, pgds.ErrReadOnly)
+}
+
+// A transaction reads a key at most once, and sees its own writes without
+// sending them first.
+func TestTxn_ReadsEachKeyOnce(t *testing.T) {
+	d, _ := openDS(t)
+	ctx := t.Context()
+	require.NoError(t, d.Put(ctx, key("/a"), []byte("1")))
+	tx, err := d.NewLockedTransaction(ctx, false, nil, []datastore.Key{key("/a"), key("/b")})
+	require.NoError(t, err)
+	before := d.RoundTrips()
+	v, err := tx.Get(ctx, key("/a"))
+	require.NoError(t, err)
+	assert.Equal(t, []byte("1"), v)
+	_, err = tx.Get(ctx, key("/b"))
+	assert.ErrorIs(t, err, datastore.ErrNotFound)
+	ok, err := tx.Has(ctx, key("/c"))
+	require.NoError(t, err)
+	assert.False(t, ok)
+	ok, err = tx.Has(ctx, key("/c"))
+	require.NoError(t, err)
+	assert.False(t, ok)
+	require.NoError(t, tx.Put(ctx, key("/c"), []byte("3")))
+	v, err = tx.Get(ctx, key("/c"))
+	require.NoError(t, err)
+	assert.Equal(t, []byte("3"), v)
+	assert.Equal(t, uint64(1), d.RoundTrips()-before, "only the first Has of /c went to the server")
+	require.NoError(t, tx.Commit(ctx))
+	assert.Equal(t, uint64(2), d.RoundTrips()-before, "the writes went with the COMMIT")
+	v, err = d.Get(ctx, key("/c"))
+	require.NoError(t, err)
+	assert.Equal(t, []byte("3"), v)
+}
+
+// Keys read ahead are any text: quotes, backslashes, commas and braces
+// included.
+func TestLockedTxn_PrefetchesOddKeys(t *testing.T) {
+	d, _ := openDS(t)
+	ctx := t.Context()
+	keys := []datastore.Key{key(`/a"b`), key(`/c\d`), key(`/e,f{g}`), key("/h i"), key("/absent")}
+	for _, k := range keys[:4] {
+		require.NoError(t, d.Put(ctx, k, []byte(k.String())))
+	}
+	tx, err := d.NewLockedTransaction(ctx, false, keys, keys)
+	require.NoError(t, err)
+	before := d.RoundTrips()
+	for _, k := range keys[:4] {
+		v, err := tx.Get(ctx, k)
+		require.NoError(t, err, k)
+		assert.Equal(t, []byte(k.String()), v)
+	}
+	_, err = tx.Get(ctx, keys[4])
+	assert.ErrorIs(t, err, datastore.ErrNotFound)
+	assert.Equal(t, before, d.RoundTrips(), "read again")
+	tx.Discard(ctx)
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
@@ -46,6 +47,14 @@ type txnTrace []traceOp
 
 func (d *hookDS) NewTransaction(ctx context.Context, readOnly bool) (datastore.Txn, error) {
 	t, err := d.Datastore.NewTransaction(ctx, readOnly)
+	if err != nil {
+		return nil, err
+	}
+	return &hookTxn{Txn: t, d: d, readOnly: readOnly}, nil
+}
+
+func (d *hookDS) NewLockedTransaction(ctx context.Context, readOnly bool, lock, prefetch []datastore.Key) (datastore.Txn, error) {
+	t, err := d.Datastore.NewLockedTransaction(ctx, readOnly, lock, prefetch)
 	if err != nil {
 		return nil, err
 	}
@@ -124,12 +133,32 @@ func (t *hookTxn) Commit(ctx context.Context) error {
 
 // hookedStore opens a repo in shared mode on a hookDS of its own pool.
 func hookedStore(t testing.TB, url string) (*hookDS, *reservations.Store, *repo.Repo) {
+	return hookedStoreOn(t, url, func(h *hookDS) datastore.Batching { return h })
+}
+
+// plainDS is a hookDS without NewLockedTransaction: a datastore whose
+// transactions take no locks, as another database's would.
+type plainDS struct {
+	datastore.Batching
+	h *hookDS
+}
+
+func (p plainDS) NewTransaction(ctx context.Context, readOnly bool) (datastore.Txn, error) {
+	return p.h.NewTransaction(ctx, readOnly)
+}
+
+// plainHookedStore is hookedStore on a plainDS.
+func plainHookedStore(t testing.TB, url string) (*hookDS, *reservations.Store, *repo.Repo) {
+	return hookedStoreOn(t, url, func(h *hookDS) datastore.Batching { return plainDS{Batching: h, h: h} })
+}
+
+func hookedStoreOn(t testing.TB, url string, wrap func(h *hookDS) datastore.Batching) (*hookDS, *reservations.Store, *repo.Repo) {
 	t.Helper()
 	ds, err := pgds.Open(t.Context(), url)
 	require.NoError(t, err)
 	t.Cleanup(func() { ds.Close() })
 	h := &hookDS{Datastore: ds}
-	r, err := repo.New(t.Context(), h, repo.WithShared(), repo.WithQuotaMaxBytes(1<<20))
+	r, err := repo.New(t.Context(), wrap(h), repo.WithShared(), repo.WithQuotaMaxBytes(1<<20))
 	require.NoError(t, err)
 	t.Cleanup(func() { r.Close() })
 	return h, reservations.New(r), r
@@ -195,13 +224,14 @@ func TestShared_ConflictsAreRetriedTransparently(t *testing.T) {
 	require.NoError(t, s.Verify(ctx))
 }
 
-// A real serialization failure from PostgreSQL: another host changes the
-// availability between this host's reads and its writes. The write fails
-// with 40001, the change is run again on what the other host wrote, and
-// both changes are kept.
+// On a datastore without locks (another database than pgds), a real
+// serialization failure: another host changes the availability between
+// this host's reads and its writes. The commit fails with 40001, the
+// change is run again on what the other host wrote, and both changes are
+// kept.
 func TestShared_RealConflictIsRetried(t *testing.T) {
 	url := pgtest.URL(t)
-	h, s, r := hookedStore(t, url)
+	h, s, r := plainHookedStore(t, url)
 	other, _ := sharedStore(t, url)
 	ctx := t.Context()
 	a, err := s.AddAvailability(ctx, reservations.Availability{TotalSize: 1000, Duration: 100})
@@ -222,6 +252,51 @@ func TestShared_RealConflictIsRetried(t *testing.T) {
 	_, err = s.ModifyAvailability(ctx, a.ID, grow(1))
 	require.NoError(t, err)
 	assert.Equal(t, uint64(1), engine.Of(r).Conflicts(), "one real conflict, retried")
+	got, err := s.Availability(ctx, a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1011), got.TotalSize)
+	assert.Equal(t, uint64(1011), got.Size)
+	require.NoError(t, s.Verify(ctx))
+}
+
+// On pgds, the same two changes queue instead: the other host's change,
+// started between this host's reads and its writes, waits for the lock on
+// the counters this change holds (the server shows it waiting), runs once
+// this one committed, on what it wrote, and neither conflicts.
+func TestShared_ChangesQueueForTheCounters(t *testing.T) {
+	url := pgtest.URL(t)
+	h, s, r := hookedStore(t, url)
+	other, otherRepo := sharedStore(t, url)
+	ctx := t.Context()
+	a, err := s.AddAvailability(ctx, reservations.Availability{TotalSize: 1000, Duration: 100})
+	require.NoError(t, err)
+	grow := func(n uint64) func(a *reservations.Availability) error {
+		return func(a *reservations.Availability) error {
+			a.TotalSize += n
+			a.Size += n
+			return nil
+		}
+	}
+	pool := newPoolAt(t, url)
+	otherDone := make(chan error, 1)
+	h.set(func(d *hookDS) {
+		d.beforeWrite = func(context.Context) {
+			go func() {
+				_, err := other.ModifyAvailability(ctx, a.ID, grow(10))
+				otherDone <- err
+			}()
+			require.Eventually(t, func() bool {
+				var n int
+				err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&n)
+				return err == nil && n > 0
+			}, 30*time.Second, 5*time.Millisecond, "the other host's change waits for the lock")
+		}
+	})
+	_, err = s.ModifyAvailability(ctx, a.ID, grow(1))
+	require.NoError(t, err)
+	require.NoError(t, <-otherDone, "the other host")
+	assert.Zero(t, engine.Of(r).Conflicts(), "this host retried")
+	assert.Zero(t, engine.Of(otherRepo).Conflicts(), "the other host retried")
 	got, err := s.Availability(ctx, a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(1011), got.TotalSize)

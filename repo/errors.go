@@ -41,7 +41,9 @@ var (
 	// transactions on a datastore whose transactions do not work.
 	ErrInvalidOption = engine.ErrInvalid
 	// ErrConflict means a change in shared mode (WithShared) conflicted with
-	// other processes' changes on every attempt; nothing was changed.
+	// other processes' changes on every attempt (30, or as many as fit in
+	// 10 s); nothing was changed. Its message names the keys that
+	// conflicted, where the datastore said.
 	ErrConflict = engine.ErrConflict
 	// ErrInvariant means Verify found the counters and the datastore
 	// disagreeing; the error reports the figures.

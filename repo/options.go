@@ -108,8 +108,20 @@ func WithLogger(l *slog.Logger) Option {
 // transaction the datastore rolls back for a conflict with another process
 // (its error has a Retryable() bool method reporting true, as pgds's
 // ErrSerialization has) is run again from the start after a jittered
-// backoff, up to 30 times; then the call fails with ErrConflict and nothing
-// is changed. A commit whose outcome is unknown (a connection lost after
+// backoff, up to 30 times and while the call has run less than 10 s; then
+// the call fails with ErrConflict, naming the keys the datastore said
+// conflicted, and nothing is changed.
+//
+// On a datastore whose transactions can lock keys before they begin (a
+// method NewLockedTransaction(ctx, readOnly, lock, prefetch
+// []datastore.Key) (datastore.Txn, error), as pgds.LockingTxnDatastore
+// has), a change that may write first locks the quota counters, which
+// every change of bytes writes, and reads them in the same round trip: the
+// changes of a fleet then queue for the counters instead of conflicting,
+// and ErrConflict is not seen under the fleet's own load. A change that
+// finds another of this process waiting hands it the locks as it commits
+// (if the transaction has CommitAndBegin(ctx, prefetch) (datastore.Txn,
+// error), as pgds's have), up to 8 in a row. A commit whose outcome is unknown (a connection lost after
 // COMMIT was sent) fails with ErrWriteFailed: read back to learn whether it
 // happened. Later changes need no reopening, as each reads what it changes.
 //
@@ -124,8 +136,9 @@ func WithLogger(l *slog.Logger) Option {
 // Quota, Available and HasAvailable report the counters as this process
 // last read or wrote them: another process may have changed them since.
 // Changes of one process run one at a time (they would only conflict with
-// each other); processes run in parallel, limited by their conflicts on the
-// counters every change of bytes updates.
+// each other); the changes of several processes run one at a time too, in
+// the order they get the counters' lock (or, without locks, in parallel,
+// limited by their conflicts on the counters).
 func WithShared() Option {
 	return func(o *options) { o.shared = true }
 }

@@ -1,5 +1,5 @@
-// The public API contract: each line fails to compile if a name or a
-// signature of shared/API.md changes.
+// The v1 public API contract (see doc.go): each line fails to compile if
+// a name or a signature changes.
 
 package apicheck
 

@@ -124,7 +124,11 @@ const DefaultReopenEvery = time.Second
 // Shared mode (shared.go) takes none of 1-3: its semaphore (sem)
 // serialises its changes and is taken first; then dbMu, shared, around a
 // Tx's reads (nothing replaces its datastore), and the leaves (stats.mu,
-// its counters' mu, life.mu).
+// its counters' mu, life.mu). The lock hand-over's chain.mu is taken
+// briefly, before or under sem, and holds nothing while held but a
+// non-blocking try or release of sem itself (a waiter whose ctx ended
+// ending locks handed over that no one will take; the holder freeing
+// sem once no locks are left handed over without a waiter).
 //
 // A change may read again from inside a scan's callback (a second read
 // lock of dbMu): safe, because the only writer of dbMu under way while a

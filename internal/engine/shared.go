@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,12 +23,42 @@ var ErrConflict = errors.New("repo: too many conflicting transactions; nothing w
 // transaction of the datastore that reads the counters and records it
 // changes, writes, and commits. A transaction the datastore rolls back for
 // a conflict (its error has a Retryable method reporting true) is run again
-// from the start, after a jittered backoff, up to maxAttempts times.
+// from the start, after a jittered backoff, up to maxAttempts times and
+// while the call has run less than maxRetryTime.
+//
+// On a datastore whose transactions can lock keys before they begin
+// (lockingTxnDatastore: pgds), a change that may write locks the counters
+// first, which every change that moves bytes writes: the changes of a
+// fleet then queue for them, each seeing the last one's commit, instead of
+// failing each other. A lock per record beyond them (an availability's)
+// would add nothing while every change writes the counters.
 const (
-	maxAttempts = 30
-	minBackoff  = time.Millisecond
-	maxBackoff  = 100 * time.Millisecond
+	maxAttempts  = 30
+	maxRetryTime = 10 * time.Second
+	minBackoff   = time.Millisecond
+	maxBackoff   = 100 * time.Millisecond
 )
+
+// lockingTxnDatastore is pgds.LockingTxnDatastore: a datastore whose
+// transactions lock keys before they begin (so that their snapshot sees
+// the commit of the last holder) and read keys known in advance in the
+// same round trip.
+type lockingTxnDatastore interface {
+	NewLockedTransaction(ctx context.Context, readOnly bool, lock, prefetch []datastore.Key) (datastore.Txn, error)
+}
+
+// counterKeys are the records every change reads, and every change that
+// moves bytes writes, in the order they are locked.
+var counterKeys = []datastore.Key{UsedKey, ReservedKey}
+
+// conflictKeys returns the keys err says conflicted, if it says.
+func conflictKeys(err error) []string {
+	var c interface{ ConflictKeys() []string }
+	if errors.As(err, &c) {
+		return c.ConflictKeys()
+	}
+	return nil
+}
 
 // retryable reports whether err asks for the transaction to be retried.
 func retryable(err error) bool {
@@ -52,9 +85,11 @@ type sharedMode struct {
 	sem       chan struct{}
 	grace     time.Duration // bound of a discard
 	conflicts atomic.Uint64
+	chain     sharedChain // locks handed from one change to the next
 
-	mu     sync.Mutex // a leaf
-	counts Counters   // what the last transaction read or left
+	mu      sync.Mutex // a leaf
+	counts  Counters   // what the last transaction read or left
+	retries [maxAttempts]uint64
 }
 
 func newSharedMode(e *Engine, grace time.Duration) *sharedMode {
@@ -76,44 +111,145 @@ func (s *sharedMode) view(ctx context.Context, fn func(tx *Tx) error) error {
 	return s.transact(ctx, fn, true)
 }
 
+// newTxn begins the transaction of one attempt of a change: on a
+// datastore that locks keys, a change that may write locks the counters
+// first.
+func (s *sharedMode) newTxn(ctx context.Context, readOnly bool) (datastore.Txn, error) {
+	if l, ok := s.meta.(lockingTxnDatastore); ok {
+		var lock []datastore.Key
+		if !readOnly {
+			lock = counterKeys
+		}
+		return l.NewLockedTransaction(ctx, readOnly, lock, counterKeys)
+	}
+	return s.meta.NewTransaction(ctx, readOnly)
+}
+
+// countRetries counts a call that took attempt attempts.
+func (s *sharedMode) countRetries(attempt int) {
+	s.mu.Lock()
+	s.retries[attempt-1]++
+	s.mu.Unlock()
+}
+
+// retriesPerCall returns, for each n, how many calls took n retries.
+func (s *sharedMode) retriesPerCall() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]uint64(nil), s.retries[:]...)
+}
+
+// RetriesPerCall returns, for each n, how many calls of shared mode took
+// n retries (attempts after the first), conflicts or not; all zero
+// outside shared mode.
+func (e *Engine) RetriesPerCall() []uint64 {
+	if e.sh == nil {
+		return make([]uint64, maxAttempts)
+	}
+	return e.sh.retriesPerCall()
+}
+
+// acquire takes sem, counting the call among the chain's waiters while it
+// waits, so that locks handed over are taken or ended.
+func (s *sharedMode) acquire(ctx context.Context) error {
+	ch := &s.chain
+	ch.mu.Lock()
+	ch.waiters++
+	ch.mu.Unlock()
+	select {
+	case s.sem <- struct{}{}:
+		ch.mu.Lock()
+		ch.waiters--
+		ch.mu.Unlock()
+		return nil
+	case <-ctx.Done():
+		ch.mu.Lock()
+		ch.waiters--
+		if ch.waiters == 0 && ch.next != nil {
+			// Handed locks no one will take: end them, unless a
+			// holder of sem will (release).
+			select {
+			case s.sem <- struct{}{}:
+				ch.mu.Unlock()
+				s.release(ctx)
+				return ctx.Err()
+			default:
+			}
+		}
+		ch.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// release frees sem, first ending the locks handed over if no call waits
+// to take them.
+func (s *sharedMode) release(ctx context.Context) {
+	ch := &s.chain
+	for {
+		ch.mu.Lock()
+		if ch.waiters > 0 || ch.next == nil {
+			<-s.sem
+			ch.mu.Unlock()
+			return
+		}
+		n := ch.next
+		ch.next = nil
+		ch.mu.Unlock()
+		s.discard(ctx, n)
+	}
+}
+
 // transact runs fn in a transaction of the datastore, retrying
 // conflicts. Changes of one process are run one at a time: they would only
 // conflict with each other. The wait for the earlier ones honours ctx, and
 // so does every round trip but the discard of a transaction, which has the
 // grace: a call returns at most the grace after its ctx ends.
 func (s *sharedMode) transact(ctx context.Context, fn func(tx *Tx) error, readOnly bool) error {
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := s.acquire(ctx); err != nil {
+		return err
 	}
-	defer func() { <-s.sem }()
+	defer s.release(ctx)
 	// gone: blocks of a separate block store that an attempt deleted (or
 	// may have) and no committed metadata has accounted for yet.
 	gone := map[string]bool{}
 	backoff := minBackoff
+	start := time.Now()
+	keys := map[string]bool{}
 	for attempt := 1; ; attempt++ {
 		err := ctx.Err()
 		if err == nil {
 			err = s.tryOnce(ctx, fn, readOnly, gone)
 		}
 		if !retryable(err) {
+			s.countRetries(attempt)
 			return s.orphaned(err, gone)
 		}
 		s.conflicts.Add(1)
-		if attempt == maxAttempts && len(gone) > 0 {
-			return s.orphaned(fmt.Errorf("a conflict on each of %d attempts, the last: %w", attempt, err), gone)
+		for _, k := range conflictKeys(err) {
+			keys[k] = true
 		}
-		if attempt == maxAttempts {
-			return fmt.Errorf("%w: %d attempts, the last: %w", ErrConflict, attempt, err)
+		took := time.Since(start)
+		if attempt < maxAttempts && took < maxRetryTime {
+			sleep := backoff/2 + rand.N(backoff/2+1)
+			backoff = min(2*backoff, maxBackoff)
+			select {
+			case <-ctx.Done():
+				return s.orphaned(ctx.Err(), gone)
+			case <-time.After(sleep):
+			}
+			continue
 		}
-		sleep := backoff/2 + rand.N(backoff/2+1)
-		backoff = min(2*backoff, maxBackoff)
-		select {
-		case <-ctx.Done():
-			return s.orphaned(ctx.Err(), gone)
-		case <-time.After(sleep):
+		s.countRetries(attempt)
+		named := "keys the datastore did not name"
+		if len(keys) > 0 {
+			named = "keys " + strings.Join(slices.Sorted(maps.Keys(keys)), ", ")
 		}
+		if len(gone) > 0 {
+			return s.orphaned(fmt.Errorf("a conflict on each of %d attempts in %v, on %s, the last: %w",
+				attempt, took.Round(time.Millisecond), named, err), gone)
+		}
+		return fmt.Errorf("%w: %d attempts in %v, conflicting on %s; the last: %w",
+			ErrConflict, attempt, took.Round(time.Millisecond), named, err)
 	}
 }
 
@@ -141,15 +277,19 @@ func (s *sharedMode) discard(ctx context.Context, txn datastore.Txn) {
 	txn.Discard(ctx)
 }
 
-// tryOnce runs fn once in a new transaction and commits it. It adds
-// to gone the blocks it deleted from a separate block store, and takes
-// from it those its committed metadata accounts for.
+// tryOnce runs fn once in a transaction (the one the last change handed
+// over, or a new one) and commits it. It adds to gone the blocks it
+// deleted from a separate block store, and takes from it those its
+// committed metadata accounts for. Called with sem held.
 func (s *sharedMode) tryOnce(ctx context.Context, fn func(tx *Tx) error, readOnly bool, gone map[string]bool) error {
 	// The datastore is never replaced in shared mode (no self-recovery):
 	// no dbMu.
-	txn, err := s.meta.NewTransaction(ctx, readOnly)
-	if err != nil {
-		return fmt.Errorf("repo: begin transaction: %w", err)
+	txn := s.chain.take()
+	if txn == nil {
+		var err error
+		if txn, err = s.newTxn(ctx, readOnly); err != nil {
+			return fmt.Errorf("repo: begin transaction: %w", err)
+		}
 	}
 	defer s.discard(ctx, txn)
 	cs, err := readCounters(ctx, txn)
@@ -192,7 +332,7 @@ func (s *sharedMode) tryOnce(ctx context.Context, fn func(tx *Tx) error, readOnl
 		return err
 	}
 	t := s.e.stats.begin()
-	err = txn.Commit(ctx)
+	err = s.chain.commit(ctx, txn)
 	s.e.stats.endShared(t, err)
 	if err != nil {
 		if retryable(err) {
@@ -213,6 +353,63 @@ func (s *sharedMode) tryOnce(ctx context.Context, fn func(tx *Tx) error, readOnl
 		f()
 	}
 	return nil
+}
+
+// A host whose changes queue behind each other hands the counters' locks
+// from one change to the next without releasing them (chainTxn: pgds),
+// at most maxChain changes in a row, so that another host's changes, queued
+// on the server for the same locks, get their turn. This saves each
+// handed-on change a round trip, and the fleet the wake-up of another
+// process for each change.
+const maxChain = 8
+
+// chainTxn is a transaction that commits and begins the next one on the
+// same locks in one round trip (pgds's CommitAndBegin).
+type chainTxn interface {
+	CommitAndBegin(ctx context.Context, prefetch []datastore.Key) (datastore.Txn, error)
+}
+
+// sharedChain is the hand-over of locks between the changes of a host.
+// Invariant: sem is free only while next is nil or waiters is not zero,
+// so that locks handed over are always taken or ended.
+type sharedChain struct {
+	mu      sync.Mutex    // see the lock order on Engine
+	waiters int           // calls waiting for sem
+	next    datastore.Txn // begun, locks held, for the next change
+	run     int           // changes in a row on the same locks
+}
+
+// take returns the transaction the last change handed over, if any.
+// Called with sem held.
+func (ch *sharedChain) take() datastore.Txn {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	n := ch.next
+	ch.next = nil
+	if n == nil {
+		ch.run = 0
+	}
+	return n
+}
+
+// commit commits txn, handing its locks to the next change when one waits
+// and the run is not too long. Called with sem held.
+func (ch *sharedChain) commit(ctx context.Context, txn datastore.Txn) error {
+	c, ok := txn.(chainTxn)
+	ch.mu.Lock()
+	chain := ok && ch.waiters > 0 && ch.run < maxChain-1
+	ch.mu.Unlock()
+	if !chain {
+		return txn.Commit(ctx)
+	}
+	next, err := c.CommitAndBegin(ctx, counterKeys)
+	if next != nil {
+		ch.mu.Lock()
+		ch.next = next
+		ch.run++
+		ch.mu.Unlock()
+	}
+	return err
 }
 
 // setCounts records the counters a transaction read or left, for Counters.

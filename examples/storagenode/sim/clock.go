@@ -20,6 +20,7 @@ type Clock struct {
 	now    uint64
 	seq    uint64
 	timers timerHeap
+	work   sync.WaitGroup // the goroutines Go started during a Step
 }
 
 // NewClock returns a clock standing at start.
@@ -100,8 +101,16 @@ func (c *Clock) Step() bool {
 		c.mu.Lock()
 	}
 	c.mu.Unlock()
+	c.work.Wait()
 	return true
 }
+
+// Go runs f on a goroutine of its own, for a callback whose work may go on
+// beside the others due at the same time (the network delivering to several
+// downloads at once): the Step that runs the callback returns once f has
+// returned too. Callbacks f registers for the current time run at the next
+// Step.
+func (c *Clock) Go(f func()) { c.work.Go(f) }
 
 // Pending returns how many callbacks are waiting.
 func (c *Clock) Pending() int {

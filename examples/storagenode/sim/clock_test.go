@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -57,4 +58,18 @@ func TestClock_StopCancels(t *testing.T) {
 	assert.False(t, ran)
 	assert.Equal(t, uint64(20), c.Unix())
 	assert.False(t, keep(), "already ran")
+}
+
+// Step returns only once the goroutines its callbacks started with Go have
+// returned.
+func TestClock_StepWaitsForGo(t *testing.T) {
+	c := NewClock(0)
+	var done atomic.Int32
+	for range 3 {
+		c.At(5, func() {
+			c.Go(func() { done.Add(1) })
+		})
+	}
+	require.True(t, c.Step())
+	assert.Equal(t, int32(3), done.Load())
 }

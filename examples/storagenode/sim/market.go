@@ -419,7 +419,8 @@ func (m *Market) FreeSlot(ctx context.Context, id stowage.RequestID, slot uint64
 
 // Fetch implements market.Network: the client uploads at cfg.Bandwidth, so
 // n bytes arrive n/Bandwidth simulated seconds after the call, and done is
-// called then, by the Step that reaches that time. A few fetches fail,
+// called then, during the Step that reaches that time (on a goroutine of
+// its own, which the Step waits for). A few fetches fail,
 // decided by the seed, the slot and the offset. Once ctx has ended, done is
 // not called.
 func (m *Market) Fetch(ctx context.Context, id stowage.RequestID, slot, offset, n uint64, done func([]byte, error)) {
@@ -443,11 +444,13 @@ func (m *Market) Fetch(ctx context.Context, id stowage.RequestID, slot, offset, 
 		if ctx.Err() != nil {
 			return
 		}
+		var err error
 		if m.fetchFails(id, slot, offset) {
-			done(nil, fmt.Errorf("fetch %s/%d at %d: %w", id, slot, offset, errConnectionReset))
-			return
+			data, err = nil, fmt.Errorf("fetch %s/%d at %d: %w", id, slot, offset, errConnectionReset)
 		}
-		done(data, nil)
+		// Deliveries due at the same time are handled side by side, as a
+		// real network's would be; the Step still ends after them.
+		m.clock.Go(func() { done(data, err) })
 	})
 }
 
