@@ -73,9 +73,9 @@ func TestConcurrentUpdates_NoneLostNoneStranded(t *testing.T) {
 			assert.Equal(t, Counters{Reserved: callers * each}, cs)
 			e.stageMu.Lock()
 			defer e.stageMu.Unlock()
-			assert.Empty(t, e.overlay, "an idle engine keeps nothing in the overlay")
-			assert.Empty(t, e.overlayKeys)
-			assert.Empty(t, e.retired)
+			assert.Empty(t, e.overlay.m, "an idle engine keeps nothing in the overlay")
+			assert.Empty(t, e.overlay.keys)
+			assert.Empty(t, e.overlay.retired)
 		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-datastore"
@@ -50,18 +51,6 @@ type lockingTxnDatastore interface {
 // moves bytes writes, in the order they are locked.
 var counterKeys = []datastore.Key{UsedKey, ReservedKey}
 
-// newSharedTxn begins the transaction of one attempt of a change.
-func (e *Engine) newSharedTxn(ctx context.Context, readOnly bool) (datastore.Txn, error) {
-	if l, ok := e.meta.(lockingTxnDatastore); ok {
-		var lock []datastore.Key
-		if !readOnly {
-			lock = counterKeys
-		}
-		return l.NewLockedTransaction(ctx, readOnly, lock, counterKeys)
-	}
-	return e.meta.(datastore.TxnDatastore).NewTransaction(ctx, readOnly)
-}
-
 // conflictKeys returns the keys err says conflicted, if it says.
 func conflictKeys(err error) []string {
 	var c interface{ ConflictKeys() []string }
@@ -69,27 +58,6 @@ func conflictKeys(err error) []string {
 		return c.ConflictKeys()
 	}
 	return nil
-}
-
-// sharedStats counts the calls of shared mode by the retries each took.
-type sharedStats struct {
-	mu      sync.Mutex
-	retries [maxAttempts]uint64
-}
-
-type sharedStatsKey struct{}
-
-func (e *Engine) sharedStats() *sharedStats {
-	return e.Ext(sharedStatsKey{}, func() any { return &sharedStats{} }).(*sharedStats)
-}
-
-// RetriesPerCall returns, for each n, how many calls of shared mode took
-// n retries (attempts after the first), conflicts or not.
-func (e *Engine) RetriesPerCall() []uint64 {
-	s := e.sharedStats()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]uint64(nil), s.retries[:]...)
 }
 
 // retryable reports whether err asks for the transaction to be retried.
@@ -103,31 +71,107 @@ func retryable(err error) bool {
 // Config.Grace sets another bound.
 const DefaultGrace = 3 * time.Second
 
-// updateShared runs fn in a transaction of the datastore, retrying
-// conflicts. Changes of one process are run one at a time: they would only
-// conflict with each other. The wait for the earlier ones honours ctx, and
-// so does every round trip but the discard of a transaction, which has the
-// grace: a call returns at most the grace after its ctx ends.
-func (e *Engine) updateShared(ctx context.Context, fn func(tx *Tx) error, readOnly bool) error {
-	ch := e.sharedChain()
+// sharedMode runs an engine's changes in shared mode: none of the
+// pipeline's memory (staging, queue, overlay) is kept or used. It is safe
+// for concurrent use.
+type sharedMode struct {
+	e      *Engine // the quota, the stats, the wording of ErrWriteFailed
+	meta   datastore.TxnDatastore
+	blocks datastore.Batching
+	ds     *dsWriter // writes blocks and plans changes
+	// sem serialises the changes of one process (they would only
+	// conflict with each other): a semaphore, so that waiting for it
+	// honours ctx.
+	sem       chan struct{}
+	grace     time.Duration // bound of a discard
+	conflicts atomic.Uint64
+	chain     sharedChain // locks handed from one change to the next
+
+	mu      sync.Mutex // a leaf
+	counts  Counters   // what the last transaction read or left
+	retries [maxAttempts]uint64
+}
+
+func newSharedMode(e *Engine, grace time.Duration) *sharedMode {
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
+	return &sharedMode{e: e, meta: e.meta.(datastore.TxnDatastore), blocks: e.blocks,
+		ds: &dsWriter{meta: e.meta, blocks: e.blocks, separate: e.separate}, sem: make(chan struct{}, 1), grace: grace}
+}
+
+// update runs fn's change as one transaction.
+func (s *sharedMode) update(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.transact(ctx, fn, false)
+}
+
+// view runs fn in one read-only transaction: a consistent snapshot of the
+// database (retried like any other, should the database roll it back).
+func (s *sharedMode) view(ctx context.Context, fn func(tx *Tx) error) error {
+	return s.transact(ctx, fn, true)
+}
+
+// newTxn begins the transaction of one attempt of a change: on a
+// datastore that locks keys, a change that may write locks the counters
+// first.
+func (s *sharedMode) newTxn(ctx context.Context, readOnly bool) (datastore.Txn, error) {
+	if l, ok := s.meta.(lockingTxnDatastore); ok {
+		var lock []datastore.Key
+		if !readOnly {
+			lock = counterKeys
+		}
+		return l.NewLockedTransaction(ctx, readOnly, lock, counterKeys)
+	}
+	return s.meta.NewTransaction(ctx, readOnly)
+}
+
+// countRetries counts a call that took attempt attempts.
+func (s *sharedMode) countRetries(attempt int) {
+	s.mu.Lock()
+	s.retries[attempt-1]++
+	s.mu.Unlock()
+}
+
+// retriesPerCall returns, for each n, how many calls took n retries.
+func (s *sharedMode) retriesPerCall() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]uint64(nil), s.retries[:]...)
+}
+
+// RetriesPerCall returns, for each n, how many calls of shared mode took
+// n retries (attempts after the first), conflicts or not; all zero
+// outside shared mode.
+func (e *Engine) RetriesPerCall() []uint64 {
+	if e.sh == nil {
+		return make([]uint64, maxAttempts)
+	}
+	return e.sh.retriesPerCall()
+}
+
+// acquire takes sem, counting the call among the chain's waiters while it
+// waits, so that locks handed over are taken or ended.
+func (s *sharedMode) acquire(ctx context.Context) error {
+	ch := &s.chain
 	ch.mu.Lock()
 	ch.waiters++
 	ch.mu.Unlock()
 	select {
-	case e.sharedMu <- struct{}{}:
+	case s.sem <- struct{}{}:
 		ch.mu.Lock()
 		ch.waiters--
 		ch.mu.Unlock()
+		return nil
 	case <-ctx.Done():
 		ch.mu.Lock()
 		ch.waiters--
 		if ch.waiters == 0 && ch.next != nil {
 			// Handed locks no one will take: end them, unless a
-			// holder of sharedMu will (releaseShared).
+			// holder of sem will (release).
 			select {
-			case e.sharedMu <- struct{}{}:
+			case s.sem <- struct{}{}:
 				ch.mu.Unlock()
-				e.releaseShared(ctx, ch)
+				s.release(ctx)
 				return ctx.Err()
 			default:
 			}
@@ -135,26 +179,52 @@ func (e *Engine) updateShared(ctx context.Context, fn func(tx *Tx) error, readOn
 		ch.mu.Unlock()
 		return ctx.Err()
 	}
-	defer e.releaseShared(ctx, ch)
+}
+
+// release frees sem, first ending the locks handed over if no call waits
+// to take them.
+func (s *sharedMode) release(ctx context.Context) {
+	ch := &s.chain
+	for {
+		ch.mu.Lock()
+		if ch.waiters > 0 || ch.next == nil {
+			<-s.sem
+			ch.mu.Unlock()
+			return
+		}
+		n := ch.next
+		ch.next = nil
+		ch.mu.Unlock()
+		s.discard(ctx, n)
+	}
+}
+
+// transact runs fn in a transaction of the datastore, retrying
+// conflicts. Changes of one process are run one at a time: they would only
+// conflict with each other. The wait for the earlier ones honours ctx, and
+// so does every round trip but the discard of a transaction, which has the
+// grace: a call returns at most the grace after its ctx ends.
+func (s *sharedMode) transact(ctx context.Context, fn func(tx *Tx) error, readOnly bool) error {
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
+	defer s.release(ctx)
 	// gone: blocks of a separate block store that an attempt deleted (or
 	// may have) and no committed metadata has accounted for yet.
 	gone := map[string]bool{}
 	backoff := minBackoff
 	start := time.Now()
 	keys := map[string]bool{}
-	stats := e.sharedStats()
 	for attempt := 1; ; attempt++ {
 		err := ctx.Err()
 		if err == nil {
-			err = e.trySharedOnce(ctx, fn, readOnly, gone)
+			err = s.tryOnce(ctx, fn, readOnly, gone)
 		}
 		if !retryable(err) {
-			stats.mu.Lock()
-			stats.retries[attempt-1]++
-			stats.mu.Unlock()
-			return e.orphaned(err, gone)
+			s.countRetries(attempt)
+			return s.orphaned(err, gone)
 		}
-		e.conflicts.Add(1)
+		s.conflicts.Add(1)
 		for _, k := range conflictKeys(err) {
 			keys[k] = true
 		}
@@ -164,20 +234,18 @@ func (e *Engine) updateShared(ctx context.Context, fn func(tx *Tx) error, readOn
 			backoff = min(2*backoff, maxBackoff)
 			select {
 			case <-ctx.Done():
-				return e.orphaned(ctx.Err(), gone)
+				return s.orphaned(ctx.Err(), gone)
 			case <-time.After(sleep):
 			}
 			continue
 		}
-		stats.mu.Lock()
-		stats.retries[attempt-1]++
-		stats.mu.Unlock()
+		s.countRetries(attempt)
 		named := "keys the datastore did not name"
 		if len(keys) > 0 {
 			named = "keys " + strings.Join(slices.Sorted(maps.Keys(keys)), ", ")
 		}
 		if len(gone) > 0 {
-			return e.orphaned(fmt.Errorf("a conflict on each of %d attempts in %v, on %s, the last: %w",
+			return s.orphaned(fmt.Errorf("a conflict on each of %d attempts in %v, on %s, the last: %w",
 				attempt, took.Round(time.Millisecond), named, err), gone)
 		}
 		return fmt.Errorf("%w: %d attempts in %v, conflicting on %s; the last: %w",
@@ -190,44 +258,45 @@ func (e *Engine) updateShared(ctx context.Context, fn func(tx *Tx) error, readOn
 // accounts for: the metadata still counts them (Used over-counts, and a
 // reservation may name blocks that are gone), so "nothing was written"
 // would be false. Repeating the change (a delete) repairs the books.
-func (e *Engine) orphaned(err error, gone map[string]bool) error {
+func (s *sharedMode) orphaned(err error, gone map[string]bool) error {
 	if len(gone) == 0 || errors.Is(err, ErrWriteFailed) {
 		return err
 	}
 	const msg = "%d blocks deleted from the block store, the metadata that counts them not committed; repeat the change"
 	if err == nil {
-		return e.writeFailed(fmt.Errorf(msg+": the attempt that committed did not delete them", len(gone)))
+		return s.e.writeFailed(fmt.Errorf(msg+": the attempt that committed did not delete them", len(gone)))
 	}
-	return e.writeFailed(fmt.Errorf(msg+": %w", len(gone), err))
+	return s.e.writeFailed(fmt.Errorf(msg+": %w", len(gone), err))
 }
 
 // discard ends a transaction that did not commit, within the grace: it also
 // runs after the caller's ctx has ended, when that ctx cannot be used.
-func (e *Engine) discard(ctx context.Context, txn datastore.Txn) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.grace)
+func (s *sharedMode) discard(ctx context.Context, txn datastore.Txn) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.grace)
 	defer cancel()
 	txn.Discard(ctx)
 }
 
-// trySharedOnce runs fn once in a new transaction and commits it. It adds
-// to gone the blocks it deleted from a separate block store, and takes
-// from it those its committed metadata accounts for.
-func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readOnly bool, gone map[string]bool) error {
-	// e.meta is never replaced in shared mode (no self-recovery): no dbMu.
-	ch := e.sharedChain()
-	txn := ch.take()
+// tryOnce runs fn once in a transaction (the one the last change handed
+// over, or a new one) and commits it. It adds to gone the blocks it
+// deleted from a separate block store, and takes from it those its
+// committed metadata accounts for. Called with sem held.
+func (s *sharedMode) tryOnce(ctx context.Context, fn func(tx *Tx) error, readOnly bool, gone map[string]bool) error {
+	// The datastore is never replaced in shared mode (no self-recovery):
+	// no dbMu.
+	txn := s.chain.take()
 	if txn == nil {
 		var err error
-		if txn, err = e.newSharedTxn(ctx, readOnly); err != nil {
+		if txn, err = s.newTxn(ctx, readOnly); err != nil {
 			return fmt.Errorf("repo: begin transaction: %w", err)
 		}
 	}
-	defer e.discard(ctx, txn)
+	defer s.discard(ctx, txn)
 	cs, err := readCounters(ctx, txn)
 	if err != nil {
 		return err
 	}
-	tx := &Tx{e: e, ctx: ctx, c: cs, base: cs, txn: txn, readOnly: readOnly}
+	tx := &Tx{e: s.e, ctx: ctx, c: cs, base: cs, txn: txn, readOnly: readOnly}
 	if err := run(fn, tx); err != nil {
 		return err
 	}
@@ -238,18 +307,18 @@ func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readO
 		if len(gone) > 0 {
 			return nil // orphaned reports them
 		}
-		e.setCounts(cs)
+		s.setCounts(cs)
 		for _, f := range tx.after {
 			f()
 		}
 		return nil
 	}
-	meta, blockPuts, blockDels := e.plan([][]op{tx.ops}, cs, tx.c)
+	meta, blockPuts, blockDels := s.ds.plan(tx.ops, cs, tx.c)
 	// As in the single-process path: blocks in a store of their own are
 	// deleted before and written after the metadata that counts them, so
 	// Used over-counts in between, never under-counts. Should the metadata
 	// then not commit, the call fails with ErrWriteFailed (orphaned).
-	if err, unknown := e.commit(ctx, e.blocks, blockDels, false); err != nil || len(blockDels) > 0 {
+	if err, unknown := s.ds.commit(ctx, s.blocks, blockDels, false); err != nil || len(blockDels) > 0 {
 		if err == nil || unknown {
 			for _, o := range blockDels {
 				gone[o.key] = true
@@ -259,27 +328,27 @@ func (e *Engine) trySharedOnce(ctx context.Context, fn func(tx *Tx) error, readO
 			return err
 		}
 	}
-	if err := e.stageOps(ctx, txn, meta); err != nil {
+	if err := s.ds.stage(ctx, txn, meta); err != nil {
 		return err
 	}
-	t := e.stats.begin()
-	err = ch.commit(ctx, txn)
-	e.stats.endShared(t, err)
+	t := s.e.stats.begin()
+	err = s.chain.commit(ctx, txn)
+	s.e.stats.endShared(t, err)
 	if err != nil {
 		if retryable(err) {
 			return err
 		}
-		return e.writeFailed(fmt.Errorf("commit: %w", err))
+		return s.e.writeFailed(fmt.Errorf("commit: %w", err))
 	}
 	for _, o := range tx.ops {
 		if o.blocks {
 			delete(gone, o.key)
 		}
 	}
-	if err, _ := e.commit(ctx, e.blocks, blockPuts, false); err != nil {
-		return e.writeFailed(fmt.Errorf("blocks after their metadata: %w", err))
+	if err, _ := s.ds.commit(ctx, s.blocks, blockPuts, false); err != nil {
+		return s.e.writeFailed(fmt.Errorf("blocks after their metadata: %w", err))
 	}
-	e.setCounts(tx.c)
+	s.setCounts(tx.c)
 	for _, f := range tx.after {
 		f()
 	}
@@ -301,23 +370,17 @@ type chainTxn interface {
 }
 
 // sharedChain is the hand-over of locks between the changes of a host.
-// Invariant: sharedMu is free only while next is nil or waiters is not
-// zero, so that locks handed over are always taken or ended.
+// Invariant: sem is free only while next is nil or waiters is not zero,
+// so that locks handed over are always taken or ended.
 type sharedChain struct {
-	mu      sync.Mutex
-	waiters int           // calls waiting for sharedMu
+	mu      sync.Mutex    // see the lock order on Engine
+	waiters int           // calls waiting for sem
 	next    datastore.Txn // begun, locks held, for the next change
 	run     int           // changes in a row on the same locks
 }
 
-type sharedChainKey struct{}
-
-func (e *Engine) sharedChain() *sharedChain {
-	return e.Ext(sharedChainKey{}, func() any { return &sharedChain{} }).(*sharedChain)
-}
-
 // take returns the transaction the last change handed over, if any.
-// Called with sharedMu held.
+// Called with sem held.
 func (ch *sharedChain) take() datastore.Txn {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
@@ -330,7 +393,7 @@ func (ch *sharedChain) take() datastore.Txn {
 }
 
 // commit commits txn, handing its locks to the next change when one waits
-// and the run is not too long. Called with sharedMu held.
+// and the run is not too long. Called with sem held.
 func (ch *sharedChain) commit(ctx context.Context, txn datastore.Txn) error {
 	c, ok := txn.(chainTxn)
 	ch.mu.Lock()
@@ -349,32 +412,19 @@ func (ch *sharedChain) commit(ctx context.Context, txn datastore.Txn) error {
 	return err
 }
 
-// releaseShared frees sharedMu, first ending the locks handed over if no
-// call waits to take them.
-func (e *Engine) releaseShared(ctx context.Context, ch *sharedChain) {
-	for {
-		ch.mu.Lock()
-		if ch.waiters > 0 || ch.next == nil {
-			<-e.sharedMu
-			ch.mu.Unlock()
-			return
-		}
-		n := ch.next
-		ch.next = nil
-		ch.mu.Unlock()
-		e.discard(ctx, n)
-	}
-}
-
 // setCounts records the counters a transaction read or left, for Counters.
-func (e *Engine) setCounts(c Counters) {
-	e.queueMu.Lock()
-	e.durable = c
-	e.queueMu.Unlock()
+func (s *sharedMode) setCounts(c Counters) {
+	s.mu.Lock()
+	s.counts = c
+	s.mu.Unlock()
 }
 
-// Conflicts counts the transactions shared mode had to retry.
-func (e *Engine) Conflicts() uint64 { return e.conflicts.Load() }
+// counters returns what the last transaction read or left.
+func (s *sharedMode) counters() Counters {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts
+}
 
 // Shared reports whether the engine runs in shared mode.
 func (tx *Tx) Shared() bool { return tx.e.shared }

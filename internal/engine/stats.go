@@ -37,7 +37,7 @@ type Stats struct {
 }
 
 // stats counts commits. Commits are written one at a time (by the leader,
-// or under the staging lock in shared mode), so the mutex is uncontended
+// or one at a time under shared mode's semaphore), so the mutex is uncontended
 // but for readers of Stats.
 type stats struct {
 	mu            sync.Mutex
@@ -111,7 +111,7 @@ func (e *Engine) Stats() Stats {
 		Commits:       s.commits,
 		Changes:       s.changes,
 		WriteFailures: s.failures,
-		Conflicts:     e.conflicts.Load(),
+		Conflicts:     e.Conflicts(),
 		CommitSeconds: s.seconds.snapshot(CommitSecondsBounds),
 		GroupSize:     s.size.snapshot(GroupSizeBounds),
 	}

@@ -4,15 +4,8 @@ import (
 	"context"
 	"errors"
 	"math/bits"
-	"slices"
-	"strings"
-	"sync"
 
 	"github.com/ipfs/go-datastore"
-	"github.com/ipfs/go-datastore/query"
-	"github.com/syndtr/goleveldb/leveldb/storage"
-
-	"github.com/stowage/stowage/internal/ldb"
 )
 
 // Tx is one change being staged. It reads through the change's own writes,
@@ -58,7 +51,7 @@ func (tx *Tx) lookup(k okey) (value []byte, del, found bool) {
 	if tx.snap != nil {
 		return nil, false, false
 	}
-	if p, ok := tx.e.overlay[k]; ok {
+	if p, ok := tx.e.overlay.get(k); ok {
 		return p.value, p.del, true
 	}
 	return nil, false, false
@@ -288,206 +281,10 @@ func (tx *Tx) DeleteBlock(key datastore.Key) (uint64, error) {
 	return old, nil
 }
 
-// Scan calls fn for every metadata record under prefix as this change sees
-// it, in key order. A read error ends the scan with that error.
-func (tx *Tx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, value []byte) error) error {
-	return tx.ScanAfter(prefix, "", keysOnly, fn)
-}
-
-// ScanAfter is Scan of the records under prefix whose keys sort after
-// after (all of them when after is empty). On the embedded LevelDB it
-// reads from there on: a change that works through many records in steps
-// (a big reservation's blocks) so reads each only once, not the deletes of
-// the steps before it.
-func (tx *Tx) ScanAfter(prefix datastore.Key, after string, keysOnly bool, fn func(key string, value []byte) error) error {
-	type entry struct {
-		key   string
-		value []byte
-	}
-	var entries []entry
-	p := prefix.String() + "/"
-	inPrefix := func(k string) bool { return p == "//" || strings.HasPrefix(k, p) }
-	under := func(k string) bool { return inPrefix(k) && k > after }
-	var pendingKeys map[string]bool // written by this change or one in flight
-	add := func(k okey, value []byte, del bool) {
-		if k.blocks || pendingKeys[k.key] || !under(k.key) {
-			return
-		}
-		if pendingKeys == nil {
-			pendingKeys = map[string]bool{}
-		}
-		pendingKeys[k.key] = true
-		if !del {
-			entries = append(entries, entry{k.key, value})
-		}
-	}
-	for i := len(tx.ops) - 1; i >= 0; i-- {
-		add(tx.ops[i].okey, tx.ops[i].value, tx.ops[i].del)
-	}
-	var keys []string // the overlay's, empty in shared mode and in a view
-	if tx.snap == nil {
-		keys = tx.e.overlayKeys
-	}
-	i, _ := slices.BinarySearch(keys, max(p, after))
-	for ; i < len(keys) && inPrefix(keys[i]); i++ {
-		k := okey{key: keys[i]}
-		pd := tx.e.overlay[k]
-		add(k, pd.value, pd.del)
-	}
-	if tx.snap == nil {
-		// A change holds the staging lock, which a reopen needs too: fn
-		// may read again under this read lock. A view's snapshot is
-		// replaced by no reopen and needs none.
-		tx.e.dbMu.RLock()
-		defer tx.e.dbMu.RUnlock()
-	}
-	store := tx.metaStore()
-	if pendingKeys == nil {
-		// Nothing pending under prefix: the store's own order is the
-		// answer, with nothing collected or sorted.
-		if ok, err := orderedScan(store, prefix, after, keysOnly, fn); ok {
-			return err
-		}
-	}
-	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.key, b.key) })
-	// The embedded LevelDB (or its snapshot) iterates in key order: merge
-	// the pending entries into its scan, so that fn stopping early (an
-	// error) ends the scan there rather than after reading every key (a
-	// big reservation is deleted in steps that read only what they
-	// delete).
-	next := 0
-	ok, err := orderedScan(store, prefix, after, keysOnly, func(key string, value []byte) error {
-		for ; next < len(entries) && entries[next].key < key; next++ {
-			if err := fn(entries[next].key, entries[next].value); err != nil {
-				return err
-			}
-		}
-		if pendingKeys[key] {
-			return nil
-		}
-		return fn(key, value)
-	})
-	if ok {
-		if err != nil {
-			return err
-		}
-		for ; next < len(entries); next++ {
-			if err := fn(entries[next].key, entries[next].value); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	// No order asked of the store: the entries are sorted below, with the
-	// pending ones among them.
-	err = scan(tx.ctx, store, prefix, keysOnly, nil, func(en query.Entry) error {
-		if !pendingKeys[en.Key] && en.Key > after {
-			entries = append(entries, entry{en.Key, en.Value})
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.key, b.key) })
-	for _, en := range entries {
-		if err := fn(en.key, en.value); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// orderedScan scans prefix of store in key order without the query
-// machinery, when store is the embedded LevelDB or one of its snapshots;
-// ok is false otherwise. (Concrete types, not an interface: fn then need
-// not escape to the heap.)
-func orderedScan(store datastore.Read, prefix datastore.Key, after string, keysOnly bool, fn func(key string, value []byte) error) (ok bool, err error) {
-	switch d := store.(type) {
-	case *ldb.DS:
-		return true, d.ScanAfter(prefix, after, keysOnly, fn)
-	case *ldb.Snapshot:
-		return true, d.ScanAfter(prefix, after, keysOnly, fn)
-	}
-	return false, nil
-}
-
-// lifetime is a thread group: calls enter and leave, Close waits for those
-// in flight and turns every later one away.
-type lifetime struct {
-	mu     sync.Mutex
-	idle   sync.Cond
-	n      int
-	closed bool
-}
-
-func (l *lifetime) init() { l.idle.L = &l.mu }
-
-func (l *lifetime) enter() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return false
-	}
-	l.n++
-	return true
-}
-
-func (l *lifetime) leave() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.n--
-	if l.n == 0 {
-		l.idle.Broadcast()
-	}
-}
-
-// close turns later calls away and waits for those in flight; it reports
-// false when the lifetime was already closed.
-func (l *lifetime) close() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return false
-	}
-	l.closed = true
-	for l.n > 0 {
-		l.idle.Wait()
-	}
-	return true
-}
-
 // Generation changes whenever staged changes were dropped (a failed group)
 // or the database was reopened: state derived from earlier reads is stale.
 // For use under the staging lock.
 func (tx *Tx) Generation() uint64 { return tx.e.gen }
-
-// Of returns the engine behind a *repo.Repo (package repo sets it), so
-// packages of this module can stage changes without the repo exporting
-// its write path.
-var Of func(repo any) *Engine
-
-// WithStorage returns a repo.Option (package repo sets it) that wraps the
-// goleveldb storage of a repo opened with repo.Open, so tests of other
-// packages can inject faults (fail an fsync).
-var WithStorage func(wrap func(storage.Storage) storage.Storage) any
-
-// Ext returns the value stored under key, creating it with mk on first
-// use: state that every user of one repo must share (one reservations
-// state per repo, however many Stores are made on it).
-func (e *Engine) Ext(key any, mk func() any) any {
-	e.extMu.Lock()
-	defer e.extMu.Unlock()
-	if e.ext == nil {
-		e.ext = map[any]any{}
-	}
-	v, ok := e.ext[key]
-	if !ok {
-		v = mk()
-		e.ext[key] = v
-	}
-	return v
-}
 
 // Dirty reports whether the change has staged a write or moved a counter.
 func (tx *Tx) Dirty() bool { return len(tx.ops) > 0 || tx.c != tx.base }

@@ -2,9 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
-
-	"github.com/stowage/stowage/internal/ldb"
 )
 
 // Read views: a read of more than one key sees one state.
@@ -103,16 +100,32 @@ func (e *Engine) Snapshot(ctx context.Context, fn func(tx *Tx) error) error {
 
 // snapshot takes a snapshot of the metadata datastore, or returns nil when
 // it has none.
-func (e *Engine) snapshot() (*ldb.Snapshot, error) {
+func (e *Engine) snapshot() (snapshot, error) {
 	e.dbMu.RLock()
 	defer e.dbMu.RUnlock()
-	d, ok := e.meta.(*ldb.DS)
-	if !ok {
-		return nil, nil
+	return snapshotOf(e.meta)
+}
+
+// View runs fn with no change in flight: every staged change is durable
+// and none starts until fn returns. The Tx it gets reads the datastore and
+// must not write.
+func (e *Engine) View(ctx context.Context, fn func(tx *Tx) error) error {
+	if !e.life.enter() {
+		return ErrClosed
 	}
-	s, err := d.Snapshot()
-	if err != nil {
-		return nil, fmt.Errorf("repo: snapshot: %w", err)
+	defer e.life.leave()
+	return e.m.view(ctx, fn)
+}
+
+// view is View in the commit pipeline.
+func (e *Engine) view(ctx context.Context, fn func(tx *Tx) error) error {
+	e.gate.Lock()
+	defer e.gate.Unlock()
+	e.stageMu.Lock()
+	defer e.stageMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	return s, nil
+	tx := &Tx{e: e, ctx: ctx, c: e.staged, base: e.staged, readOnly: true}
+	return fn(tx)
 }
