@@ -153,9 +153,6 @@ type Engine struct {
 	leading bool           // a caller is writing groups
 	durable Counters       // after the last durable group (in shared mode: the last change)
 
-	extMu sync.Mutex
-	ext   map[any]any
-
 	watchMu sync.Mutex
 	watches map[*Watch]struct{}
 

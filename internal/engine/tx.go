@@ -10,7 +10,6 @@ import (
 
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
-	"github.com/syndtr/goleveldb/leveldb/storage"
 
 	"github.com/stowage/stowage/internal/ldb"
 )
@@ -461,33 +460,6 @@ func (l *lifetime) close() bool {
 // or the database was reopened: state derived from earlier reads is stale.
 // For use under the staging lock.
 func (tx *Tx) Generation() uint64 { return tx.e.gen }
-
-// Of returns the engine behind a *repo.Repo (package repo sets it), so
-// packages of this module can stage changes without the repo exporting
-// its write path.
-var Of func(repo any) *Engine
-
-// WithStorage returns a repo.Option (package repo sets it) that wraps the
-// goleveldb storage of a repo opened with repo.Open, so tests of other
-// packages can inject faults (fail an fsync).
-var WithStorage func(wrap func(storage.Storage) storage.Storage) any
-
-// Ext returns the value stored under key, creating it with mk on first
-// use: state that every user of one repo must share (one reservations
-// state per repo, however many Stores are made on it).
-func (e *Engine) Ext(key any, mk func() any) any {
-	e.extMu.Lock()
-	defer e.extMu.Unlock()
-	if e.ext == nil {
-		e.ext = map[any]any{}
-	}
-	v, ok := e.ext[key]
-	if !ok {
-		v = mk()
-		e.ext[key] = v
-	}
-	return v
-}
 
 // Dirty reports whether the change has staged a write or moved a counter.
 func (tx *Tx) Dirty() bool { return len(tx.ops) > 0 || tx.c != tx.base }
