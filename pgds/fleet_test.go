@@ -25,7 +25,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stowage/stowage"
-	"github.com/stowage/stowage/internal/engine"
 	"github.com/stowage/stowage/pgds"
 	"github.com/stowage/stowage/repo"
 	"github.com/stowage/stowage/reservations"
@@ -86,7 +85,7 @@ func TestFleetChild(t *testing.T) {
 	default:
 		t.Fatalf("unknown role %q", os.Getenv(envFleetRole))
 	}
-	say("conflicts", engine.Of(r).Conflicts())
+	say("conflicts", r.Stats().Conflicts)
 }
 
 // fleetRandom runs random operations in fleetGoroutines goroutines until

@@ -16,7 +16,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stowage/stowage"
-	"github.com/stowage/stowage/internal/engine"
 	"github.com/stowage/stowage/pgds"
 	"github.com/stowage/stowage/pgds/internal/pgtest"
 	"github.com/stowage/stowage/repo"
@@ -159,7 +158,7 @@ func TestShared_ConflictBoundIsErrConflictAndChangesNothing(t *testing.T) {
 	assert.Contains(t, err.Error(), "30 attempts")
 	h.set(func(d *hookDS) { d.failCommits = 0 })
 	assert.Equal(t, 30, h.injected)
-	assert.Equal(t, uint64(30), engine.Of(r).Conflicts())
+	assert.Equal(t, uint64(30), r.Stats().Conflicts)
 
 	got, err := s.Availability(ctx, a.ID)
 	require.NoError(t, err)
@@ -185,7 +184,7 @@ func TestShared_ConflictsAreRetriedTransparently(t *testing.T) {
 
 	res, err := s.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{1}, Ask: testAsk})
 	require.NoError(t, err)
-	assert.Equal(t, uint64(3), engine.Of(r).Conflicts())
+	assert.Equal(t, uint64(3), r.Stats().Conflicts)
 	got, err := s.Availability(ctx, a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(900), got.Size, "reserved once")
@@ -221,7 +220,7 @@ func TestShared_RealConflictIsRetried(t *testing.T) {
 	})
 	_, err = s.ModifyAvailability(ctx, a.ID, grow(1))
 	require.NoError(t, err)
-	assert.Equal(t, uint64(1), engine.Of(r).Conflicts(), "one real conflict, retried")
+	assert.Equal(t, uint64(1), r.Stats().Conflicts, "one real conflict, retried")
 	got, err := s.Availability(ctx, a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(1011), got.TotalSize)

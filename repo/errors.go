@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/stowage/stowage/internal/engine"
+	"github.com/stowage/stowage/internal/owner"
 )
 
 // Errors returned by the repo. Each is checked with errors.Is; the returned
@@ -60,7 +61,7 @@ var (
 	// (the quota counters and everything else at or under /meta, the
 	// blocks under /blocks); nothing is written. Keep your records under a
 	// prefix of your own, and write blocks with PutBlock.
-	ErrReservedKey = errors.New("repo: key reserved for the SDK")
+	ErrReservedKey = owner.ErrReservedKey
 	// ErrReadOnly means a write through the Tx of a View.
 	ErrReadOnly = errors.New("repo: write in a View")
 	// ErrPanic means the function given to Update or View panicked: the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/ipfs/go-datastore"
@@ -31,7 +30,9 @@ func (r *Repo) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	if fn == nil {
 		return fmt.Errorf("%w: nil function", ErrInvalidOption)
 	}
-	return r.eng.Update(ctx, func(t *engine.Tx) error { return fn(&Tx{t: t, r: r}) })
+	tx := r.begin(fn, false)
+	defer tx.end()
+	return r.eng.Update(ctx, tx.run)
 }
 
 // View runs fn on a Tx that reads one consistent state of the repo: the
@@ -45,15 +46,51 @@ func (r *Repo) View(ctx context.Context, fn func(tx *Tx) error) error {
 	if fn == nil {
 		return fmt.Errorf("%w: nil function", ErrInvalidOption)
 	}
-	return r.eng.Read(ctx, func(t *engine.Tx) (err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				err = fmt.Errorf("%w: %v", ErrPanic, p)
-			}
-		}()
-		return fn(&Tx{t: t, r: r, view: true})
-	})
+	tx := r.begin(fn, true)
+	defer tx.end()
+	return r.eng.Read(ctx, tx.run)
 }
+
+// txs recycles the Tx of the packages holding a capability (Tx.Owner),
+// which never keep one beyond their function: an Update of theirs then
+// allocates nothing here. A user's Tx is never recycled, so one kept
+// beyond its function only fails (errTxDone); it cannot reach another
+// change.
+var txs = sync.Pool{New: func() any {
+	tx := new(Tx)
+	tx.run = tx.call
+	return tx
+}}
+
+func (r *Repo) begin(fn func(*Tx) error, view bool) *Tx {
+	tx := txs.Get().(*Tx)
+	tx.r, tx.fn, tx.view = r, fn, view
+	return tx
+}
+
+// call runs the function on one attempt of the change (shared mode may
+// make several).
+func (tx *Tx) call(t *engine.Tx) (err error) {
+	tx.t, tx.own, tx.owned = t, owner.Tx{}, false
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", ErrPanic, p)
+		}
+	}()
+	return tx.fn(tx)
+}
+
+func (tx *Tx) end() {
+	if tx.owned {
+		*tx = Tx{run: tx.run}
+		txs.Put(tx)
+		return
+	}
+	tx.t, tx.fn = nil, nil
+}
+
+// errTxDone is the use of a Tx after its function returned.
+var errTxDone = fmt.Errorf("%w: Tx used after its function returned", ErrClosed)
 
 // Tx is one change being made by Update, or one state being read by
 // View. It reads its own writes first, then the repo.
@@ -65,20 +102,25 @@ func (r *Repo) View(ctx context.Context, fn func(tx *Tx) error) error {
 // ErrReservedKey: keep your records under a prefix of your own. Blocks go
 // through PutBlock and DeleteBlock, which keep Used right.
 //
-// A Tx is used only on the goroutine running fn, and only until fn
-// returns.
+// A Tx is used only by the function it is given to, and only until that
+// returns: later, its methods fail with an error matching ErrClosed.
 type Tx struct {
-	t     *engine.Tx
+	t     *engine.Tx // nil once the function returned
 	r     *Repo
-	own   owner.Token // the capability Owner was given: its keys are writable
+	own   owner.Tx // what Owner returned
 	view  bool
 	owned bool
+	fn    func(*Tx) error
+	run   func(*engine.Tx) error // call, made once per Tx
 }
 
 // Get returns the record stored under key, as this change sees it. A
 // missing record is an error matching datastore.ErrNotFound; a key no
 // record can have, ErrInvalidKey.
 func (tx *Tx) Get(key datastore.Key) ([]byte, error) {
+	if tx.t == nil {
+		return nil, errTxDone
+	}
 	if err := engine.CheckBlockKey(key); err != nil {
 		return nil, fmt.Errorf("get: %w", err)
 	}
@@ -88,6 +130,9 @@ func (tx *Tx) Get(key datastore.Key) ([]byte, error) {
 // Has reports whether a record is stored under key, as this change sees
 // it.
 func (tx *Tx) Has(key datastore.Key) (bool, error) {
+	if tx.t == nil {
+		return false, errTxDone
+	}
 	if err := engine.CheckBlockKey(key); err != nil {
 		return false, fmt.Errorf("has: %w", err)
 	}
@@ -98,6 +143,9 @@ func (tx *Tx) Has(key datastore.Key) (bool, error) {
 // refused with ErrReservedKey, a key no record can have with
 // ErrInvalidKey, any write in a View with ErrReadOnly.
 func (tx *Tx) Put(key datastore.Key, value []byte) error {
+	if tx.t == nil {
+		return errTxDone
+	}
 	if err := tx.writable(key); err != nil {
 		return fmt.Errorf("put: %w", err)
 	}
@@ -107,6 +155,9 @@ func (tx *Tx) Put(key datastore.Key, value []byte) error {
 // Delete removes the record under key with the change (a missing record
 // is no error). Keys are refused as Put refuses them.
 func (tx *Tx) Delete(key datastore.Key) error {
+	if tx.t == nil {
+		return errTxDone
+	}
 	if err := tx.writable(key); err != nil {
 		return fmt.Errorf("delete: %w", err)
 	}
@@ -120,6 +171,9 @@ func (tx *Tx) Delete(key datastore.Key) error {
 // (ErrInvalidKey for the root): a record's key is never scanned with the
 // blocks and counters.
 func (tx *Tx) Scan(prefix datastore.Key, fn func(key datastore.Key, value []byte) error) error {
+	if tx.t == nil {
+		return errTxDone
+	}
 	if err := engine.CheckBlockKey(prefix); err != nil {
 		return fmt.Errorf("scan: %w", err)
 	}
@@ -131,6 +185,9 @@ func (tx *Tx) Scan(prefix datastore.Key, fn func(key datastore.Key, value []byte
 // Reserve adds n to Reserved, failing with ErrQuotaNotEnough when it does
 // not fit under Max (the change goes on without it: fn decides).
 func (tx *Tx) Reserve(n uint64) error {
+	if tx.t == nil {
+		return errTxDone
+	}
 	if tx.view {
 		return ErrReadOnly
 	}
@@ -140,6 +197,9 @@ func (tx *Tx) Reserve(n uint64) error {
 // Release subtracts n from Reserved, failing with
 // ErrReleaseExceedsReserved when n is more than Reserved.
 func (tx *Tx) Release(n uint64) error {
+	if tx.t == nil {
+		return errTxDone
+	}
 	if tx.view {
 		return ErrReadOnly
 	}
@@ -152,6 +212,9 @@ func (tx *Tx) Release(n uint64) error {
 // nor reserved (Release the bytes first, in the same change), ErrInvalidKey
 // for a key no block can have.
 func (tx *Tx) PutBlock(key datastore.Key, data []byte) error {
+	if tx.t == nil {
+		return errTxDone
+	}
 	if tx.view {
 		return ErrReadOnly
 	}
@@ -164,6 +227,9 @@ func (tx *Tx) PutBlock(key datastore.Key, data []byte) error {
 // DeleteBlock removes the block under key and subtracts its size from
 // Used, within the change. A missing block is no error.
 func (tx *Tx) DeleteBlock(key datastore.Key) error {
+	if tx.t == nil {
+		return errTxDone
+	}
 	if tx.view {
 		return ErrReadOnly
 	}
@@ -175,8 +241,12 @@ func (tx *Tx) DeleteBlock(key datastore.Key) error {
 }
 
 // Quota returns the counters as the change leaves them so far (in a
-// View, as the state read holds them).
+// View, as the state read holds them); the zero Quota once the function
+// returned.
 func (tx *Tx) Quota() Quota {
+	if tx.t == nil {
+		return Quota{}
+	}
 	c := tx.t.Counters()
 	return Quota{Max: tx.t.Max(), Used: c.Used, Reserved: c.Reserved}
 }
@@ -189,22 +259,10 @@ func (tx *Tx) writable(key datastore.Key) error {
 	if err := engine.CheckBlockKey(key); err != nil {
 		return err
 	}
-	s := key.String()
-	if tx.own.Owns(s) || !sdkKey(s) {
-		return nil
+	if owner.SDKKey(key.String()) {
+		return fmt.Errorf("%w: %s", ErrReservedKey, key)
 	}
-	return fmt.Errorf("%w: %s", ErrReservedKey, key)
-}
-
-// sdkKey reports whether the SDK owns key: /meta, /blocks and what lies
-// under them.
-func sdkKey(s string) bool {
-	for _, p := range [...]string{"/meta", "/blocks"} {
-		if strings.HasPrefix(s, p) && (len(s) == len(p) || s[len(p)] == '/') {
-			return true
-		}
-	}
-	return false
+	return nil
 }
 
 // Owner hands the change to a package of this module that holds t: the
@@ -212,66 +270,15 @@ func sdkKey(s string) bool {
 // need. A user cannot hold a Token (package internal/owner makes them):
 // the zero Token fails with ErrReservedKey.
 func (tx *Tx) Owner(t owner.Token) (owner.Tx, error) {
+	if tx.t == nil {
+		return owner.Tx{}, errTxDone
+	}
 	if !t.Valid() {
-		return nil, fmt.Errorf("%w: no capability", ErrReservedKey)
+		return owner.Tx{}, fmt.Errorf("%w: no capability", ErrReservedKey)
 	}
-	tx.own, tx.owned = t, true
-	return (*ownedTx)(tx), nil
-}
-
-// ownedTx is a Tx in its owner's hands (owner.Tx). Its keys are built by
-// the owning package, so only the ownership of what it writes is checked.
-type ownedTx Tx
-
-var _ owner.Tx = (*ownedTx)(nil)
-
-func (o *ownedTx) Get(key datastore.Key) ([]byte, error) { return o.t.Get(key) }
-func (o *ownedTx) Has(key datastore.Key) (bool, error)   { return o.t.Has(key) }
-
-func (o *ownedTx) Put(key datastore.Key, value []byte) error {
-	if err := o.check(key); err != nil {
-		return err
-	}
-	return o.t.Put(key, value)
-}
-
-func (o *ownedTx) Delete(key datastore.Key) error {
-	if err := o.check(key); err != nil {
-		return err
-	}
-	return o.t.Delete(key)
-}
-
-func (o *ownedTx) check(key datastore.Key) error {
-	if s := key.String(); !o.own.Owns(s) && sdkKey(s) {
-		return fmt.Errorf("%w: %s is not %s's", ErrReservedKey, key, o.own.Name())
-	}
-	return nil
-}
-
-func (o *ownedTx) Reserve(n uint64) error { return o.t.Reserve(n) }
-func (o *ownedTx) Release(n uint64) error { return o.t.Release(n) }
-func (o *ownedTx) Scan(prefix datastore.Key, keysOnly bool, fn func(key string, value []byte) error) error {
-	return o.t.ScanAfter(prefix, "", keysOnly, fn)
-}
-func (o *ownedTx) ScanAfter(prefix datastore.Key, after string, keysOnly bool, fn func(key string, value []byte) error) error {
-	return o.t.ScanAfter(prefix, after, keysOnly, fn)
-}
-func (o *ownedTx) BlockSize(key datastore.Key) (uint64, bool, error) { return o.t.BlockSize(key) }
-func (o *ownedTx) ReplaceBlock(key datastore.Key, data []byte, old uint64) error {
-	return o.t.ReplaceBlock(key, data, old)
-}
-func (o *ownedTx) ForgetBlock(key datastore.Key, size uint64) error {
-	return o.t.ForgetBlock(key, size)
-}
-func (o *ownedTx) AfterStage(f func())   { o.t.AfterStage(f) }
-func (o *ownedTx) Generation() uint64    { return o.t.Generation() }
-func (o *ownedTx) Shared() bool          { return o.t.Shared() }
-func (o *ownedTx) Dirty() bool           { return o.t.Dirty() }
-func (o *ownedTx) VerifyCounters() error { return o.t.VerifyCounters() }
-func (o *ownedTx) Counters() (used, reserved uint64) {
-	c := o.t.Counters()
-	return c.Used, c.Reserved
+	tx.owned = true
+	tx.own = owner.NewTx(tx.t, t)
+	return tx.own, nil
 }
 
 // Owner returns the repo as a package of this module that holds t sees
@@ -290,7 +297,7 @@ type ownedRepo struct {
 
 func (o *ownedRepo) Snapshot(ctx context.Context, fn func(tx owner.Tx) error) error {
 	return o.r.eng.Snapshot(ctx, func(t *engine.Tx) error {
-		return fn(&ownedTx{t: t, r: o.r, own: o.own, view: true, owned: true})
+		return fn(owner.NewTx(t, o.own))
 	})
 }
 

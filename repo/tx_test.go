@@ -353,3 +353,21 @@ func TestUpdate_Closed(t *testing.T) {
 	assert.ErrorIs(t, r.View(context.Background(), func(*repo.Tx) error { return nil }), repo.ErrClosed)
 	assert.ErrorIs(t, r.Update(context.Background(), nil), repo.ErrInvalidOption)
 }
+
+func TestTx_UsedAfterItsFunction(t *testing.T) {
+	r, _ := newRepo(t, 1000)
+	var kept *repo.Tx
+	require.NoError(t, r.Update(t.Context(), func(tx *repo.Tx) error { kept = tx; return nil }))
+	assert.ErrorIs(t, kept.Put(saleKey, []byte("late")), repo.ErrClosed)
+	assert.ErrorIs(t, kept.Reserve(1), repo.ErrClosed)
+	_, err := kept.Get(saleKey)
+	assert.ErrorIs(t, err, repo.ErrClosed)
+	assert.Equal(t, repo.Quota{}, kept.Quota())
+	// The next change is not reached through the kept Tx.
+	require.NoError(t, r.Update(t.Context(), func(tx *repo.Tx) error {
+		assert.ErrorIs(t, kept.Put(saleKey, []byte("late")), repo.ErrClosed)
+		return nil
+	}))
+	_, none := saleState(t, r)
+	assert.True(t, none)
+}
