@@ -30,7 +30,7 @@ func (r *Repo) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	if fn == nil {
 		return fmt.Errorf("%w: nil function", ErrInvalidOption)
 	}
-	tx := r.begin(fn, false)
+	tx := begin(fn, false)
 	defer tx.end()
 	return r.eng.Update(ctx, tx.run)
 }
@@ -46,7 +46,7 @@ func (r *Repo) View(ctx context.Context, fn func(tx *Tx) error) error {
 	if fn == nil {
 		return fmt.Errorf("%w: nil function", ErrInvalidOption)
 	}
-	tx := r.begin(fn, true)
+	tx := begin(fn, true)
 	defer tx.end()
 	return r.eng.Read(ctx, tx.run)
 }
@@ -62,9 +62,9 @@ var txs = sync.Pool{New: func() any {
 	return tx
 }}
 
-func (r *Repo) begin(fn func(*Tx) error, view bool) *Tx {
+func begin(fn func(*Tx) error, view bool) *Tx {
 	tx := txs.Get().(*Tx)
-	tx.r, tx.fn, tx.view = r, fn, view
+	tx.fn, tx.view = fn, view
 	return tx
 }
 
@@ -106,8 +106,7 @@ var errTxDone = fmt.Errorf("%w: Tx used after its function returned", ErrClosed)
 // returns: later, its methods fail with an error matching ErrClosed.
 type Tx struct {
 	t     *engine.Tx // nil once the function returned
-	r     *Repo
-	own   owner.Tx // what Owner returned
+	own   owner.Tx   // what Owner returned
 	view  bool
 	owned bool
 	fn    func(*Tx) error

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stowage/stowage/internal/faultfs"
 	"github.com/stowage/stowage/internal/owner"
 	"github.com/stowage/stowage/repo"
 )
@@ -370,4 +371,39 @@ func TestTx_UsedAfterItsFunction(t *testing.T) {
 	}))
 	_, none := saleState(t, r)
 	assert.True(t, none)
+}
+
+// TestUpdate_LevelDBFaults fails the journal's fsync of an Update on the
+// embedded LevelDB, and fills the disk under it: the repo reopens its
+// database itself, and it, as a repo opened afresh, holds all of the
+// change or none of it.
+func TestUpdate_LevelDBFaults(t *testing.T) {
+	for _, name := range []string{"fsync", "full"} {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			dir := t.TempDir()
+			var f faultfs.Faults
+			r, err := repo.Open(ctx, dir, repo.WithQuotaMaxBytes(1000), repo.WithStorageForTest(f.Wrap))
+			require.NoError(t, err)
+			if name == "fsync" {
+				f.FailNextJournalSync()
+			} else {
+				f.SetFull(true)
+			}
+			err = r.Update(ctx, saleChange)
+			require.ErrorIs(t, err, repo.ErrWriteFailed)
+			f.SetFull(false)
+			all, none := saleState(t, r)
+			assert.True(t, all || none, "all or nothing")
+			require.NoError(t, r.Close())
+
+			fresh, err := repo.Open(ctx, dir, repo.WithQuotaMaxBytes(1000))
+			require.NoError(t, err)
+			defer fresh.Close()
+			all2, none2 := saleState(t, fresh)
+			assert.True(t, all2 || none2, "all or nothing after a reopen")
+			assert.Equal(t, all, all2, "the repo and a fresh one agree")
+			require.NoError(t, fresh.Verify(ctx))
+		})
+	}
 }
