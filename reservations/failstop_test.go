@@ -19,7 +19,9 @@ func slot(b byte, index, size uint64) stowage.Slot {
 	return stowage.Slot{RequestID: reqID(b), Index: index, Ask: stowage.StorageAsk{SlotSize: size, Duration: 10, Reward: u(1), Collateral: u(1)}}
 }
 
-func withFaults(f *faultfs.Faults) repo.Option { return repo.WithOwnerStorage(owner.Reservations, f.Wrap) }
+func withFaults(f *faultfs.Faults) repo.Option {
+	return repo.WithOwnerStorage(owner.Reservations, f.Wrap)
+}
 
 // acked is what a test expects after a reopen: every acknowledged
 // operation's effect.
