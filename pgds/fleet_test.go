@@ -25,7 +25,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stowage/stowage"
-	"github.com/stowage/stowage/internal/engine"
 	"github.com/stowage/stowage/pgds"
 	"github.com/stowage/stowage/repo"
 	"github.com/stowage/stowage/reservations"
@@ -91,9 +90,10 @@ func TestFleetChild(t *testing.T) {
 	default:
 		t.Fatalf("unknown role %q", os.Getenv(envFleetRole))
 	}
-	say("conflicts", engine.Of(r).Conflicts())
+	st := r.Stats()
+	say("conflicts", st.Conflicts)
 	var hist []string
-	for _, n := range engine.Of(r).RetriesPerCall() {
+	for _, n := range st.RetriesPerCall {
 		hist = append(hist, strconv.FormatUint(n, 10))
 	}
 	say("retries", strings.Join(hist, ","))

@@ -17,7 +17,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stowage/stowage"
-	"github.com/stowage/stowage/internal/engine"
 	"github.com/stowage/stowage/pgds"
 	"github.com/stowage/stowage/pgds/internal/pgtest"
 	"github.com/stowage/stowage/repo"
@@ -188,7 +187,7 @@ func TestShared_ConflictBoundIsErrConflictAndChangesNothing(t *testing.T) {
 	assert.Contains(t, err.Error(), "30 attempts")
 	h.set(func(d *hookDS) { d.failCommits = 0 })
 	assert.Equal(t, 30, h.injected)
-	assert.Equal(t, uint64(30), engine.Of(r).Conflicts())
+	assert.Equal(t, uint64(30), r.Stats().Conflicts)
 
 	got, err := s.Availability(ctx, a.ID)
 	require.NoError(t, err)
@@ -214,7 +213,7 @@ func TestShared_ConflictsAreRetriedTransparently(t *testing.T) {
 
 	res, err := s.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{1}, Ask: testAsk})
 	require.NoError(t, err)
-	assert.Equal(t, uint64(3), engine.Of(r).Conflicts())
+	assert.Equal(t, uint64(3), r.Stats().Conflicts)
 	got, err := s.Availability(ctx, a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(900), got.Size, "reserved once")
@@ -251,7 +250,7 @@ func TestShared_RealConflictIsRetried(t *testing.T) {
 	})
 	_, err = s.ModifyAvailability(ctx, a.ID, grow(1))
 	require.NoError(t, err)
-	assert.Equal(t, uint64(1), engine.Of(r).Conflicts(), "one real conflict, retried")
+	assert.Equal(t, uint64(1), r.Stats().Conflicts, "one real conflict, retried")
 	got, err := s.Availability(ctx, a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(1011), got.TotalSize)
@@ -295,8 +294,8 @@ func TestShared_ChangesQueueForTheCounters(t *testing.T) {
 	_, err = s.ModifyAvailability(ctx, a.ID, grow(1))
 	require.NoError(t, err)
 	require.NoError(t, <-otherDone, "the other host")
-	assert.Zero(t, engine.Of(r).Conflicts(), "this host retried")
-	assert.Zero(t, engine.Of(otherRepo).Conflicts(), "the other host retried")
+	assert.Zero(t, r.Stats().Conflicts, "this host retried")
+	assert.Zero(t, otherRepo.Stats().Conflicts, "the other host retried")
 	got, err := s.Availability(ctx, a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(1011), got.TotalSize)

@@ -43,6 +43,47 @@
 // reservations package does, together with its own records, in the same
 // atomic changes.
 //
+// # Transactions
+//
+// Update runs a function on a *Tx as one atomic, durable change, in the
+// style of bbolt's DB.Update: what it reserves and releases (Reserve,
+// Release), the blocks it writes and deletes (PutBlock, DeleteBlock) and
+// the records it puts and deletes (Put, Delete) reach the datastore in one
+// commit or not at all, and Update returns once they are durable. An error
+// from the function abandons the change and is returned; so does a panic,
+// as an error matching ErrPanic. A Tx reads its own writes first, then the
+// repo (Get, Has, Scan, Quota). View runs a function on one consistent
+// state, as one committed change left it; its Tx refuses writes with
+// ErrReadOnly.
+//
+//	err := r.Update(ctx, func(tx *repo.Tx) error {
+//		if err := tx.Release(uint64(len(data))); err != nil {
+//			return err
+//		}
+//		if err := tx.PutBlock(key, data); err != nil {
+//			return err
+//		}
+//		return tx.Put(saleKey, state) // the host's record, with the bytes
+//	})
+//
+// Scan takes a callback, called in key order; an error from it or from a
+// read ends the scan and is returned. Record keys follow the rules of block
+// keys (ErrInvalidKey). The keys the SDK owns are refused to a Tx's Put
+// and Delete with ErrReservedKey: everything at or under /meta (the quota
+// counters, the records of package reservations) and /blocks. Keep your
+// records under a prefix of your own; a Tx reads any key.
+//
+// Package reservations is built on Update and View too. It writes its
+// records under /meta/sales with a capability no code outside this module
+// can hold (package internal/owner), which Tx.Owner, Repo.Owner and
+// WithOwnerStorage take; the zero capability, the only one a user can
+// write, grants nothing.
+//
+// An Update's function runs under the staging lock, like every change:
+// keep it short. In shared mode (WithShared) it runs again when the
+// datastore rolls its transaction back for a conflict, so it must act only
+// through its Tx.
+//
 // # The write path
 //
 // Every change (a Reserve, a block, a reservation of package reservations)

@@ -1,6 +1,11 @@
 package repo
 
-import "github.com/stowage/stowage/internal/engine"
+import (
+	"errors"
+
+	"github.com/stowage/stowage/internal/engine"
+	"github.com/stowage/stowage/internal/owner"
+)
 
 // Errors returned by the repo. Each is checked with errors.Is; the returned
 // error wraps it with the figures that explain the failure.
@@ -54,4 +59,14 @@ var (
 	// its clean form (an empty, "." or ".." segment), not valid UTF-8, with
 	// a NUL byte, or longer than 1024 bytes. Nothing is read or written.
 	ErrInvalidKey = engine.ErrInvalidKey
+	// ErrReservedKey means a Tx was asked to write a key the SDK owns
+	// (the quota counters and everything else at or under /meta, the
+	// blocks under /blocks); nothing is written. Keep your records under a
+	// prefix of your own, and write blocks with PutBlock.
+	ErrReservedKey = owner.ErrReservedKey
+	// ErrReadOnly means a write through the Tx of a View.
+	ErrReadOnly = errors.New("repo: write in a View")
+	// ErrPanic means the function given to Update or View panicked: the
+	// change was abandoned, and the error holds the panic's value.
+	ErrPanic = engine.ErrPanic
 )

@@ -19,6 +19,7 @@ type options struct {
 	logger       *slog.Logger
 	wrapStorage  func(storage.Storage) storage.Storage // tests: fault injection
 	now          func() time.Time                      // tests: the clock that spaces reopens
+	bad          error                                 // an option refused
 }
 
 func defaultOptions() options {
@@ -80,13 +81,6 @@ func WithNoSync() Option {
 // ErrInvalidOption otherwise.
 func WithTransactions() Option {
 	return func(o *options) { o.transactions = true }
-}
-
-// withStorage wraps the goleveldb storage of a repo opened with Open, at
-// every opening (tests: fault injection). Tests of other packages reach it
-// through engine.WithStorage.
-func withStorage(wrap func(storage.Storage) storage.Storage) Option {
-	return func(o *options) { o.wrapStorage = wrap }
 }
 
 // WithLogger sets the logger for diagnostics. The default discards them.
@@ -164,6 +158,9 @@ func WithSharedGrace(d time.Duration) Option {
 
 // check reports an option that cannot be honoured.
 func (o *options) check() error {
+	if o.bad != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidOption, o.bad)
+	}
 	if o.sharedGrace <= 0 {
 		return fmt.Errorf("%w: shared grace %v, want more than zero", ErrInvalidOption, o.sharedGrace)
 	}

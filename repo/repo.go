@@ -6,7 +6,6 @@ import (
 	"io"
 
 	"github.com/ipfs/go-datastore"
-	"github.com/syndtr/goleveldb/leveldb/storage"
 
 	"github.com/stowage/stowage/internal/engine"
 	"github.com/stowage/stowage/internal/ldb"
@@ -37,11 +36,7 @@ func (q Quota) Available() uint64 {
 // for a write.
 type Repo struct {
 	eng *engine.Engine
-}
-
-func init() {
-	engine.Of = func(r any) *engine.Engine { return r.(*Repo).eng }
-	engine.WithStorage = func(wrap func(storage.Storage) storage.Storage) any { return withStorage(wrap) }
+	ownerState
 }
 
 // New opens a repo over meta, which holds the quota counters (and the

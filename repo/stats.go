@@ -27,6 +27,10 @@ type Stats struct {
 	CommitSeconds Histogram
 	// GroupSize is how many changes each committed group carried.
 	GroupSize Histogram
+	// RetriesPerCall[n] counts the calls of a repo in shared mode that
+	// were run n more times after their first attempt (conflicts, lost
+	// connections); all zero outside shared mode.
+	RetriesPerCall []uint64
 }
 
 // Histogram is a snapshot of observations in buckets, in the shape of a
@@ -52,6 +56,8 @@ func (r *Repo) Stats() Stats {
 		Conflicts:     s.Conflicts,
 		CommitSeconds: Histogram(s.CommitSeconds),
 		GroupSize:     Histogram(s.GroupSize),
+
+		RetriesPerCall: r.eng.RetriesPerCall(),
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stowage/stowage"
-	"github.com/stowage/stowage/internal/engine"
 	"github.com/stowage/stowage/internal/ldb"
 	"github.com/stowage/stowage/repo"
 	"github.com/stowage/stowage/reservations"
@@ -124,7 +123,7 @@ func BenchmarkBigDeleteAlone(b *testing.B) {
 // (a millisecond per write while level 0 holds many tables) to the
 // delete.
 func settle(b *testing.B, r *repo.Repo) {
-	require.NoError(b, engine.Of(r).Meta().(*ldb.DS).Compact())
+	require.NoError(b, r.Datastore().(*ldb.DS).Compact())
 }
 
 // runOthers runs ReserveSlot + DeleteReservation cycles on each slot, one

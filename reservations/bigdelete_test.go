@@ -56,7 +56,7 @@ func TestDeleteReservation_StepsReadOnwardAndMissNothing(t *testing.T) {
 				require.NoError(t, err)
 				assert.False(t, ok, "block %s", k)
 			}
-			w := s.eng.Watch(reservationBlocksPrefix(res.ID))
+			w := s.own.Watch(reservationBlocksPrefix(res.ID))
 			defer w.Stop()
 			next, done, err := s.deleteStep(ctx, res.ID, "", w)
 			require.NoError(t, err)
@@ -100,7 +100,7 @@ func TestDeleteReservation_StepsReadOnwardAndMissNothing(t *testing.T) {
 			res, err = s.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{2}, Ask: stowage.StorageAsk{SlotSize: 1 << 19, Duration: 10, Reward: one, Collateral: one}})
 			require.NoError(t, err)
 			require.NoError(t, PutBlocksForTest(ctx, s, res.ID, keys, make([]byte, 10)))
-			w = s.eng.Watch(reservationBlocksPrefix(res.ID))
+			w = s.own.Watch(reservationBlocksPrefix(res.ID))
 			defer w.Stop()
 			next, done, err = s.deleteStep(ctx, res.ID, "", w)
 			require.NoError(t, err)

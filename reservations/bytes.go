@@ -8,7 +8,7 @@ import (
 
 	"github.com/ipfs/go-datastore"
 
-	"github.com/stowage/stowage/internal/engine"
+	"github.com/stowage/stowage/internal/owner"
 )
 
 // deleteStep is how many blocks one atomic step of DeleteReservation
@@ -26,7 +26,7 @@ const deleteStep = 512
 // repo.ErrInvalidKey for a key no block can have (the zero Key, the root,
 // a key not in its clean form), writing nothing.
 func (s *Store) PutBlock(ctx context.Context, id ReservationID, key datastore.Key, data []byte) error {
-	if err := engine.CheckBlockKey(key); err != nil {
+	if err := s.own.CheckBlockKey(key); err != nil {
 		return fmt.Errorf("put block of reservation %s: %w", id, err)
 	}
 	n := uint64(len(data))
@@ -141,7 +141,7 @@ func (s *Store) Release(ctx context.Context, id ReservationID, n uint64) error {
 func (s *Store) DeleteReservation(ctx context.Context, id ReservationID) error {
 	// Blocks written behind the steps (by a PutBlock meanwhile) are
 	// noticed, so that the last step looks for them.
-	w := s.eng.Watch(reservationBlocksPrefix(id))
+	w := s.own.Watch(reservationBlocksPrefix(id))
 	defer w.Stop()
 	after := ""
 	for {
@@ -169,7 +169,7 @@ func (s *Store) DeleteReservation(ctx context.Context, id ReservationID) error {
 // (w, watching the reservation's block index, tells) are found by the last
 // step, which then reads once from the start before it deletes the
 // reservation.
-func (s *Store) deleteStep(ctx context.Context, id ReservationID, after string, w *engine.Watch) (next string, done bool, err error) {
+func (s *Store) deleteStep(ctx context.Context, id ReservationID, after string, w owner.Watch) (next string, done bool, err error) {
 	err = s.update(ctx, func(t txn) error {
 		r, err := t.reservation(id)
 		if errors.Is(err, ErrNotFound) {

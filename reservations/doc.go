@@ -51,7 +51,10 @@
 // Every change re-reads the records it changes and is committed with the
 // quota counters as one atomic batch (see package repo: its grouped
 // commits, fail-stop after a failed write, and what a crash can and cannot
-// do). For a repo whose bytes and records only this package changes:
+// do). Each is one repo.Repo.Update, and each listing one repo.Repo.View:
+// this package uses the repo's public transaction, with a capability that
+// lets it alone write under /meta/sales (a host's own records go beside
+// them, through the same Update, atomically with the bytes). For a repo whose bytes and records only this package changes:
 //
 //  1. repo.Reserved == Σ availability.Size + Σ reservation.Size;
 //  2. for every availability, TotalSize == Size + Σ its reservations' (Size + Used);

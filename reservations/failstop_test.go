@@ -8,9 +8,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stowage/stowage"
-	"github.com/stowage/stowage/internal/engine"
 	"github.com/stowage/stowage/internal/faultfs"
 	"github.com/stowage/stowage/internal/ldb"
+	"github.com/stowage/stowage/internal/owner"
 	"github.com/stowage/stowage/repo"
 	"github.com/stowage/stowage/reservations"
 )
@@ -19,7 +19,9 @@ func slot(b byte, index, size uint64) stowage.Slot {
 	return stowage.Slot{RequestID: reqID(b), Index: index, Ask: stowage.StorageAsk{SlotSize: size, Duration: 10, Reward: u(1), Collateral: u(1)}}
 }
 
-func withFaults(f *faultfs.Faults) repo.Option { return engine.WithStorage(f.Wrap).(repo.Option) }
+func withFaults(f *faultfs.Faults) repo.Option {
+	return repo.WithOwnerStorage(owner.Reservations, f.Wrap)
+}
 
 // acked is what a test expects after a reopen: every acknowledged
 // operation's effect.

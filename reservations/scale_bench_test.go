@@ -17,7 +17,6 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/util"
 
 	"github.com/stowage/stowage"
-	"github.com/stowage/stowage/internal/engine"
 	"github.com/stowage/stowage/internal/ldb"
 	"github.com/stowage/stowage/repo"
 	"github.com/stowage/stowage/reservations"
@@ -81,7 +80,7 @@ func buildFixture(b testing.TB, dir string, scaleAvail, scaleRes int) (*repo.Rep
 			flush()
 		}
 	}
-	put(engine.ReservedKey, binary.BigEndian.AppendUint64(nil, reserved))
+	put(datastore.NewKey("/meta/quota/reserved"), binary.BigEndian.AppendUint64(nil, reserved))
 	put(datastore.NewKey("/meta/sales/layout"), []byte(strconv.Itoa(reservations.LayoutForTest)))
 	flush()
 	require.NoError(b, db.Close())

@@ -16,7 +16,7 @@ import (
 	"github.com/ipfs/go-datastore"
 
 	"github.com/stowage/stowage"
-	"github.com/stowage/stowage/internal/engine"
+	"github.com/stowage/stowage/internal/owner"
 	"github.com/stowage/stowage/repo"
 )
 
@@ -57,7 +57,7 @@ func WithLogger(l *slog.Logger) Option {
 // Stores on one repo: they share one state.
 type Store struct {
 	repo    *repo.Repo
-	eng     *engine.Engine
+	own     owner.Repo // the repo as package reservations, its owner, sees it
 	st      *state
 	onAdded func(context.Context, Availability)
 	log     *slog.Logger
@@ -73,8 +73,6 @@ type state struct {
 	hints  map[AvailabilityID]Availability
 }
 
-type stateKey struct{}
-
 // New returns a Store over r. Stores made on the same repo share their
 // state, so making several is safe (if pointless).
 func New(r *repo.Repo, opts ...Option) *Store {
@@ -82,25 +80,41 @@ func New(r *repo.Repo, opts ...Option) *Store {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	e := engine.Of(r)
-	st := e.Ext(stateKey{}, func() any { return &state{hints: map[AvailabilityID]Availability{}} }).(*state)
-	return &Store{repo: r, eng: e, st: st, onAdded: o.onAdded, log: o.logger}
+	own := r.Owner(owner.Reservations)
+	st := own.State(func() any { return &state{hints: map[AvailabilityID]Availability{}} }).(*state)
+	return &Store{repo: r, own: own, st: st, onAdded: o.onAdded, log: o.logger}
 }
 
-// txn is a change being staged, with the record helpers.
-type txn struct{ *engine.Tx }
+// txn is a change being staged (a repo.Tx in this package's hands, which
+// writes the records under /meta/sales), with the record helpers.
+type txn struct{ owner.Tx }
+
+// ownTx takes the change as this package, which owns /meta/sales (the
+// Tx refuses only the zero capability).
+func ownTx(tx *repo.Tx) (txn, error) {
+	o, err := tx.Owner(owner.Reservations)
+	return txn{o}, err
+}
 
 // update runs fn as one atomic change. Until the datastore's layout is
 // known to be this release's, it checks the version recorded (ErrNewerLayout
 // for a later one) and records it with the change's first write.
 func (s *Store) update(ctx context.Context, fn func(t txn) error) error {
 	if s.st.laidOut.Load() {
-		return s.eng.Update(ctx, func(tx *engine.Tx) error { return fn(txn{tx}) })
+		return s.repo.Update(ctx, func(tx *repo.Tx) error {
+			t, err := ownTx(tx)
+			if err != nil {
+				return err
+			}
+			return fn(t)
+		})
 	}
 	known := false
-	err := s.eng.Update(ctx, func(tx *engine.Tx) error {
-		t := txn{tx}
-		var err error
+	err := s.repo.Update(ctx, func(tx *repo.Tx) error {
+		t, err := ownTx(tx)
+		if err != nil {
+			return err
+		}
 		if known, err = t.checkLayout(s.log); err != nil {
 			return err
 		}
@@ -551,14 +565,20 @@ func (s *Store) ReservationForSlot(ctx context.Context, requestID stowage.Reques
 	return r, found, nil
 }
 
-// view runs fn on one consistent state of the records (engine.Read): a
+// view runs fn on one consistent state of the records (repo.View): a
 // LevelDB snapshot, a read-only transaction in shared mode, or a read
 // under the staging lock on other datastores.
 func (s *Store) view(ctx context.Context, fn func(t txn) error) error {
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
-	return s.eng.Read(ctx, func(tx *engine.Tx) error { return fn(txn{tx}) })
+	return s.repo.View(ctx, func(tx *repo.Tx) error {
+		t, err := ownTx(tx)
+		if err != nil {
+			return err
+		}
+		return fn(t)
+	})
 }
 
 // read reads one durable record and decodes it; a missing one is
@@ -568,7 +588,7 @@ func read[T any](ctx context.Context, s *Store, key datastore.Key, decode func(d
 	if err := s.ready(ctx); err != nil {
 		return zero, err
 	}
-	b, err := s.eng.Get(ctx, key)
+	b, err := s.own.Get(ctx, key)
 	if errors.Is(err, datastore.ErrNotFound) {
 		return zero, fmt.Errorf("%w: %s", ErrNotFound, key)
 	}

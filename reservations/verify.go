@@ -13,7 +13,7 @@ import (
 	"github.com/ipfs/go-datastore"
 
 	"github.com/stowage/stowage"
-	"github.com/stowage/stowage/internal/engine"
+	"github.com/stowage/stowage/internal/owner"
 )
 
 // Verify checks that the books balance: every invariant of the Store and
@@ -52,7 +52,7 @@ func (s *Store) Verify(ctx context.Context) error {
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
-	return s.eng.Snapshot(ctx, func(tx *engine.Tx) error {
+	return s.own.Snapshot(ctx, func(tx owner.Tx) error {
 		if verifyHook != nil {
 			verifyHook()
 		}
@@ -94,7 +94,8 @@ func verify(t txn) error {
 // against its reservations with running sums, and joins each index with
 // the reservations sorted by ID.
 func (t txn) audit(a *audit) error {
-	q := t.Counters()
+	var q struct{ Used, Reserved uint64 }
+	q.Used, q.Reserved = t.Counters()
 	var availBytes, resBytes, usedBytes uint64
 	var overflow bool
 	add := func(sum *uint64, n uint64) {

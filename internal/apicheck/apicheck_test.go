@@ -167,3 +167,22 @@ var (
 	_ func(*repo.Repo) repo.Stats                                           = (*repo.Repo).Stats
 	_ func(*repo.Repo, ctx) (uint64, error)                                 = (*repo.Repo).CountBlocks
 )
+
+// Third round (v1): the repo's public transaction.
+var (
+	_ func(*repo.Repo, ctx, func(*repo.Tx) error) error                      = (*repo.Repo).Update
+	_ func(*repo.Repo, ctx, func(*repo.Tx) error) error                      = (*repo.Repo).View
+	_ func(*repo.Tx, datastore.Key) ([]byte, error)                          = (*repo.Tx).Get
+	_ func(*repo.Tx, datastore.Key) (bool, error)                            = (*repo.Tx).Has
+	_ func(*repo.Tx, datastore.Key, []byte) error                            = (*repo.Tx).Put
+	_ func(*repo.Tx, datastore.Key) error                                    = (*repo.Tx).Delete
+	_ func(*repo.Tx, datastore.Key, func(datastore.Key, []byte) error) error = (*repo.Tx).Scan
+	_ func(*repo.Tx, uint64) error                                           = (*repo.Tx).Reserve
+	_ func(*repo.Tx, uint64) error                                           = (*repo.Tx).Release
+	_ func(*repo.Tx, datastore.Key, []byte) error                            = (*repo.Tx).PutBlock
+	_ func(*repo.Tx, datastore.Key) error                                    = (*repo.Tx).DeleteBlock
+	_ func(*repo.Tx) repo.Quota                                              = (*repo.Tx).Quota
+	_ error                                                                  = repo.ErrReservedKey
+	_ error                                                                  = repo.ErrReadOnly
+	_ error                                                                  = repo.ErrPanic
+)

@@ -172,9 +172,6 @@ type Engine struct {
 	m  mode
 	sh *sharedMode // shared mode, or nil
 
-	extMu sync.Mutex
-	ext   map[any]any
-
 	watches watches
 	stats   stats // see stats.go
 

@@ -118,9 +118,6 @@ func TestEngine_ReadsOutsideAChange(t *testing.T) {
 	v, err := e.Get(t.Context(), datastore.NewKey("/q/c"))
 	require.NoError(t, err)
 	assert.Equal(t, "/q/c", string(v))
-	type k struct{}
-	first := e.Ext(k{}, func() any { return new(int) })
-	assert.Same(t, first, e.Ext(k{}, func() any { return new(int) }))
 	require.NoError(t, e.Close())
 	_, err = e.Get(t.Context(), datastore.NewKey("/q/c"))
 	require.ErrorIs(t, err, ErrClosed)
