@@ -153,8 +153,14 @@ func (d *DS) GetSize(_ context.Context, key datastore.Key) (int, error) {
 		return 0, err
 	}
 	defer d.leave()
+	return sizeOf(d.db.NewIterator, key)
+}
+
+// sizeOf is the length of key's value, read through an iterator of
+// newIter (the database's or a snapshot's) rather than copied.
+func sizeOf(newIter func(*util.Range, *opt.ReadOptions) iterator.Iterator, key datastore.Key) (int, error) {
 	k := key.Bytes()
-	it := d.db.NewIterator(&util.Range{Start: k, Limit: append(k[:len(k):len(k)], 0)}, nil)
+	it := newIter(&util.Range{Start: k, Limit: append(k[:len(k):len(k)], 0)}, nil)
 	defer it.Release()
 	if it.First() {
 		return len(it.Value()), nil

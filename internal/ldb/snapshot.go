@@ -6,7 +6,6 @@ import (
 	"github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
 // Snapshot is a read-only view of the database as it was when Snapshot
@@ -62,16 +61,7 @@ func (s *Snapshot) GetSize(_ context.Context, key datastore.Key) (int, error) {
 		return 0, err
 	}
 	defer s.d.leave()
-	k := key.Bytes()
-	it := s.s.NewIterator(&util.Range{Start: k, Limit: append(k[:len(k):len(k)], 0)}, nil)
-	defer it.Release()
-	if it.First() {
-		return len(it.Value()), nil
-	}
-	if err := it.Error(); err != nil {
-		return -1, err
-	}
-	return -1, datastore.ErrNotFound
+	return sizeOf(s.s.NewIterator, key)
 }
 
 // Query runs q on the snapshot, as DS.Query does on the database.
