@@ -166,6 +166,11 @@ var (
 	_ func(*slog.Logger) httpapi.Option                                     = httpapi.WithLogger
 	_ func(*repo.Repo) repo.Stats                                           = (*repo.Repo).Stats
 	_ func(*repo.Repo, ctx) (uint64, error)                                 = (*repo.Repo).CountBlocks
+	_                                                                       = repo.Stats{
+		Commits: 0, Changes: 0, WriteFailures: 0, Conflicts: 0,
+		CommitSeconds: repo.Histogram{Bounds: []float64{}, Counts: []uint64{}, Count: 0, Sum: 0},
+		GroupSize:     repo.Histogram{}, RetriesPerCall: []uint64{},
+	}
 )
 
 // Third round (v1): the repo's public transaction.
