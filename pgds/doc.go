@@ -170,11 +170,11 @@
 // fell by half or more (a Store.PutBlock from 13 to 6, a DeleteReservation
 // from 18 to 7, one less for a change handed the locks); on these two
 // cores, shared with other work, the server's and the hosts' CPU bound
-// the rest. The group commit then took 4 processes from about 1400 calls
-// per second on one availability each to about 2550, and from about 1800
-// on one availability to about 2450 (same runs, interleaved, on a loaded
-// machine; against the code before the locks, 1025 and 1096 on a quiet
-// one: 2.5× and 2.2×).
+// the rest. The group commit then took 4 processes from about 1650 calls
+// per second on one availability each to about 2590 (1.57×), and from
+// about 1660 on one availability to about 2750 (1.66×): medians of three
+// runs each, interleaved, no retry at all; against the code before the
+// locks (1025 and 1096), 2.5× both.
 //
 // A fleet that outgrows one primary (or whose hosts must not wait for
 // each other) splits its capacity: several pools, each its own quota,
