@@ -48,8 +48,10 @@
 // retried from the start by the caller.
 //
 // A transaction's Puts and Deletes are held until its Commit, which sends
-// them with the COMMIT in one round trip (or until a read, which must see
-// them); it reads each key at most once, its snapshot never changing.
+// them with the COMMIT in one round trip, or until its next read, which
+// must see them and carries them in its round trip (a Query sends them in
+// one of their own); it reads each key at most once, its snapshot never
+// changing.
 // NewLockedTransaction (LockingTxnDatastore) also takes locks on keys
 // before the transaction begins, so that transactions changing the same
 // records queue instead of failing each other, and reads keys known in
@@ -65,7 +67,7 @@
 // fails if a change takes more): Get, Has, GetSize, Put, Delete and a page
 // of a Query, 1 each; Batch.Commit, 3; a transaction, 1 to lock, begin and
 // read the prefetched keys, 1 per read of another key (each key once),
-// 1 to write, commit and unlock, or to write, commit and begin the next
+// (with the writes pending before it), 1 to write, commit and unlock, or to write, commit and begin the next
 // transaction on the same locks (CommitAndBegin, when a host hands them to
 // its next change, which so saves its first). A change of the stowage repo in shared
 // mode on pgds: ReserveSlot 5, Store.PutBlock 6, Release 5,
@@ -143,8 +145,16 @@
 // more (the wake-up of another process) than within a host, so a host
 // whose changes queue behind each other hands the locks from one to the
 // next without releasing them, in the round trip of the COMMIT, up to 8
-// changes in a row before it lets another host's turn come. Retries are
-// not the bound any more: none were seen in any run below.
+// changes in a row before it lets another host's turn come. And the
+// changes of a host queued behind the one holding the locks (up to 8 in
+// all) join its transaction, each run in turn and seeing the earlier
+// ones' writes, which go to the server with its first read: one COMMIT,
+// and one flush of the server's log, for the group, and the round trips
+// of a change's begin and COMMIT saved for each change joined (a group
+// commit). Each change keeps its own outcome: one that fails (its own
+// error, its ctx ending) ends the transaction before anything is written,
+// and every change of the group runs again alone. Retries are not the
+// bound any more: none were seen in any run below.
 //
 // Measured on 2 shared cores, server and hosts on them, in the same runs
 // as the code before the locks (BenchmarkFleet, 640 cycles; a cycle is
@@ -160,7 +170,11 @@
 // fell by half or more (a Store.PutBlock from 13 to 6, a DeleteReservation
 // from 18 to 7, one less for a change handed the locks); on these two
 // cores, shared with other work, the server's and the hosts' CPU bound
-// the rest.
+// the rest. The group commit then took 4 processes from about 1650 calls
+// per second on one availability each to about 2590 (1.57×), and from
+// about 1660 on one availability to about 2750 (1.66×): medians of three
+// runs each, interleaved, no retry at all; against the code before the
+// locks (1025 and 1096), 2.5× both.
 //
 // A fleet that outgrows one primary (or whose hosts must not wait for
 // each other) splits its capacity: several pools, each its own quota,

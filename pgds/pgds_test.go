@@ -542,3 +542,56 @@ func TestLockedTxn_PrefetchesOddKeys(t *testing.T) {
 	assert.Equal(t, before, d.RoundTrips(), "read again")
 	tx.Discard(ctx)
 }
+
+// A transaction's pending writes go with its next read of a key, in one
+// round trip, and that read (Get, Has or GetSize) sees them and the rest.
+func TestTxn_WritesGoWithTheNextRead(t *testing.T) {
+	d, _ := openDS(t)
+	ctx := t.Context()
+	require.NoError(t, d.Put(ctx, key("/x"), []byte("xx")))
+	tx, err := d.NewTransaction(ctx, false)
+	require.NoError(t, err)
+	before := d.RoundTrips()
+	require.NoError(t, tx.Put(ctx, key("/w1"), []byte("1")))
+	v, err := tx.Get(ctx, key("/x"))
+	require.NoError(t, err)
+	assert.Equal(t, []byte("xx"), v)
+	require.NoError(t, tx.Put(ctx, key("/w2"), []byte("2")))
+	ok, err := tx.Has(ctx, key("/y"))
+	require.NoError(t, err)
+	assert.False(t, ok)
+	require.NoError(t, tx.Delete(ctx, key("/x")))
+	_, err = tx.GetSize(ctx, key("/z"))
+	assert.ErrorIs(t, err, datastore.ErrNotFound)
+	assert.Equal(t, uint64(3), d.RoundTrips()-before, "each read carried the writes before it")
+	res, err := tx.Query(ctx, query.Query{Prefix: "/"})
+	require.NoError(t, err)
+	all, err := res.Rest()
+	require.NoError(t, err)
+	var keys []string
+	for _, e := range all {
+		keys = append(keys, e.Key)
+	}
+	assert.Equal(t, []string{"/w1", "/w2"}, keys, "the server has the writes")
+	require.NoError(t, tx.Commit(ctx))
+	v, err = d.Get(ctx, key("/w2"))
+	require.NoError(t, err)
+	assert.Equal(t, []byte("2"), v)
+}
+
+// A write the server refuses fails the read it went with, as a conflict.
+func TestTxn_RefusedWriteFailsTheRead(t *testing.T) {
+	d, _ := openDS(t)
+	ctx := t.Context()
+	require.NoError(t, d.Put(ctx, key("/k"), []byte("0")))
+	tx, err := d.NewLockedTransaction(ctx, false, nil, []datastore.Key{key("/k")})
+	require.NoError(t, err)
+	defer tx.Discard(ctx)
+	require.NoError(t, d.Put(ctx, key("/k"), []byte("1"))) // after tx's snapshot
+	require.NoError(t, tx.Put(ctx, key("/k"), []byte("2")))
+	_, err = tx.Get(ctx, key("/other"))
+	require.ErrorIs(t, err, pgds.ErrSerialization)
+	var ce *pgds.ConflictError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, []string{"/k"}, ce.Keys)
+}

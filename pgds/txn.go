@@ -51,9 +51,9 @@ var _ LockingTxnDatastore = (*Datastore)(nil)
 // serialised; its Query reads the whole result before returning.
 //
 // Puts and Deletes are sent to the server with the COMMIT, in one round
-// trip, or before the transaction's next read (which must see them):
-// a write the server refuses (a conflict, say) fails the Commit or that
-// read, not the Put.
+// trip, or with the transaction's next read (which must see them), in
+// its round trip (a Query's: in one before it): a write the server
+// refuses (a conflict, say) fails the Commit or that read, not the Put.
 //
 // Discard sends ROLLBACK and waits for its answer until ctx ends: give it
 // a ctx with a deadline (one that has not ended, or the ROLLBACK is not
@@ -184,6 +184,7 @@ type txn struct {
 	conn     *pgxpool.Conn // the transaction's, until Commit or Discard
 	cache    map[string]cached
 	pending  []pstmt // writes not yet sent
+	flushErr error   // flushRead's, for its caller
 	done     bool
 }
 
@@ -220,6 +221,44 @@ func (t *txn) flush(ctx context.Context) error {
 	return nil
 }
 
+// flushRead, when writes are pending and k can be read by name, sends the
+// writes and reads k in one round trip, leaving k in the cache (or the
+// error in flushErr), and reports true; else it does nothing and reports
+// false.
+func (t *txn) flushRead(ctx context.Context, k string) bool {
+	if len(t.pending) == 0 || !isText(k) {
+		return false
+	}
+	seg := append(t.pending, pstmt{sql: t.d.sql.getMany, args: [][]byte{textArray([]string{k})}, op: "get " + k,
+		row: func(vals [][]byte) {
+			t.cache[string(vals[0])] = cached{value: append([]byte{}, vals[1]...), found: true, full: true}
+		}})
+	n := len(t.pending)
+	t.pending = nil
+	t.cache[k] = cached{}
+	t.d.roundTrips.Add(1)
+	segErrs, err := pipe(ctx, t.conn.Conn(), seg)
+	switch {
+	case err != nil:
+		delete(t.cache, k)
+		t.flushErr = wrap(fmt.Sprintf("write %d keys and read %s", n, k), err)
+	case segErrs[0] != nil:
+		delete(t.cache, k)
+		pe := segErrs[0]
+		t.flushErr = conflictKeys(wrap(pe.stmt.op, pe.err), pe.stmt.key)
+	}
+	return true
+}
+
+// cachedGet answers a Get of k from the cache, which flushRead filled.
+func (t *txn) cachedGet(k string) ([]byte, error) {
+	c := t.cache[k]
+	if !c.found {
+		return nil, datastore.ErrNotFound
+	}
+	return append([]byte{}, c.value...), nil
+}
+
 func (t *txn) Get(ctx context.Context, key datastore.Key) ([]byte, error) {
 	if err := t.lock(); err != nil {
 		return nil, err
@@ -231,6 +270,13 @@ func (t *txn) Get(ctx context.Context, key datastore.Key) ([]byte, error) {
 			return nil, datastore.ErrNotFound
 		}
 		return append([]byte{}, c.value...), nil // the caller may change it
+	}
+	if t.flushRead(ctx, k) {
+		if err := t.flushErr; err != nil {
+			t.flushErr = nil
+			return nil, err
+		}
+		return t.cachedGet(k)
 	}
 	if err := t.flush(ctx); err != nil {
 		return nil, err
@@ -254,6 +300,13 @@ func (t *txn) Has(ctx context.Context, key datastore.Key) (bool, error) {
 	if c, ok := t.cache[k]; ok {
 		return c.found, nil
 	}
+	if t.flushRead(ctx, k) {
+		if err := t.flushErr; err != nil {
+			t.flushErr = nil
+			return false, err
+		}
+		return t.cache[k].found, nil
+	}
 	if err := t.flush(ctx); err != nil {
 		return false, err
 	}
@@ -270,6 +323,17 @@ func (t *txn) GetSize(ctx context.Context, key datastore.Key) (int, error) {
 	}
 	defer t.mu.Unlock()
 	if c, ok := t.cache[key.String()]; ok && (c.full || !c.found) {
+		if !c.found {
+			return -1, datastore.ErrNotFound
+		}
+		return len(c.value), nil
+	}
+	if k := key.String(); t.flushRead(ctx, k) {
+		if err := t.flushErr; err != nil {
+			t.flushErr = nil
+			return -1, err
+		}
+		c := t.cache[k]
 		if !c.found {
 			return -1, datastore.ErrNotFound
 		}

@@ -86,6 +86,7 @@ type sharedMode struct {
 	grace     time.Duration // bound of a discard
 	conflicts atomic.Uint64
 	chain     sharedChain // locks handed from one change to the next
+	group     int         // most changes in one transaction: maxGroup (tests: 1, no groups)
 
 	mu      sync.Mutex // a leaf
 	counts  Counters   // what the last transaction read or left
@@ -97,7 +98,7 @@ func newSharedMode(e *Engine, grace time.Duration) *sharedMode {
 		grace = DefaultGrace
 	}
 	return &sharedMode{e: e, meta: e.meta.(datastore.TxnDatastore), blocks: e.blocks,
-		ds: &dsWriter{meta: e.meta, blocks: e.blocks, separate: e.separate}, sem: make(chan struct{}, 1), grace: grace}
+		ds: &dsWriter{meta: e.meta, blocks: e.blocks, separate: e.separate}, sem: make(chan struct{}, 1), grace: grace, group: maxGroup}
 }
 
 // update runs fn's change as one transaction.
@@ -205,7 +206,20 @@ func (s *sharedMode) release(ctx context.Context) {
 // so does every round trip but the discard of a transaction, which has the
 // grace: a call returns at most the grace after its ctx ends.
 func (s *sharedMode) transact(ctx context.Context, fn func(tx *Tx) error, readOnly bool) error {
-	if err := s.acquire(ctx); err != nil {
+	group := !readOnly && !s.e.separate && s.group > 1
+	if group {
+		req := &joinReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+		err, joined := s.acquireOrJoin(ctx, req)
+		switch {
+		case joined && errors.Is(err, errRunAlone):
+			group = false
+			if err := s.acquire(ctx); err != nil {
+				return err
+			}
+		case joined || err != nil:
+			return err
+		}
+	} else if err := s.acquire(ctx); err != nil {
 		return err
 	}
 	defer s.release(ctx)
@@ -218,7 +232,14 @@ func (s *sharedMode) transact(ctx context.Context, fn func(tx *Tx) error, readOn
 	for attempt := 1; ; attempt++ {
 		err := ctx.Err()
 		if err == nil {
-			err = s.tryOnce(ctx, fn, readOnly, gone)
+			err = s.tryOnce(ctx, fn, readOnly, gone, group)
+		}
+		if errors.Is(err, errRunAlone) {
+			// The group failed before its commit: nothing was
+			// written; run this change alone, at once.
+			group = false
+			attempt--
+			continue
 		}
 		if !retryable(err) {
 			s.countRetries(attempt)
@@ -281,7 +302,7 @@ func (s *sharedMode) discard(ctx context.Context, txn datastore.Txn) {
 // over, or a new one) and commits it. It adds to gone the blocks it
 // deleted from a separate block store, and takes from it those its
 // committed metadata accounts for. Called with sem held.
-func (s *sharedMode) tryOnce(ctx context.Context, fn func(tx *Tx) error, readOnly bool, gone map[string]bool) error {
+func (s *sharedMode) tryOnce(ctx context.Context, fn func(tx *Tx) error, readOnly bool, gone map[string]bool, group bool) error {
 	// The datastore is never replaced in shared mode (no self-recovery):
 	// no dbMu.
 	txn := s.chain.take()
@@ -331,15 +352,46 @@ func (s *sharedMode) tryOnce(ctx context.Context, fn func(tx *Tx) error, readOnl
 	if err := s.ds.stage(ctx, txn, meta); err != nil {
 		return err
 	}
+	var joined []joined
+	if group && s.group > 1 && len(blockDels) == 0 && len(blockPuts) == 0 {
+		var err error
+		if joined, err = s.join(txn, tx.c); err != nil {
+			return err
+		}
+	}
+	commitCtx := ctx
+	if len(joined) > 0 {
+		var stop func()
+		commitCtx, stop = s.groupCtx(ctx, joined)
+		defer stop()
+	}
 	t := s.e.stats.begin()
-	err = s.chain.commit(ctx, txn)
+	err = s.chain.commit(commitCtx, txn)
 	s.e.stats.endShared(t, err)
 	if err != nil {
 		if retryable(err) {
+			for _, j := range joined {
+				j.req.done <- errRunAlone
+			}
 			return err
 		}
-		return s.e.writeFailed(fmt.Errorf("commit: %w", err))
+		err = s.e.writeFailed(fmt.Errorf("commit: %w", err))
+		for _, j := range joined {
+			s.countRetries(1)
+			j.req.done <- err
+		}
+		return err
 	}
+	defer func() {
+		for _, j := range joined {
+			s.setCounts(j.tx.c)
+			for _, f := range j.tx.after {
+				f()
+			}
+			s.countRetries(1)
+			j.req.done <- nil
+		}
+	}()
 	for _, o := range tx.ops {
 		if o.blocks {
 			delete(gone, o.key)
@@ -377,6 +429,9 @@ type sharedChain struct {
 	waiters int           // calls waiting for sem
 	next    datastore.Txn // begun, locks held, for the next change
 	run     int           // changes in a row on the same locks
+	// joinable: changes waiting for sem that a group may take (each
+	// also counted in waiters until taken).
+	joinable []*joinReq
 }
 
 // take returns the transaction the last change handed over, if any.
@@ -428,3 +483,168 @@ func (s *sharedMode) counters() Counters {
 
 // Shared reports whether the engine runs in shared mode.
 func (tx *Tx) Shared() bool { return tx.e.shared }
+
+// Group commit: while a host's change holds the counters' locks, the
+// changes of the host queued behind it (up to maxGroup) join its
+// transaction, each run in turn on it and seeing the earlier ones' writes,
+// and all commit with one COMMIT: one round trip and one flush of the
+// server's log for the group, and each joined change's writes ride on its
+// next one's first read. Each change keeps its own outcome: should a
+// joined change fail (its own error, its ctx ending, a conflict), the
+// transaction is ended before anything is written and every change of the
+// group runs again alone (errRunAlone), where the failing one meets its
+// error again and the others do not. A group whose COMMIT is refused for a
+// conflict runs alone too; a COMMIT of unknown outcome fails every change
+// of the group with ErrWriteFailed, as it fails a change alone. Only
+// changes that write no separate block store group (the order of a block
+// store's writes around the metadata's commit is a change's own).
+const maxGroup = 8
+
+// errRunAlone tells a change to run in a transaction of its own.
+var errRunAlone = errors.New("engine: run the change alone")
+
+// joinReq is a change waiting to join another's transaction.
+type joinReq struct {
+	ctx     context.Context
+	fn      func(tx *Tx) error
+	done    chan error // its outcome, once claimed: nil, an error, or errRunAlone
+	claimed bool       // taken by a group; under chain.mu
+}
+
+// joined is a change run in another's transaction, not yet committed.
+type joined struct {
+	req *joinReq
+	tx  *Tx
+}
+
+// acquireOrJoin waits for sem, as acquire does, offering req to the holder
+// of sem meanwhile. joined reports that a group took req: err is then its
+// outcome (errRunAlone to run it alone, sem not held).
+func (s *sharedMode) acquireOrJoin(ctx context.Context, req *joinReq) (err error, joined bool) {
+	ch := &s.chain
+	ch.mu.Lock()
+	ch.waiters++
+	ch.joinable = append(ch.joinable, req)
+	ch.mu.Unlock()
+	select {
+	case s.sem <- struct{}{}:
+		ch.mu.Lock()
+		if req.claimed {
+			// The group ended and released sem: its outcome is in.
+			ch.mu.Unlock()
+			s.release(ctx)
+			return <-req.done, true
+		}
+		ch.unjoin(req)
+		ch.waiters--
+		ch.mu.Unlock()
+		return nil, false
+	case err := <-req.done:
+		return err, true
+	case <-ctx.Done():
+		ch.mu.Lock()
+		if req.claimed {
+			// The group runs req's fn under ctx, which has ended:
+			// its outcome comes soon.
+			ch.mu.Unlock()
+			return <-req.done, true
+		}
+		ch.unjoin(req)
+		ch.waiters--
+		if ch.waiters == 0 && ch.next != nil {
+			select {
+			case s.sem <- struct{}{}:
+				ch.mu.Unlock()
+				s.release(ctx)
+				return ctx.Err(), false
+			default:
+			}
+		}
+		ch.mu.Unlock()
+		return ctx.Err(), false
+	}
+}
+
+// unjoin takes req off the list of changes that may join. Called with mu
+// held.
+func (ch *sharedChain) unjoin(req *joinReq) {
+	if i := slices.Index(ch.joinable, req); i >= 0 {
+		ch.joinable = slices.Delete(ch.joinable, i, i+1)
+	}
+}
+
+// join runs the changes waiting to join, up to maxGroup-1, on txn, whose
+// counters stand at c, staging their writes. Should one fail, every
+// change claimed is told to run alone and join returns errRunAlone: the
+// caller's change runs alone too. Called with sem held.
+func (s *sharedMode) join(txn datastore.Txn, c Counters) ([]joined, error) {
+	ch := &s.chain
+	ch.mu.Lock()
+	n := min(len(ch.joinable), s.group-1)
+	reqs := slices.Clone(ch.joinable[:n])
+	ch.joinable = slices.Delete(ch.joinable, 0, n)
+	for _, r := range reqs {
+		r.claimed = true
+		ch.waiters--
+	}
+	ch.mu.Unlock()
+	var out []joined
+	for _, r := range reqs {
+		err := r.ctx.Err()
+		var tx *Tx
+		if err == nil {
+			tx = &Tx{e: s.e, ctx: r.ctx, c: c, base: c, txn: txn}
+			err = run(r.fn, tx)
+		}
+		if err == nil {
+			err = r.ctx.Err()
+		}
+		if err == nil && tx.Dirty() {
+			meta, _, _ := s.ds.plan(tx.ops, c, tx.c)
+			err = s.ds.stage(r.ctx, txn, meta)
+		}
+		if err != nil {
+			for _, r := range reqs {
+				r.done <- errRunAlone
+			}
+			return nil, errRunAlone
+		}
+		c = tx.c
+		out = append(out, joined{req: r, tx: tx})
+	}
+	return out, nil
+}
+
+// groupCtx returns the ctx of a group's COMMIT, which is every member's:
+// it ends the grace after the first of their ctxs ends (so that no call
+// returns later than the grace after its own ctx ends, and one call's end
+// does not cut the others' COMMIT short), or when stop is called.
+func (s *sharedMode) groupCtx(ctx context.Context, joined []joined) (_ context.Context, stop func()) {
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var mu sync.Mutex
+	var timer *time.Timer
+	stopped := false
+	ended := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped && timer == nil {
+			timer = time.AfterFunc(s.grace, cancel)
+		}
+	}
+	stops := []func() bool{context.AfterFunc(ctx, ended)}
+	for _, j := range joined {
+		stops = append(stops, context.AfterFunc(j.req.ctx, ended))
+	}
+	return gctx, func() {
+		for _, f := range stops {
+			f()
+		}
+		mu.Lock()
+		stopped = true
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
+}

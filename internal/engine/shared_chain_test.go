@@ -164,6 +164,7 @@ func runQueued(t *testing.T, e *Engine, n int, ctxs []context.Context) []error {
 func TestShared_LocksHandedOverBetweenQueuedChanges(t *testing.T) {
 	d := newLockDS()
 	e := newLockShared(t, d)
+	e.sh.group = 1 // no groups: queued changes each commit
 	for _, err := range runQueued(t, e, maxChain+1, nil) {
 		require.NoError(t, err)
 	}
@@ -187,6 +188,7 @@ func TestShared_LocksHandedOverBetweenQueuedChanges(t *testing.T) {
 func TestShared_HandedLocksEndedWhenTheWaiterGivesUp(t *testing.T) {
 	d := newLockDS()
 	e := newLockShared(t, d)
+	e.sh.group = 1 // no groups: the waiter would join the change
 	ctx, cancel := context.WithCancel(t.Context())
 	d.set(func(d *fakeTxnDS) { d.onCommit = cancel })
 	errs := runQueued(t, e, 1, []context.Context{ctx})
