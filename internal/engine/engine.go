@@ -37,7 +37,9 @@
 // of their own around their metadata), ldbwriter.go (the embedded
 // LevelDB: its batch writer, snapshots and ordered scans, the only file
 // that knows the type), recover.go (the reopen after a write of unknown
-// outcome), shared.go (shared mode), tx.go and scan.go (a change's reads
+// outcome), shared.go (shared mode; shared_chain.go, the hand-over of the
+// counters' locks between a host's changes; shared_group.go, its group
+// commit), tx.go and scan.go (a change's reads
 // and writes), view.go and reads.go (reads outside a change).
 package engine
 
