@@ -10,33 +10,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stowage/stowage/internal/oddkeys"
 	"github.com/stowage/stowage/repo"
 )
-
-// oddKeys are block keys that are empty, the root, or would not map to a
-// proper child of the block prefix. (RawKey("//") and RawKey("/a/") panic
-// in go-datastore itself, before any call of ours.)
-func oddKeys() map[string]datastore.Key {
-	return map[string]datastore.Key{
-		"zero Key{}":         {},
-		`NewKey("")`:         datastore.NewKey(""),
-		`NewKey("/")`:        datastore.NewKey("/"),
-		`RawKey("")`:         datastore.RawKey(""),
-		`RawKey("//a")`:      datastore.RawKey("//a"),
-		`RawKey("/a//b")`:    datastore.RawKey("/a//b"),
-		`RawKey("/.")`:       datastore.RawKey("/."),
-		`RawKey("/..")`:      datastore.RawKey("/.."),
-		`RawKey("/a/..")`:    datastore.RawKey("/a/.."),
-		`RawKey("/../a")`:    datastore.RawKey("/../a"),
-		`RawKey("/a/./b")`:   datastore.RawKey("/a/./b"),
-		"very long":          datastore.NewKey(strings.Repeat("k", 4096)),
-		"NUL byte":           datastore.RawKey("/a\x00b"),
-		"only NUL":           datastore.NewKey("\x00"),
-		"invalid UTF-8":      datastore.RawKey("/\xff\xfe"),
-		"prefix then ..":     datastore.RawKey("/blocks/.."),
-		"up out of a prefix": datastore.RawKey("/a/../../meta/quota/used"),
-	}
-}
 
 // goodKeys are odd-looking keys that are proper children of the block
 // prefix: accepted and read back.
@@ -117,7 +93,7 @@ func TestBlockCalls_RefuseOddKeys(t *testing.T) {
 			require.NoError(t, r.PutBlock(ctx, datastore.NewKey("held"), []byte("held")))
 			require.NoError(t, r.Reserve(ctx, 10))
 			before, quota := dump(t, stores), r.Quota()
-			for name, k := range oddKeys() {
+			for name, k := range oddkeys.Block() {
 				calls := map[string]func() error{
 					"PutBlock":            func() error { return r.PutBlock(ctx, k, []byte("data")) },
 					"PutBlock of nothing": func() error { return r.PutBlock(ctx, k, nil) },

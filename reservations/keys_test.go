@@ -2,38 +2,15 @@ package reservations_test
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 
-	"github.com/ipfs/go-datastore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stowage/stowage/internal/oddkeys"
 	"github.com/stowage/stowage/repo"
 	"github.com/stowage/stowage/reservations"
 )
-
-// oddBlockKeys are block keys that are empty, the root, or would not map
-// to a proper child of the block prefix (the same table as repo's keys
-// test). RawKey("//") panics in go-datastore itself.
-func oddBlockKeys() map[string]datastore.Key {
-	return map[string]datastore.Key{
-		"zero Key{}":          {},
-		`NewKey("")`:          datastore.NewKey(""),
-		`NewKey("/")`:         datastore.NewKey("/"),
-		`RawKey("")`:          datastore.RawKey(""),
-		`RawKey("//a")`:       datastore.RawKey("//a"),
-		`RawKey("/.")`:        datastore.RawKey("/."),
-		`RawKey("/..")`:       datastore.RawKey("/.."),
-		`RawKey("/a/..")`:     datastore.RawKey("/a/.."),
-		`RawKey("/../a")`:     datastore.RawKey("/../a"),
-		`RawKey("/a/./b")`:    datastore.RawKey("/a/./b"),
-		"very long":           datastore.NewKey(strings.Repeat("k", 4096)),
-		"NUL byte":            datastore.RawKey("/a\x00b"),
-		"invalid UTF-8":       datastore.RawKey("/\xff\xfe"),
-		"up out of the index": datastore.RawKey("/../../byid/x"),
-	}
-}
 
 // Issue 17 item 3: Store.PutBlock refuses an odd key with
 // repo.ErrInvalidKey, writes nothing (no block, no index entry outside the
@@ -61,7 +38,7 @@ func TestStorePutBlock_RefusesOddKeys(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, s.PutBlock(ctx, res.ID, blockKey(1), []byte("held")))
 			before, quota := snapshot(t, r.Datastore()), r.Quota()
-			for k, key := range oddBlockKeys() {
+			for k, key := range oddkeys.Block() {
 				err := func() (err error) {
 					defer func() {
 						if p := recover(); p != nil {
