@@ -3,22 +3,21 @@ package reservations_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/ipfs/go-datastore"
-	"github.com/ipfs/go-datastore/query"
 	dssync "github.com/ipfs/go-datastore/sync"
 	dsleveldb "github.com/ipfs/go-ds-leveldb"
 	"github.com/stretchr/testify/require"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/storage"
 	"github.com/syndtr/goleveldb/leveldb/util"
 
@@ -66,6 +65,7 @@ func runCallers(b *testing.B, callers int, cycle func(caller, i int) error) {
 	var wg sync.WaitGroup
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for c := range callers {
 		wg.Go(func() {
 			for i := 0; next.Add(1) <= int64(b.N); i++ {
@@ -77,400 +77,22 @@ func runCallers(b *testing.B, callers int, cycle func(caller, i int) error) {
 		})
 	}
 	wg.Wait()
+	cpu := cpuTime() - cpu0
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cycles/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/cycle")
+	b.ReportMetric(cpu.Seconds()/b.Elapsed().Seconds(), "cores")
 }
 
-// Keys as the Store lays them out (see records.go), for the baseline.
-func availKey(aid string) string       { return "/meta/sales/reservations/" + aid }
-func resKey(aid, rid string) string    { return "/meta/sales/reservations/" + aid + "/" + rid }
-func byIDKey(rid string) string        { return "/meta/sales/byid/" + rid }
-func slotKey(req string, i int) string { return "/meta/sales/slots/" + req + "/" + strconv.Itoa(i) }
-func blockIdxPrefix(rid string) string { return "/meta/sales/blocks/" + rid }
-
-// blockKey names the j-th block of a caller's i-th cycle.
-func benchBlockKey(caller, i, j int) string {
-	return "/c" + strconv.Itoa(caller) + "/" + strconv.Itoa(i) + "/" + strconv.Itoa(j)
+// cpuTime is the CPU time the process has used (user and system, every
+// goroutine and goleveldb's compactions included).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
-
-const (
-	usedKey     = "/meta/quota/used"
-	reservedKey = "/meta/quota/reserved"
-	blocksNS    = "/blocks" // blocks share the metadata store under /blocks
-)
-
-// rawOp is one write of a baseline batch.
-type rawOp struct {
-	key   string
-	value []byte
-	del   bool
-}
-
-// rawDB is the datastore work of a baseline: reads, and one batch per step.
-type rawDB interface {
-	get(ctx context.Context, key string) ([]byte, error) // missing: datastore.ErrNotFound
-	has(ctx context.Context, key string) (bool, error)
-	getSize(ctx context.Context, key string) (int, error)
-	scan(ctx context.Context, prefix string, fn func(key string, value []byte)) error
-	write(ctx context.Context, ops []rawOp) error
-}
-
-// dsRaw is a go-datastore.
-type dsRaw struct{ ds datastore.Batching }
-
-func (d dsRaw) get(ctx context.Context, k string) ([]byte, error) {
-	return d.ds.Get(ctx, datastore.RawKey(k))
-}
-func (d dsRaw) has(ctx context.Context, k string) (bool, error) {
-	return d.ds.Has(ctx, datastore.RawKey(k))
-}
-func (d dsRaw) getSize(ctx context.Context, k string) (int, error) {
-	return d.ds.GetSize(ctx, datastore.RawKey(k))
-}
-
-func (d dsRaw) scan(ctx context.Context, prefix string, fn func(string, []byte)) error {
-	q := query.Query{Prefix: prefix, Orders: []query.Order{query.OrderByKey{}}}
-	for en, err := range datastore.QueryIter(ctx, d.ds, q) {
-		if err != nil {
-			return err
-		}
-		fn(en.Key, en.Value)
-	}
-	return nil
-}
-
-func (d dsRaw) write(ctx context.Context, ops []rawOp) error {
-	b, err := d.ds.Batch(ctx)
-	if err != nil {
-		return err
-	}
-	for _, o := range ops {
-		if o.del {
-			err = b.Delete(ctx, datastore.RawKey(o.key))
-		} else {
-			err = b.Put(ctx, datastore.RawKey(o.key), o.value)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return b.Commit(ctx)
-}
-
-// groupDB is the fsync limit: goleveldb opened directly, callers hand in
-// synced batches, one leader at a time merges every batch queued into one
-// write and hands the lead to the first caller still waiting.
-type groupDB struct {
-	db      *leveldb.DB
-	mu      sync.Mutex
-	queue   []*groupReq
-	leading bool
-}
-
-type groupReq struct {
-	b          *leveldb.Batch
-	err        error
-	done, lead chan struct{}
-}
-
-func (g *groupDB) commit(b *leveldb.Batch) error {
-	r := &groupReq{b: b, done: make(chan struct{}), lead: make(chan struct{})}
-	g.mu.Lock()
-	g.queue = append(g.queue, r)
-	lead := !g.leading
-	g.leading = true
-	g.mu.Unlock()
-	if !lead {
-		select {
-		case <-r.done:
-			return r.err
-		case <-r.lead:
-		}
-	}
-	g.mu.Lock()
-	group := g.queue
-	g.queue = nil
-	g.mu.Unlock()
-	merged := group[0].b
-	if len(group) > 1 {
-		merged = new(leveldb.Batch)
-		for _, q := range group {
-			if err := q.b.Replay(merged); err != nil {
-				panic(err)
-			}
-		}
-	}
-	err := g.db.Write(merged, &opt.WriteOptions{Sync: true})
-	g.mu.Lock()
-	var next *groupReq
-	if len(g.queue) > 0 {
-		next = g.queue[0]
-	} else {
-		g.leading = false
-	}
-	g.mu.Unlock()
-	for _, q := range group {
-		q.err = err
-		close(q.done)
-	}
-	if next != nil {
-		close(next.lead)
-	}
-	return err
-}
-
-func (g *groupDB) get(_ context.Context, k string) ([]byte, error) {
-	v, err := g.db.Get([]byte(k), nil)
-	if errors.Is(err, leveldb.ErrNotFound) {
-		return nil, datastore.ErrNotFound
-	}
-	return v, err
-}
-
-func (g *groupDB) has(_ context.Context, k string) (bool, error) { return g.db.Has([]byte(k), nil) }
-
-func (g *groupDB) getSize(ctx context.Context, k string) (int, error) {
-	v, err := g.get(ctx, k)
-	return len(v), err
-}
-
-func (g *groupDB) scan(_ context.Context, prefix string, fn func(string, []byte)) error {
-	it := g.db.NewIterator(util.BytesPrefix([]byte(prefix+"/")), nil)
-	defer it.Release()
-	for it.Next() {
-		fn(string(it.Key()), append([]byte(nil), it.Value()...))
-	}
-	return it.Error()
-}
-
-func (g *groupDB) write(_ context.Context, ops []rawOp) error {
-	b := new(leveldb.Batch)
-	for _, o := range ops {
-		if o.del {
-			b.Delete([]byte(o.key))
-		} else {
-			b.Put([]byte(o.key), o.value)
-		}
-	}
-	return g.commit(b)
-}
-
-func openGroupDB(b *testing.B, syncs *atomic.Int64) *groupDB {
-	fs, err := storage.OpenFile(b.TempDir(), false)
-	require.NoError(b, err)
-	db, err := leveldb.Open(faultfs.CountSyncs(fs, syncs), nil)
-	require.NoError(b, err)
-	b.Cleanup(func() {
-		_ = db.Close()
-		_ = fs.Close()
-	})
-	return &groupDB{db: db}
-}
-
-// rawRecords are pre-encoded records of realistic size.
-type rawRecords struct {
-	avail, res []byte
-	block      []byte
-	counter    []byte
-}
-
-func newRawRecords(b *testing.B) rawRecords {
-	id := uuid.Must(uuid.NewV7())
-	a := reservations.Availability{ID: reservations.AvailabilityID(id), Size: 1 << 40, TotalSize: 1 << 40, Duration: 1 << 20, MinPrice: u(1), MaxCollateral: u(1)}
-	r := reservations.Reservation{ID: reservations.ReservationID(id), AvailabilityID: a.ID, Size: 2 * benchBlock, SlotSize: 2 * benchBlock, RequestID: reqID(1), SlotIndex: 1 << 20}
-	ab, err := a.MarshalJSON()
-	require.NoError(b, err)
-	rb, err := r.MarshalJSON()
-	require.NoError(b, err)
-	return rawRecords{avail: ab, res: rb, block: make([]byte, benchBlock), counter: make([]byte, 8)}
-}
-
-func notFound(err error) error {
-	if errors.Is(err, datastore.ErrNotFound) {
-		return nil
-	}
-	if err == nil {
-		return errors.New("baseline: record unexpectedly present")
-	}
-	return err
-}
-
-// rawReserve is ReserveSlot's (and CreateReservation's) datastore work:
-// check the slot, read the availability, write it with the reservation and
-// its two index entries.
-func rawReserve(ctx context.Context, db rawDB, rec rawRecords, aid, rid, slot string) error {
-	if _, err := db.has(ctx, slot); err != nil {
-		return err
-	}
-	if _, err := db.get(ctx, availKey(aid)); err != nil {
-		return err
-	}
-	return db.write(ctx, []rawOp{
-		{key: availKey(aid), value: rec.avail},
-		{key: resKey(aid, rid), value: rec.res},
-		{key: byIDKey(rid), value: []byte(aid)},
-		{key: slot, value: []byte(aid + "/" + rid)},
-	})
-}
-
-// rawPutBlock is Store.PutBlock's: find the reservation, check the block is
-// new, write the block, its index entry, the reservation and both counters.
-func rawPutBlock(ctx context.Context, db rawDB, rec rawRecords, aid, rid, block string) error {
-	if _, err := db.get(ctx, byIDKey(rid)); err != nil {
-		return err
-	}
-	if _, err := db.get(ctx, resKey(aid, rid)); err != nil {
-		return err
-	}
-	if _, err := db.get(ctx, blockIdxPrefix(rid)+block); notFound(err) != nil {
-		return notFound(err)
-	}
-	if _, err := db.has(ctx, blocksNS+block); err != nil {
-		return err
-	}
-	return db.write(ctx, []rawOp{
-		{key: blocksNS + block, value: rec.block},
-		{key: blockIdxPrefix(rid) + block, value: []byte(strconv.Itoa(len(rec.block)))},
-		{key: resKey(aid, rid), value: rec.res},
-		{key: usedKey, value: rec.counter},
-		{key: reservedKey, value: rec.counter},
-	})
-}
-
-// rawRelease is Release's: read the reservation and the availability,
-// write both and the Reserved counter.
-func rawRelease(ctx context.Context, db rawDB, rec rawRecords, aid, rid string) error {
-	if _, err := db.get(ctx, byIDKey(rid)); err != nil {
-		return err
-	}
-	if _, err := db.get(ctx, resKey(aid, rid)); err != nil {
-		return err
-	}
-	if _, err := db.get(ctx, availKey(aid)); err != nil {
-		return err
-	}
-	return db.write(ctx, []rawOp{
-		{key: availKey(aid), value: rec.avail},
-		{key: resKey(aid, rid), value: rec.res},
-		{key: reservedKey, value: rec.counter},
-	})
-}
-
-// rawDelete is DeleteReservation's: find the reservation and the
-// availability, list the reservation's blocks and size each, then delete
-// the blocks, their index entries, the reservation and its indexes and
-// write the availability (and the counters when blocks went).
-func rawDelete(ctx context.Context, db rawDB, rec rawRecords, aid, rid, slot string) error {
-	if _, err := db.get(ctx, byIDKey(rid)); err != nil {
-		return err
-	}
-	if _, err := db.get(ctx, resKey(aid, rid)); err != nil {
-		return err
-	}
-	if _, err := db.get(ctx, availKey(aid)); err != nil {
-		return err
-	}
-	var ops []rawOp
-	prefix := blockIdxPrefix(rid)
-	var blocks []string
-	if err := db.scan(ctx, prefix, func(k string, _ []byte) { blocks = append(blocks, k) }); err != nil {
-		return err
-	}
-	for _, k := range blocks {
-		bk := blocksNS + k[len(prefix):]
-		if _, err := db.has(ctx, bk); err != nil {
-			return err
-		}
-		if _, err := db.getSize(ctx, bk); err != nil {
-			return err
-		}
-		ops = append(ops, rawOp{key: bk, del: true}, rawOp{key: k, del: true})
-	}
-	ops = append(ops,
-		rawOp{key: availKey(aid), value: rec.avail},
-		rawOp{key: resKey(aid, rid), del: true},
-		rawOp{key: byIDKey(rid), del: true})
-	if _, err := db.get(ctx, slot); err != nil {
-		return err
-	}
-	ops = append(ops, rawOp{key: slot, del: true})
-	if len(blocks) > 0 {
-		ops = append(ops, rawOp{key: usedKey, value: rec.counter}, rawOp{key: reservedKey, value: rec.counter})
-	}
-	return db.write(ctx, ops)
-}
-
-// Cycle kinds. "slot": ReserveSlot → Store.PutBlock ×2 → DeleteReservation
-// (the second round's life of a slot). "release": CreateReservation →
-// Release ×2 → DeleteReservation (the first round's cycle). Four commits
-// each.
-type cycleKind struct {
-	name    string
-	stowage func(ctx context.Context, s *reservations.Store, own reservations.AvailabilityID, slot stowage.Slot, caller, i int, data []byte) error
-	raw     func(ctx context.Context, db rawDB, rec rawRecords, aid, req string, caller, i int) error
-}
-
-var slotCycle = cycleKind{
-	name: "slot",
-	stowage: func(ctx context.Context, s *reservations.Store, _ reservations.AvailabilityID, slot stowage.Slot, caller, i int, data []byte) error {
-		slot.Index = uint64(i)
-		r, err := s.ReserveSlot(ctx, slot)
-		if err != nil {
-			return err
-		}
-		for j := range 2 {
-			if err := s.PutBlock(ctx, r.ID, datastore.RawKey(benchBlockKey(caller, i, j)), data); err != nil {
-				return err
-			}
-		}
-		return s.DeleteReservation(ctx, r.ID)
-	},
-	raw: func(ctx context.Context, db rawDB, rec rawRecords, aid, req string, caller, i int) error {
-		rid := uuid.Must(uuid.NewV7()).String()
-		slot := slotKey(req, i)
-		if err := rawReserve(ctx, db, rec, aid, rid, slot); err != nil {
-			return err
-		}
-		for j := range 2 {
-			if err := rawPutBlock(ctx, db, rec, aid, rid, benchBlockKey(caller, i, j)); err != nil {
-				return err
-			}
-		}
-		return rawDelete(ctx, db, rec, aid, rid, slot)
-	},
-}
-
-var releaseCycle = cycleKind{
-	name: "release",
-	stowage: func(ctx context.Context, s *reservations.Store, own reservations.AvailabilityID, slot stowage.Slot, _, i int, _ []byte) error {
-		r, err := s.CreateReservation(ctx, own, anySlot(slot.RequestID, uint64(i), 2*benchBlock))
-		if err != nil {
-			return err
-		}
-		if err := s.Release(ctx, r.ID, benchBlock/2); err != nil {
-			return err
-		}
-		if err := s.Release(ctx, r.ID, benchBlock/4); err != nil {
-			return err
-		}
-		return s.DeleteReservation(ctx, r.ID)
-	},
-	raw: func(ctx context.Context, db rawDB, rec rawRecords, aid, req string, _, i int) error {
-		rid := uuid.Must(uuid.NewV7()).String()
-		slot := slotKey(req, i)
-		if err := rawReserve(ctx, db, rec, aid, rid, slot); err != nil {
-			return err
-		}
-		for range 2 {
-			if err := rawRelease(ctx, db, rec, aid, rid); err != nil {
-				return err
-			}
-		}
-		return rawDelete(ctx, db, rec, aid, rid, slot)
-	},
-}
-
-const commitsPerCycle = 4
 
 // callerSetup gives each caller an availability and a slot that only it
 // can take (shared: one availability and slots every caller can take).
@@ -500,10 +122,12 @@ func callerSetup(b *testing.B, s *reservations.Store, callers int, shared bool) 
 	return ids, slots
 }
 
-// BenchmarkCycleFsync: issue 8. Reservation cycles on LevelDB with fsync at
-// 1 to 32 concurrent callers, each on its own availability or all on one,
-// beside the fsync limit: the same batches through a plain group commit
-// over goleveldb. Metrics: cycles/s and commits/fsync.
+// BenchmarkCycleFsync: issues 8 and 18. Reservation cycles on LevelDB with
+// fsync at 1 to 32 concurrent callers, each on its own availability or all
+// on one, beside the fsync limit: the same batches through a plain group
+// commit over goleveldb, without the reads ("baseline-writes", the limit)
+// and with every read the Store does ("baseline"). Metrics: cycles/s,
+// commits/fsync, CPU µs per cycle and cores used.
 func BenchmarkCycleFsync(b *testing.B) {
 	for _, kind := range []cycleKind{slotCycle, releaseCycle} {
 		for _, shared := range []bool{false, true} {
@@ -515,46 +139,60 @@ func BenchmarkCycleFsync(b *testing.B) {
 				name := fmt.Sprintf("%s/%s/callers=%d", kind.name, avail, callers)
 				b.Run(name+"/stowage", func(b *testing.B) {
 					var syncs atomic.Int64
-					s := reservations.New(openCountedRepo(b, &syncs))
+					r := openCountedRepo(b, &syncs)
+					s := reservations.New(r)
 					ids, slots := callerSetup(b, s, callers, shared)
 					data := make([]byte, benchBlock)
 					syncs.Store(0)
+					before := r.Stats().CommitSeconds
 					runCallers(b, callers, func(c, i int) error {
 						return kind.stowage(context.Background(), s, ids[c], slots[c], c, i, data)
 					})
 					b.ReportMetric(float64(commitsPerCycle*b.N)/float64(syncs.Load()), "commits/fsync")
+					after := r.Stats().CommitSeconds
+					b.ReportMetric(1e6*(after.Sum-before.Sum)/float64(after.Count-before.Count), "µs/write")
 				})
-				b.Run(name+"/baseline", func(b *testing.B) {
-					var syncs atomic.Int64
-					db := openGroupDB(b, &syncs)
-					rec := newRawRecords(b)
-					aids := make([]string, callers)
-					for c := range callers {
-						aids[c] = uuid.Must(uuid.NewV7()).String()
-						if shared && c > 0 {
-							aids[c] = aids[0]
+				for _, lv := range []reads{readsNone, readsAll} {
+					row := map[reads]string{readsNone: "/baseline-writes", readsAll: "/baseline"}[lv]
+					b.Run(name+row, func(b *testing.B) {
+						var syncs atomic.Int64
+						db := openGroupDB(b, &syncs)
+						rec := newRawRecords(b)
+						aids := make([]string, callers)
+						for c := range callers {
+							aids[c] = uuid.Must(uuid.NewV7()).String()
+							if shared && c > 0 {
+								aids[c] = aids[0]
+							}
+							require.NoError(b, db.write(b.Context(), []rawOp{{key: availKey(aids[c]), value: rec.avail}}))
 						}
-						require.NoError(b, db.write(b.Context(), []rawOp{{key: availKey(aids[c]), value: rec.avail}}))
-					}
-					syncs.Store(0)
-					runCallers(b, callers, func(c, i int) error {
-						return kind.raw(context.Background(), db, rec, aids[c], "req"+strconv.Itoa(c), c, i)
+						syncs.Store(0)
+						db.writeNanos.Store(0)
+						runCallers(b, callers, func(c, i int) error {
+							return kind.raw(context.Background(), db, lv, rec, aids[c], "req"+strconv.Itoa(c), c, i)
+						})
+						b.ReportMetric(float64(commitsPerCycle*b.N)/float64(syncs.Load()), "commits/fsync")
+						b.ReportMetric(float64(db.writeNanos.Load())/1e3/float64(syncs.Load()), "µs/write")
 					})
-					b.ReportMetric(float64(commitsPerCycle*b.N)/float64(syncs.Load()), "commits/fsync")
-				})
+				}
 			}
 		}
 	}
 }
 
-// BenchmarkCycle: the first round's ratios, for the second round's cycle
+// BenchmarkCycle: issue 18's CPU of one change, seen alone. The cycle
 // ReserveSlot → Store.PutBlock ×2 → DeleteReservation, one caller, on the
-// in-memory map, LevelDB without and with fsync (repo.Open / go-ds-leveldb).
+// in-memory map and on LevelDB without and with fsync, beside the same
+// datastore operations done raw with the least reads ("baseline-min", the
+// limit: goleveldb opened directly, or the same map) and with every read
+// the Store does through go-datastore ("baseline": go-ds-leveldb, or the
+// map).
 func BenchmarkCycle(b *testing.B) {
 	type backend struct {
 		name  string
 		store func(b *testing.B) *repo.Repo
 		raw   func(b *testing.B) datastore.Batching
+		min   func(b *testing.B) rawDB
 	}
 	mem := func(*testing.B) datastore.Batching { return dssync.MutexWrap(datastore.NewMapDatastore()) }
 	openRepo := func(opts ...repo.Option) func(b *testing.B) *repo.Repo {
@@ -573,14 +211,17 @@ func BenchmarkCycle(b *testing.B) {
 			return db
 		}
 	}
+	openMin := func(sync bool) func(b *testing.B) rawDB {
+		return func(b *testing.B) rawDB { return openLDBRaw(b, sync) }
+	}
 	backends := []backend{
 		{"mem", func(b *testing.B) *repo.Repo {
 			r, err := repo.New(b.Context(), mem(b), repo.WithQuotaMaxBytes(benchQuota))
 			require.NoError(b, err)
 			return r
-		}, mem},
-		{"leveldb-nosync", openRepo(repo.WithNoSync()), openRaw(true)},
-		{"leveldb-fsync", openRepo(), openRaw(false)},
+		}, mem, func(b *testing.B) rawDB { return dsRaw{mem(b)} }},
+		{"leveldb-nosync", openRepo(repo.WithNoSync()), openRaw(true), openMin(false)},
+		{"leveldb-fsync", openRepo(), openRaw(false), openMin(true)},
 	}
 	for _, be := range backends {
 		b.Run(be.name+"/stowage", func(b *testing.B) {
@@ -591,15 +232,18 @@ func BenchmarkCycle(b *testing.B) {
 				return slotCycle.stowage(b.Context(), s, ids[c], slots[c], c, i, data)
 			})
 		})
-		b.Run(be.name+"/baseline", func(b *testing.B) {
-			db := dsRaw{be.raw(b)}
-			rec := newRawRecords(b)
-			aid := uuid.Must(uuid.NewV7()).String()
-			require.NoError(b, db.write(b.Context(), []rawOp{{key: availKey(aid), value: rec.avail}}))
-			runCallers(b, 1, func(c, i int) error {
-				return slotCycle.raw(b.Context(), db, rec, aid, "req", c, i)
-			})
-		})
+		raw := func(db rawDB, lv reads) func(b *testing.B) {
+			return func(b *testing.B) {
+				rec := newRawRecords(b)
+				aid := uuid.Must(uuid.NewV7()).String()
+				require.NoError(b, db.write(b.Context(), []rawOp{{key: availKey(aid), value: rec.avail}}))
+				runCallers(b, 1, func(c, i int) error {
+					return slotCycle.raw(b.Context(), db, lv, rec, aid, "req", c, i)
+				})
+			}
+		}
+		b.Run(be.name+"/baseline-min", func(b *testing.B) { raw(be.min(b), readsMin)(b) })
+		b.Run(be.name+"/baseline", func(b *testing.B) { raw(dsRaw{be.raw(b)}, readsAll)(b) })
 	}
 }
 
@@ -711,7 +355,7 @@ func BenchmarkHeapPerReservation(b *testing.B) {
 				rid := uuid.Must(uuid.NewV7()).String()
 				own := rec
 				own.res = bytes.Clone(rec.res) // the map keeps the slice it is given; the Store encodes each record anew
-				require.NoError(b, rawReserve(ctx, db, own, aid, rid, slotKey(reqID(7).String(), i)))
+				require.NoError(b, rawReserve(ctx, db, readsAll, own, aid, rid, slotKey(reqID(7).String(), i)))
 			}
 			per = (float64(heapAlloc()) - float64(before)) / n
 			runtime.KeepAlive(ds)

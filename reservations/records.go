@@ -1,6 +1,7 @@
 package reservations
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -111,12 +112,38 @@ func byIDKey(id ReservationID) datastore.Key {
 	return idKey(byIDPrefix, id)
 }
 
+// slotKey is built in one allocation (keys are made on every change).
 func slotKey(requestID stowage.RequestID, index uint64) datastore.Key {
-	return datastore.RawKey(slotPrefix.String() + "/" + requestID.String() + "/" + strconv.FormatUint(index, 10))
+	p := slotPrefix.String()
+	b := make([]byte, 0, len(p)+1+66+1+20)
+	b = append(append(b, p...), "/0x"...)
+	b = hex.AppendEncode(b, requestID[:])
+	b = strconv.AppendUint(append(b, '/'), index, 10)
+	return datastore.RawKey(string(b))
 }
 
 func reservationBlocksPrefix(id ReservationID) datastore.Key {
 	return idKey(blocksPrefix, id)
+}
+
+// isIDKey reports whether key is idKey(prefix, ids...), without building
+// it.
+func isIDKey(key datastore.Key, prefix datastore.Key, ids ...[16]byte) bool {
+	k, p := key.String(), prefix.String()
+	if len(k) != len(p)+37*len(ids) || k[:len(p)] != p {
+		return false
+	}
+	k = k[len(p):]
+	for _, id := range ids {
+		var s [37]byte
+		s[0] = '/'
+		encodeUUID(s[1:], id)
+		if k[:37] != string(s[:]) {
+			return false
+		}
+		k = k[37:]
+	}
+	return true
 }
 
 // idKey is prefix/id/id..., built in one allocation (keys are made on
@@ -186,8 +213,15 @@ var (
 	reservationMemo  memo[Reservation]
 )
 
+// Room for a record in one allocation: the records are a few hundred
+// bytes (more only with amounts beyond 64 bits).
+const (
+	availabilityRoom = 384
+	reservationRoom  = 384
+)
+
 func encodeAvailability(a Availability) ([]byte, error) {
-	b, err := appendAvailability(nil, &a)
+	b, err := appendAvailability(make([]byte, 0, availabilityRoom), &a)
 	if err == nil {
 		availabilityMemo.put(b, a)
 	}
@@ -195,7 +229,7 @@ func encodeAvailability(a Availability) ([]byte, error) {
 }
 
 func encodeReservation(r Reservation) ([]byte, error) {
-	b, err := appendReservation(nil, &r)
+	b, err := appendReservation(make([]byte, 0, reservationRoom), &r)
 	if err == nil {
 		reservationMemo.put(b, r)
 	}
@@ -212,7 +246,7 @@ func decodeAvailability(key datastore.Key, data []byte) (Availability, error) {
 		}
 		availabilityMemo.put(data, a)
 	}
-	if availabilityKey(a.ID) != key {
+	if !isIDKey(key, recordsPrefix, a.ID) {
 		return Availability{}, fmt.Errorf("%w: %s holds availability %s", ErrCorrupt, key, a.ID)
 	}
 	if a.Size > a.TotalSize {
@@ -231,7 +265,7 @@ func decodeReservation(key datastore.Key, data []byte) (Reservation, error) {
 		}
 		reservationMemo.put(data, r)
 	}
-	if reservationKey(r.AvailabilityID, r.ID) != key {
+	if !isIDKey(key, recordsPrefix, r.AvailabilityID, r.ID) {
 		return Reservation{}, fmt.Errorf("%w: %s holds reservation %s of availability %s", ErrCorrupt, key, r.ID, r.AvailabilityID)
 	}
 	return r, nil

@@ -20,6 +20,7 @@ import (
 type ldbWriter struct {
 	d     *ldb.DS
 	spare *leveldb.Batch
+	key   []byte // scratch: a key as bytes, copied by the batch
 }
 
 // ldbWriterFor returns a writer for ds when it is the embedded LevelDB
@@ -40,11 +41,15 @@ func (w *ldbWriter) write(group []*change, base, final Counters) (err error, unk
 	}
 	for _, c := range group {
 		for _, o := range c.ops {
-			k := keyOf(o, false)
+			w.key = w.key[:0]
+			if o.blocks {
+				w.key = append(w.key, BlocksPrefix.String()...)
+			}
+			w.key = append(w.key, o.key...)
 			if o.del {
-				b.Delete(k.Bytes())
+				b.Delete(w.key)
 			} else {
-				b.Put(k.Bytes(), o.value)
+				b.Put(w.key, o.value)
 			}
 		}
 	}

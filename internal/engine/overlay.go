@@ -42,14 +42,16 @@ func (ov *overlay) get(k okey) (pending, bool) {
 	return p, ok
 }
 
-// retire drops what a durable group wrote, one group late: a caller's
+// retire drops what durable groups wrote, one group late: a caller's
 // next change, staged while the following group is being written, then
 // reads what its last change wrote from memory rather than from the
 // datastore (the values are the same). When the engine goes idle (no
 // change queued) the overlay is emptied, so it never holds more than the
 // last two groups' writes. A key written again by a later change stays.
-func (ov *overlay) retire(group []*change, idle bool) {
-	ov.retired = append(ov.retired, group)
+// It returns a group's slice it is done with, emptied, for reuse (nil if
+// none).
+func (ov *overlay) retire(groups [][]*change, idle bool) (free []*change) {
+	ov.retired = append(ov.retired, groups...)
 	keep := 1
 	if idle {
 		keep = 0
@@ -64,6 +66,8 @@ func (ov *overlay) retire(group []*change, idle bool) {
 				}
 			}
 		}
+		free = ov.retired[0]
+		clear(free)
 		ov.retired[0] = nil
 		ov.retired = ov.retired[1:]
 	}
@@ -73,6 +77,7 @@ func (ov *overlay) retire(group []*change, idle bool) {
 			return !ok
 		})
 	}
+	return free[:0]
 }
 
 // reset empties the overlay (the changes in it failed).

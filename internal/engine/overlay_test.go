@@ -47,11 +47,11 @@ func TestOverlay_RetireOneGroupLate(t *testing.T) {
 		ov.add(c.ops, c.seq)
 	}
 
-	ov.retire([]*change{c1}, false)
+	ov.retire([][]*change{{c1}}, false)
 	_, ok := ov.get(okey{key: "/a"})
 	assert.True(t, ok, "the last durable group's writes stay")
 
-	ov.retire([]*change{c2}, false)
+	ov.retire([][]*change{{c2}}, false)
 	_, ok = ov.get(okey{key: "/a"})
 	assert.False(t, ok, "two groups late, they go")
 	_, ok = ov.get(okey{blocks: true, key: "/x"})
@@ -61,7 +61,7 @@ func TestOverlay_RetireOneGroupLate(t *testing.T) {
 	assert.Equal(t, "2", string(p.value))
 	assert.Equal(t, []string{"/b", "/c"}, ov.keys)
 
-	ov.retire([]*change{c3}, true)
+	ov.retire([][]*change{{c3}}, true)
 	assert.Empty(t, ov.m)
 	assert.Empty(t, ov.keys)
 	assert.Empty(t, ov.retired)
@@ -71,7 +71,7 @@ func TestOverlay_Reset(t *testing.T) {
 	ov := newOverlay()
 	c := &change{ops: []op{put("/a", "1")}, seq: 1}
 	ov.add(c.ops, c.seq)
-	ov.retire([]*change{c}, false)
+	ov.retire([][]*change{{c}}, false)
 	ov.add([]op{put("/b", "1")}, 2)
 	ov.reset()
 	assert.Empty(t, ov.m)

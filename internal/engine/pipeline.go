@@ -90,6 +90,7 @@ func (e *Engine) combine() {
 			if len(batch) == 0 {
 				break
 			}
+			e.retireDurable(nil)
 			for _, c := range batch {
 				e.stageOne(c)
 			}
@@ -221,18 +222,36 @@ func (e *Engine) writeGroups() {
 		for _, c := range group {
 			close(c.done)
 		}
+		// Only now is the leader done with the group's slice.
+		if more {
+			// The overlay retires this group when changes are staged
+			// next: the next write does not wait for the staging lock.
+			e.queue.addDurable(group)
+			continue
+		}
 		if e.testRetire != nil {
 			e.testRetire()
 		}
-		// Idle is judged now, under the staging lock, not when the group
-		// was written: leaders retire their groups in whatever order they
-		// get the lock, and the last to retire must see the engine idle.
 		e.stageMu.Lock()
-		e.overlay.retire(group, e.queue.idle())
+		e.retireDurable(group)
 		e.unlockStage()
-		if !more {
-			return
-		}
+		return
+	}
+}
+
+// retireDurable drops from the overlay what durable groups wrote (see
+// overlay.retire): those the queue holds, and group (nil: none). Idle is
+// judged under the staging lock, not when a group was written: a leader
+// that gave up the lead may get the lock after the next leader's, and the
+// last to retire must see the engine idle. Called with stageMu held.
+func (e *Engine) retireDurable(group []*change) {
+	groups, idle := e.queue.takeDurable()
+	if group != nil {
+		groups = append(groups, group)
+	}
+	if len(groups) > 0 || idle {
+		free := e.overlay.retire(groups, idle)
+		e.queue.recycle(free, groups)
 	}
 }
 

@@ -12,6 +12,12 @@ type commitQueue struct {
 	changes []*change
 	leading bool     // a caller is writing groups
 	durable Counters // after the last durable group
+	// durableGroups are groups written since the overlay last retired
+	// any, for whoever holds the staging lock next (a leader writing
+	// group after group does not wait for that lock between two).
+	durableGroups [][]*change
+	// spare: the slice a group was taken in, emptied, for the next queue.
+	spare []*change
 }
 
 // join appends c to the queue; lead reports that nobody led, and that c's
@@ -30,7 +36,8 @@ func (q *commitQueue) join(c *change) (lead bool) {
 func (q *commitQueue) take() (group []*change, base Counters) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	group, q.changes = q.changes, nil
+	group, q.changes = q.changes, q.spare[:0]
+	q.spare = nil
 	return group, q.durable
 }
 
@@ -41,9 +48,9 @@ func (q *commitQueue) take() (group []*change, base Counters) {
 // counts, and the lead moves on.
 const keepLead = 8
 
-// written records a group durable with counters final, and says what the
-// leader does next: write the next group itself (more), hand the lead to
-// next, or neither (the queue is empty and nobody leads).
+// written records a group durable with counters final, and says what the leader does next: write the
+// next group itself (more), hand the lead to next, or neither (the queue
+// is empty and nobody leads).
 func (q *commitQueue) written(final Counters) (more bool, next *change) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -58,11 +65,43 @@ func (q *commitQueue) written(final Counters) (more bool, next *change) {
 	return false, nil
 }
 
+// addDurable keeps a durable group, which its leader is done with, for
+// the overlay to retire (takeDurable).
+func (q *commitQueue) addDurable(group []*change) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.durableGroups = append(q.durableGroups, group)
+}
+
+// takeDurable returns the groups written since it was last called, oldest
+// first, and whether the engine is idle (nobody leads).
+func (q *commitQueue) takeDurable() (groups [][]*change, idle bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	groups, q.durableGroups = q.durableGroups, nil
+	return groups, !q.leading
+}
+
+// recycle keeps the slices of a group (nil: none) and of a list of groups
+// the overlay is done with, for the queue to fill again.
+func (q *commitQueue) recycle(group []*change, groups [][]*change) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if group != nil {
+		q.spare = group[:0]
+	}
+	if q.durableGroups == nil {
+		clear(groups)
+		q.durableGroups = groups[:0]
+	}
+}
+
 // drop empties the queue after a failed group and returns what it held;
 // nobody leads. Called with q.mu held.
 func (q *commitQueue) drop() []*change {
 	failed := q.changes
 	q.changes = nil
+	q.durableGroups = nil
 	q.leading = false
 	return failed
 }
@@ -72,11 +111,4 @@ func (q *commitQueue) counters() Counters {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.durable
-}
-
-// idle reports that nobody leads: nothing is queued or being written.
-func (q *commitQueue) idle() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return !q.leading
 }

@@ -68,15 +68,30 @@ var byKey = []query.Order{query.OrderByKey{}}
 // the store's).
 func scan(ctx context.Context, ds datastore.Read, prefix datastore.Key, keysOnly bool, orders []query.Order, fn func(query.Entry) error) error {
 	q := query.Query{Prefix: prefix.String(), KeysOnly: keysOnly, ReturnsSizes: keysOnly, Orders: orders}
-	for en, err := range datastore.QueryIter(ctx, ds, q) {
-		if err != nil {
-			return fmt.Errorf("repo: scan %s: %w", prefix, err)
+	res, err := ds.Query(ctx, q)
+	if err != nil {
+		return fmt.Errorf("repo: scan %s: %w", prefix, err)
+	}
+	defer res.Close()
+	// NextSync, not Next (nor datastore.QueryIter, which uses Next): on
+	// results built from an iterator (the map datastore's, most wrappers'),
+	// Next starts a goroutine per query to feed a channel; NextSync reads
+	// on this one.
+	for {
+		r, ok := res.NextSync()
+		if !ok {
+			return nil
 		}
-		if err := fn(en); err != nil {
+		if r.Error != nil {
+			return fmt.Errorf("repo: scan %s: %w", prefix, r.Error)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(r.Entry); err != nil {
 			return err
 		}
 	}
-	return nil
 }
 
 func (e *Engine) blockKey(key datastore.Key) datastore.Key {
