@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stowage/stowage"
+	"github.com/stowage/stowage/internal/owner"
 	"github.com/stowage/stowage/repo"
 )
 
@@ -56,11 +57,12 @@ func TestDeleteReservation_StepsReadOnwardAndMissNothing(t *testing.T) {
 				require.NoError(t, err)
 				assert.False(t, ok, "block %s", k)
 			}
-			w := s.own.Watch(reservationBlocksPrefix(res.ID))
-			defer w.Stop()
-			next, done, err := s.deleteStep(ctx, res.ID, "", w)
+			var w owner.Watch
+			next, done, err := s.deleteStep(ctx, res.ID, "", &w)
 			require.NoError(t, err)
 			require.False(t, done)
+			require.NotNil(t, w, "a step that leaves blocks for the next starts watching")
+			defer w.Stop()
 			require.NoError(t, s.Verify(ctx), "after the first step")
 			for _, k := range keys[:deleteStep] {
 				gone(k)
@@ -77,7 +79,7 @@ func TestDeleteReservation_StepsReadOnwardAndMissNothing(t *testing.T) {
 
 			// An interrupted delete (the process restarted) is finished by
 			// a repeated one; its steps start from the start.
-			next, done, err = s.deleteStep(ctx, res.ID, next, w)
+			next, done, err = s.deleteStep(ctx, res.ID, next, &w)
 			require.NoError(t, err)
 			require.False(t, done)
 			require.NoError(t, s.Verify(ctx), "after the second step")
@@ -100,17 +102,19 @@ func TestDeleteReservation_StepsReadOnwardAndMissNothing(t *testing.T) {
 			res, err = s.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{2}, Ask: stowage.StorageAsk{SlotSize: 1 << 19, Duration: 10, Reward: one, Collateral: one}})
 			require.NoError(t, err)
 			require.NoError(t, PutBlocksForTest(ctx, s, res.ID, keys, make([]byte, 10)))
-			w = s.own.Watch(reservationBlocksPrefix(res.ID))
-			defer w.Stop()
-			next, done, err = s.deleteStep(ctx, res.ID, "", w)
+			var w2 owner.Watch
+			next, done, err = s.deleteStep(ctx, res.ID, "", &w2)
 			require.NoError(t, err)
 			require.False(t, done)
+			require.NotNil(t, w2)
+			defer w2.Stop()
+			w = w2
 			assert.False(t, w.Hit(), "the delete's own steps put nothing in the index")
 			require.NoError(t, s.PutBlock(ctx, res.ID, late[0], nil))
 			require.NoError(t, s.PutBlock(ctx, res.ID, late[1], []byte("late")))
 			assert.True(t, w.Hit())
 			for !done {
-				next, done, err = s.deleteStep(ctx, res.ID, next, w)
+				next, done, err = s.deleteStep(ctx, res.ID, next, &w)
 				require.NoError(t, err)
 				require.NoError(t, s.Verify(ctx))
 			}

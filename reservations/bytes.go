@@ -140,12 +140,18 @@ func (s *Store) Release(ctx context.Context, id ReservationID, n uint64) error {
 // Store's back), the bytes go back to the repo quota instead.
 func (s *Store) DeleteReservation(ctx context.Context, id ReservationID) error {
 	// Blocks written behind the steps (by a PutBlock meanwhile) are
-	// noticed, so that the last step looks for them.
-	w := s.own.Watch(reservationBlocksPrefix(id))
-	defer w.Stop()
+	// noticed, so that the last step looks for them: the first step that
+	// leaves blocks for a next one starts watching (a reservation deleted
+	// in one step, most are, needs no watch).
+	var w owner.Watch
+	defer func() {
+		if w != nil {
+			w.Stop()
+		}
+	}()
 	after := ""
 	for {
-		next, done, err := s.deleteStep(ctx, id, after, w)
+		next, done, err := s.deleteStep(ctx, id, after, &w)
 		if err != nil {
 			return fmt.Errorf("delete reservation %s: %w", id, err)
 		}
@@ -166,10 +172,11 @@ func (s *Store) DeleteReservation(ctx context.Context, id ReservationID) error {
 // from the start would step over every delete of the steps before it, not
 // yet compacted away by LevelDB, and a big delete would cost per block in
 // proportion to its size. Blocks a concurrent PutBlock wrote below after
-// (w, watching the reservation's block index, tells) are found by the last
-// step, which then reads once from the start before it deletes the
-// reservation.
-func (s *Store) deleteStep(ctx context.Context, id ReservationID, after string, w owner.Watch) (next string, done bool, err error) {
+// (*w, watching the reservation's block index, tells) are found by the
+// last step, which then reads once from the start before it deletes the
+// reservation. The first step that leaves blocks behind starts *w, under
+// the staging lock, so that it sees every change staged after that step.
+func (s *Store) deleteStep(ctx context.Context, id ReservationID, after string, w *owner.Watch) (next string, done bool, err error) {
 	err = s.update(ctx, func(t txn) error {
 		r, err := t.reservation(id)
 		if errors.Is(err, ErrNotFound) {
@@ -212,7 +219,10 @@ func (s *Store) deleteStep(ctx context.Context, id ReservationID, after string, 
 		if err != nil && !errors.Is(err, errStop) {
 			return err
 		}
-		if !more && after != "" && w.Hit() {
+		if more && *w == nil {
+			*w = s.own.Watch(prefix)
+		}
+		if !more && after != "" && *w != nil && (*w).Hit() {
 			// The last step, with blocks written meanwhile: anything
 			// left below after (this step's own deletes are skipped as
 			// pending).
@@ -287,8 +297,10 @@ func (t txn) deleteSlotIndex(r Reservation) error {
 	if err != nil {
 		return err
 	}
-	if _, rid, err := decodeSlot(key, b); err == nil && rid != r.ID {
-		return nil
+	if !isSlotOf(b, r) {
+		if _, rid, err := decodeSlot(key, b); err == nil && rid != r.ID {
+			return nil
+		}
 	}
 	return t.Delete(key)
 }

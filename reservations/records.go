@@ -294,6 +294,15 @@ func decodeSlot(key datastore.Key, b []byte) (AvailabilityID, ReservationID, err
 	return AvailabilityID{}, ReservationID{}, fmt.Errorf("%w: %s holds %q", ErrCorrupt, key, b)
 }
 
+// isSlotOf reports whether b is encodeSlot(r), without allocating.
+func isSlotOf(b []byte, r Reservation) bool {
+	var s [73]byte
+	encodeUUID(s[0:36], r.AvailabilityID)
+	s[36] = '/'
+	encodeUUID(s[37:73], r.ID)
+	return string(b) == string(s[:])
+}
+
 func encodeSlot(r Reservation) []byte {
 	return []byte(r.AvailabilityID.String() + "/" + r.ID.String())
 }

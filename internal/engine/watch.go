@@ -23,6 +23,7 @@ type Watch struct {
 type watches struct {
 	mu  sync.Mutex
 	set map[*Watch]struct{}
+	n   atomic.Int32 // len(set), read without mu: most changes find none
 }
 
 // Watch starts a watch of the puts under prefix. In shared mode, where
@@ -40,6 +41,7 @@ func (e *Engine) Watch(prefix datastore.Key) *Watch {
 		e.watches.set = map[*Watch]struct{}{}
 	}
 	e.watches.set[w] = struct{}{}
+	e.watches.n.Store(int32(len(e.watches.set)))
 	return w
 }
 
@@ -53,11 +55,17 @@ func (w *Watch) Stop() {
 	w.set.mu.Lock()
 	defer w.set.mu.Unlock()
 	delete(w.set.set, w)
+	w.set.n.Store(int32(len(w.set.set)))
 }
 
 // notify marks the watches whose prefix ops put a record under. Called
 // with the staging lock held.
 func (ws *watches) notify(ops []op) {
+	if ws.n.Load() == 0 {
+		// A watch started now, under the staging lock held here too,
+		// sees only later changes: none is missed.
+		return
+	}
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	for w := range ws.set {

@@ -21,6 +21,7 @@ import (
 	"github.com/syndtr/goleveldb/leveldb"
 	lerrors "github.com/syndtr/goleveldb/leveldb/errors"
 	"github.com/syndtr/goleveldb/leveldb/iterator"
+	"github.com/syndtr/goleveldb/leveldb/filter"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/storage"
 	"github.com/syndtr/goleveldb/leveldb/util"
@@ -60,6 +61,13 @@ type DS struct {
 
 var _ datastore.Batching = (*DS)(nil)
 
+// bloom is the tables' filter: a read of a key that is not there (a free
+// slot, a new block, a block not yet in a reservation's index: most
+// changes make one or more) is answered without reading the tables'
+// blocks. Tables written without it (by an earlier release) are read as
+// before, and a release without it reads these.
+var bloom = filter.NewBloomFilter(10)
+
 // Open opens (creating if needed) the LevelDB database in dir.
 func Open(dir string, o Options) (*DS, error) {
 	fs, err := storage.OpenFile(dir, o.ReadOnly)
@@ -70,7 +78,7 @@ func Open(dir string, o Options) (*DS, error) {
 	if o.WrapStorage != nil {
 		stor = o.WrapStorage(fs)
 	}
-	lo := &opt.Options{NoSync: o.NoSync, ReadOnly: o.ReadOnly}
+	lo := &opt.Options{NoSync: o.NoSync, ReadOnly: o.ReadOnly, Filter: bloom}
 	db, err := leveldb.Open(stor, lo)
 	if lerrors.IsCorrupted(err) && !o.ReadOnly {
 		db, err = leveldb.Recover(stor, lo)
