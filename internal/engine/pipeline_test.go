@@ -3,9 +3,11 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
@@ -252,6 +254,42 @@ func TestPipeline_IdleOverlayEmptyWhateverOrderGroupsRetire(t *testing.T) {
 	require.NoError(t, <-second)
 	close(secondDone)
 	require.NoError(t, <-first)
+	e.stageMu.Lock()
+	defer e.stageMu.Unlock()
+	assert.Empty(t, e.overlay.m, "an idle engine keeps nothing in the overlay")
+	assert.Empty(t, e.overlay.retired)
+}
+
+// A leader with a full queue writes the next group at once: it does not
+// wait for the staging lock (held here, as a long staging holds it) to
+// retire the group it wrote from the overlay; the next staging does that.
+func TestPipeline_LeaderWritesOnWhileStaging(t *testing.T) {
+	w := &fakeWriter{}
+	e := newFakeEngine(t, w)
+	first := heldFirst(t, e, w)
+	keys := make([]string, keepLead)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("/q%d", i)
+	}
+	outs := queueBehind(e, keys...)
+	e.stageMu.Lock()
+	w.release <- struct{}{} // the first group is durable
+	select {
+	case <-w.entered:
+	case <-time.After(10 * time.Second):
+		e.stageMu.Unlock()
+		<-w.entered // let the write go on, so that the engine closes
+		w.release <- struct{}{}
+		t.Fatal("the leader waited for the staging lock before it wrote the next group")
+	}
+	e.stageMu.Unlock()
+	w.release <- struct{}{}
+	require.NoError(t, <-first)
+	for _, out := range outs {
+		require.NoError(t, <-out)
+	}
+	assert.Len(t, w.groups, 2)
+	assert.Len(t, w.groups[1], keepLead, "the queue, as one group")
 	e.stageMu.Lock()
 	defer e.stageMu.Unlock()
 	assert.Empty(t, e.overlay.m, "an idle engine keeps nothing in the overlay")
