@@ -126,30 +126,6 @@ func (s *sharedMode) newTxn(ctx context.Context, readOnly bool) (datastore.Txn, 
 	return s.meta.NewTransaction(ctx, readOnly)
 }
 
-// countRetries counts a call that took attempt attempts.
-func (s *sharedMode) countRetries(attempt int) {
-	s.mu.Lock()
-	s.retries[attempt-1]++
-	s.mu.Unlock()
-}
-
-// retriesPerCall returns, for each n, how many calls took n retries.
-func (s *sharedMode) retriesPerCall() []uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]uint64(nil), s.retries[:]...)
-}
-
-// RetriesPerCall returns, for each n, how many calls of shared mode took
-// n retries (attempts after the first), conflicts or not; all zero
-// outside shared mode.
-func (e *Engine) RetriesPerCall() []uint64 {
-	if e.sh == nil {
-		return make([]uint64, maxAttempts)
-	}
-	return e.sh.retriesPerCall()
-}
-
 // transact runs fn in a transaction of the datastore, retrying
 // conflicts. Changes of one process are run one at a time: they would only
 // conflict with each other. The wait for the earlier ones honours ctx, and
@@ -370,6 +346,3 @@ func (s *sharedMode) counters() Counters {
 	defer s.mu.Unlock()
 	return s.counts
 }
-
-// Shared reports whether the engine runs in shared mode.
-func (tx *Tx) Shared() bool { return tx.e.shared }

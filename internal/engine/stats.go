@@ -135,3 +135,27 @@ func (e *Engine) CountBlocks(ctx context.Context) (uint64, error) {
 	err := scan(ctx, e.blocks, prefix, true, nil, func(query.Entry) error { n++; return nil })
 	return n, err
 }
+
+// countRetries counts a call that took attempt attempts.
+func (s *sharedMode) countRetries(attempt int) {
+	s.mu.Lock()
+	s.retries[attempt-1]++
+	s.mu.Unlock()
+}
+
+// retriesPerCall returns, for each n, how many calls took n retries.
+func (s *sharedMode) retriesPerCall() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]uint64(nil), s.retries[:]...)
+}
+
+// RetriesPerCall returns, for each n, how many calls of shared mode took
+// n retries (attempts after the first), conflicts or not; all zero
+// outside shared mode.
+func (e *Engine) RetriesPerCall() []uint64 {
+	if e.sh == nil {
+		return make([]uint64, maxAttempts)
+	}
+	return e.sh.retriesPerCall()
+}

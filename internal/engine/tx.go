@@ -288,3 +288,6 @@ func (tx *Tx) Generation() uint64 { return tx.e.gen }
 
 // Dirty reports whether the change has staged a write or moved a counter.
 func (tx *Tx) Dirty() bool { return len(tx.ops) > 0 || tx.c != tx.base }
+
+// Shared reports whether the engine runs in shared mode.
+func (tx *Tx) Shared() bool { return tx.e.shared }
