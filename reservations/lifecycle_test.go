@@ -273,3 +273,40 @@ func TestClose_WaitsForCallsInFlight(t *testing.T) {
 		})
 	}
 }
+
+// A reservation that is gone is not found, on this repo or another, though
+// the process remembers which availability held it: every change that
+// finds a reservation by ID (Release, PutBlock, DeleteReservation) reads
+// its record.
+func TestReservationByID_GoneIsNotFound(t *testing.T) {
+	ctx := t.Context()
+	s, _, ds := newStore(t, 1000)
+	mustAvailability(t, s, 100)
+	x, err := s.ReserveSlot(ctx, slot(1, 0, 100))
+	require.NoError(t, err)
+	require.NoError(t, s.Release(ctx, x.ID, 1), "found, and remembered")
+
+	// A copy of the repo taken now holds x; the original then loses it.
+	cp := dssync.MutexWrap(datastore.NewMapDatastore())
+	res, err := ds.Query(ctx, query.Query{})
+	require.NoError(t, err)
+	entries, err := res.Rest()
+	require.NoError(t, err)
+	for _, e := range entries {
+		require.NoError(t, cp.Put(ctx, datastore.NewKey(e.Key), e.Value))
+	}
+	require.NoError(t, s.DeleteReservation(ctx, x.ID))
+
+	assert.ErrorIs(t, s.Release(ctx, x.ID, 1), reservations.ErrNotFound)
+	assert.ErrorIs(t, s.PutBlock(ctx, x.ID, datastore.NewKey("b"), []byte("b")), reservations.ErrNotFound)
+	require.NoError(t, s.DeleteReservation(ctx, x.ID), "deleting what is gone is success")
+	require.NoError(t, s.Verify(ctx))
+
+	r2, err := repo.New(ctx, cp, repo.WithQuotaMaxBytes(1000))
+	require.NoError(t, err)
+	s2 := reservations.New(r2)
+	require.NoError(t, s2.Release(ctx, x.ID, 1), "the copy still holds it")
+	require.NoError(t, s2.DeleteReservation(ctx, x.ID))
+	assert.ErrorIs(t, s2.Release(ctx, x.ID, 1), reservations.ErrNotFound)
+	require.NoError(t, s2.Verify(ctx))
+}

@@ -1,9 +1,11 @@
 package reservations
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,38 +176,55 @@ func blockIndexKey(id ReservationID, block datastore.Key) datastore.Key {
 // reflective decoder. It holds the records in use: two generations of
 // memoSize, the older dropped when the newer fills, a hit in the older
 // moving to the newer.
+//
+// Entries are found by a hash of the bytes and confirmed by the bytes
+// themselves, which the entry keeps without copying them: the slice a
+// record was encoded into or read from is not written again, and were it
+// written, the comparison would miss.
 type memo[T any] struct {
 	mu       sync.Mutex
-	cur, old map[string]T // two generations: a hit in old moves to cur
+	cur, old map[uint64]memoEntry[T] // two generations: a hit in old moves to cur
 }
+
+type memoEntry[T any] struct {
+	b []byte
+	v T
+}
+
+var memoSeed = maphash.MakeSeed()
 
 // memoSize is how many records a generation holds.
 const memoSize = 512
 
 func (c *memo[T]) get(b []byte) (T, bool) {
+	h := maphash.Bytes(memoSeed, b)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if v, ok := c.cur[string(b)]; ok {
-		return v, true
+	if e, ok := c.cur[h]; ok && bytes.Equal(e.b, b) {
+		return e.v, true
 	}
-	v, ok := c.old[string(b)]
-	if ok {
-		c.add(string(b), v)
+	e, ok := c.old[h]
+	if ok && bytes.Equal(e.b, b) {
+		c.add(h, e)
+		return e.v, true
 	}
-	return v, ok
+	var zero T
+	return zero, false
 }
 
+// put remembers that b decodes to v. b must not be written afterwards.
 func (c *memo[T]) put(b []byte, v T) {
+	h := maphash.Bytes(memoSeed, b)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.add(string(b), v)
+	c.add(h, memoEntry[T]{b: b, v: v})
 }
 
-func (c *memo[T]) add(k string, v T) {
+func (c *memo[T]) add(h uint64, e memoEntry[T]) {
 	if c.cur == nil || len(c.cur) >= memoSize {
-		c.old, c.cur = c.cur, make(map[string]T, memoSize)
+		c.old, c.cur = c.cur, make(map[uint64]memoEntry[T], memoSize)
 	}
-	c.cur[k] = v
+	c.cur[h] = e
 }
 
 var (

@@ -356,6 +356,7 @@ func (t txn) createReservation(s *state, a Availability, r Reservation) error {
 	if err := t.putReservation(r); err != nil {
 		return err
 	}
+	availabilityOf.put(r.ID, r.AvailabilityID)
 	if err := t.putExpiry(&r); err != nil {
 		return err
 	}

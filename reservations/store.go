@@ -176,8 +176,15 @@ func (t txn) availability(id AvailabilityID) (Availability, error) {
 	return decodeAvailability(key, b)
 }
 
-// reservation finds a reservation by its own ID.
+// reservation finds a reservation by its own ID: under the availability
+// this process last saw it under (an ID never moves), else through its
+// index.
 func (t txn) reservation(id ReservationID) (Reservation, error) {
+	if aid, ok := availabilityOf.get(id); ok {
+		if r, found, err := t.reservationAt(aid, id); err != nil || found {
+			return r, err
+		}
+	}
 	idx := byIDKey(id)
 	b, err := t.Get(idx)
 	if errors.Is(err, datastore.ErrNotFound) {
@@ -194,7 +201,51 @@ func (t txn) reservation(id ReservationID) (Reservation, error) {
 	if err == nil && !found {
 		return Reservation{}, fmt.Errorf("%w: %s names availability %s, which has no such reservation", ErrCorrupt, idx, aid)
 	}
+	if err == nil {
+		availabilityOf.put(id, aid)
+	}
 	return r, err
+}
+
+// availabilityOf remembers the availability of the reservations this
+// process made or found, so that a change finds a reservation with one
+// read instead of two (its index, then its record). It is no cache of
+// state: a reservation's availability never changes, and a reservation
+// not where it says (deleted, or never committed) is looked up through
+// its index.
+var availabilityOf idMemo
+
+// idMemo maps reservations to their availabilities, in two generations
+// of memoSize as memo does. It is safe for concurrent use.
+type idMemo struct {
+	mu       sync.Mutex
+	cur, old map[ReservationID]AvailabilityID
+}
+
+func (m *idMemo) get(id ReservationID) (AvailabilityID, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if a, ok := m.cur[id]; ok {
+		return a, true
+	}
+	a, ok := m.old[id]
+	if ok {
+		m.add(id, a)
+	}
+	return a, ok
+}
+
+func (m *idMemo) put(id ReservationID, a AvailabilityID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.add(id, a)
+}
+
+func (m *idMemo) add(id ReservationID, a AvailabilityID) {
+	if m.cur == nil || len(m.cur) >= memoSize {
+		m.old, m.cur = m.cur, make(map[ReservationID]AvailabilityID, memoSize)
+	}
+	m.cur[id] = a
 }
 
 // reservationAt reads the record of reservation id of availabilityID.
