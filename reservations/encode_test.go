@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/holiman/uint256"
 	"github.com/stretchr/testify/require"
+
+	"github.com/stowage/stowage"
 )
 
 // Without methods: json.Marshal of these is encoding/json's own encoding,
@@ -114,5 +117,31 @@ func TestKeys_AreTheDocumentedOnes(t *testing.T) {
 		require.Equal(t, "/meta/sales/reservations/"+aid.String()+"/"+rid.String(), reservationKey(aid, rid).String())
 		require.Equal(t, "/meta/sales/byid/"+rid.String(), byIDKey(rid).String())
 		require.Equal(t, "/meta/sales/blocks/"+rid.String(), reservationBlocksPrefix(rid).String())
+		var req stowage.RequestID
+		randBytes(r, req[:])
+		index := r.Uint64()
+		require.Equal(t, "/meta/sales/slots/"+req.String()+"/"+strconv.FormatUint(index, 10), slotKey(req, index).String())
+		res := Reservation{ID: rid, AvailabilityID: aid}
+		require.True(t, isSlotOf(encodeSlot(res), res))
+		require.False(t, isSlotOf(encodeSlot(Reservation{ID: rid}), res))
+		require.True(t, isIDKey(reservationKey(aid, rid), recordsPrefix, aid, rid))
+		require.False(t, isIDKey(reservationKey(aid, rid), recordsPrefix, rid, aid))
+		require.False(t, isIDKey(availabilityKey(aid), recordsPrefix, aid, rid))
 	}
+}
+
+// The memo keeps the bytes it was given, not a copy: bytes written after
+// they were remembered are a miss, never the record they used to be.
+func TestMemo_WrittenBytesMiss(t *testing.T) {
+	var m memo[int]
+	b := []byte("record")
+	m.put(b, 1)
+	v, ok := m.get([]byte("record"))
+	require.True(t, ok)
+	require.Equal(t, 1, v)
+	b[0] = 'R'
+	_, ok = m.get([]byte("record"))
+	require.False(t, ok, "the bytes it was given changed")
+	_, ok = m.get([]byte("Record"))
+	require.False(t, ok, "nothing was remembered for these bytes")
 }

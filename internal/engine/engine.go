@@ -16,9 +16,9 @@
 // has its own lock, held only briefly, so the leader never waits for
 // staging.
 //
-// The overlay keeps a durable group's writes until the next group is
-// durable, and nothing once the engine is idle: a caller's next change
-// reads what its last one wrote from memory.
+// The overlay keeps a durable group's writes one group longer (dropped at
+// the next staging, so a leader never takes the staging lock between two
+// groups), and nothing once the engine is idle.
 //
 // A failed group fails every change in it and every change queued behind
 // it (they were checked against it). When the outcome of the failed write is

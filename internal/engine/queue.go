@@ -48,9 +48,9 @@ func (q *commitQueue) take() (group []*change, base Counters) {
 // counts, and the lead moves on.
 const keepLead = 8
 
-// written records a group durable with counters final, and says what the leader does next: write the
-// next group itself (more), hand the lead to next, or neither (the queue
-// is empty and nobody leads).
+// written records a group durable with counters final, and says what the
+// leader does next: write the next group itself (more), hand the lead to
+// next, or neither (the queue is empty and nobody leads).
 func (q *commitQueue) written(final Counters) (more bool, next *change) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
