@@ -102,7 +102,7 @@ func TestMemo_KeepsWhatIsInUse(t *testing.T) {
 	v, ok := m.get(key(3*memoSize - 1))
 	require.True(t, ok)
 	require.Equal(t, 3*memoSize-1, v)
-	require.LessOrEqual(t, len(m.cur)+len(m.old), 2*memoSize)
+	require.LessOrEqual(t, len(m.g.cur)+len(m.g.old), 2*memoSize)
 }
 
 func TestKeys_AreTheDocumentedOnes(t *testing.T) {

@@ -182,8 +182,7 @@ func blockIndexKey(id ReservationID, block datastore.Key) datastore.Key {
 // record was encoded into or read from is not written again, and were it
 // written, the comparison would miss.
 type memo[T any] struct {
-	mu       sync.Mutex
-	cur, old map[uint64]memoEntry[T] // two generations: a hit in old moves to cur
+	g generations[uint64, memoEntry[T]]
 }
 
 type memoEntry[T any] struct {
@@ -193,38 +192,53 @@ type memoEntry[T any] struct {
 
 var memoSeed = maphash.MakeSeed()
 
-// memoSize is how many records a generation holds.
-const memoSize = 512
-
 func (c *memo[T]) get(b []byte) (T, bool) {
-	h := maphash.Bytes(memoSeed, b)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.cur[h]; ok && bytes.Equal(e.b, b) {
-		return e.v, true
-	}
-	e, ok := c.old[h]
-	if ok && bytes.Equal(e.b, b) {
-		c.add(h, e)
-		return e.v, true
-	}
-	var zero T
-	return zero, false
+	e, ok := c.g.get(maphash.Bytes(memoSeed, b), func(e memoEntry[T]) bool { return bytes.Equal(e.b, b) })
+	return e.v, ok
 }
 
 // put remembers that b decodes to v. b must not be written afterwards.
 func (c *memo[T]) put(b []byte, v T) {
-	h := maphash.Bytes(memoSeed, b)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.add(h, memoEntry[T]{b: b, v: v})
+	c.g.put(maphash.Bytes(memoSeed, b), memoEntry[T]{b: b, v: v})
 }
 
-func (c *memo[T]) add(h uint64, e memoEntry[T]) {
-	if c.cur == nil || len(c.cur) >= memoSize {
-		c.old, c.cur = c.cur, make(map[uint64]memoEntry[T], memoSize)
+// generations is a map that holds what is in use: two generations of
+// memoSize entries, the older dropped when the newer fills, an entry found
+// in the older moving to the newer. It is safe for concurrent use.
+type generations[K comparable, V any] struct {
+	mu       sync.Mutex
+	cur, old map[K]V
+}
+
+// memoSize is how many entries a generation holds.
+const memoSize = 512
+
+// get returns the entry of k, if it has one that match accepts.
+func (g *generations[K, V]) get(k K, match func(V) bool) (V, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if v, ok := g.cur[k]; ok && match(v) {
+		return v, true
 	}
-	c.cur[h] = e
+	if v, ok := g.old[k]; ok && match(v) {
+		g.add(k, v)
+		return v, true
+	}
+	var zero V
+	return zero, false
+}
+
+func (g *generations[K, V]) put(k K, v V) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.add(k, v)
+}
+
+func (g *generations[K, V]) add(k K, v V) {
+	if g.cur == nil || len(g.cur) >= memoSize {
+		g.old, g.cur = g.cur, make(map[K]V, memoSize)
+	}
+	g.cur[k] = v
 }
 
 var (

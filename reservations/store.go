@@ -215,38 +215,16 @@ func (t txn) reservation(id ReservationID) (Reservation, error) {
 // its index.
 var availabilityOf idMemo
 
-// idMemo maps reservations to their availabilities, in two generations
-// of memoSize as memo does. It is safe for concurrent use.
+// idMemo maps reservations to their availabilities.
 type idMemo struct {
-	mu       sync.Mutex
-	cur, old map[ReservationID]AvailabilityID
+	g generations[ReservationID, AvailabilityID]
 }
 
 func (m *idMemo) get(id ReservationID) (AvailabilityID, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if a, ok := m.cur[id]; ok {
-		return a, true
-	}
-	a, ok := m.old[id]
-	if ok {
-		m.add(id, a)
-	}
-	return a, ok
+	return m.g.get(id, func(AvailabilityID) bool { return true })
 }
 
-func (m *idMemo) put(id ReservationID, a AvailabilityID) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.add(id, a)
-}
-
-func (m *idMemo) add(id ReservationID, a AvailabilityID) {
-	if m.cur == nil || len(m.cur) >= memoSize {
-		m.old, m.cur = m.cur, make(map[ReservationID]AvailabilityID, memoSize)
-	}
-	m.cur[id] = a
-}
+func (m *idMemo) put(id ReservationID, a AvailabilityID) { m.g.put(id, a) }
 
 // reservationAt reads the record of reservation id of availabilityID.
 func (t txn) reservationAt(availabilityID AvailabilityID, id ReservationID) (Reservation, bool, error) {
