@@ -94,3 +94,24 @@ func TestShared_ByteLoop(t *testing.T) {
 	require.NoError(t, s.Verify(ctx))
 	require.NoError(t, r.Verify(ctx))
 }
+
+// A host deletes the blocks another host wrote for its reservation, empty
+// ones too (they add nothing to Used): in shared mode no host trusts what
+// it remembers of a reservation's blocks.
+func TestShared_DeleteFindsBlocksOfAnotherHost(t *testing.T) {
+	_, url := openDS(t)
+	maker, r := sharedStore(t, url)
+	writer, _ := sharedStore(t, url)
+	ctx := t.Context()
+	_, err := maker.AddAvailability(ctx, reservations.Availability{TotalSize: 1000, Duration: 100})
+	require.NoError(t, err)
+	res, err := maker.ReserveSlot(ctx, stowage.Slot{RequestID: stowage.RequestID{1}, Ask: stowage.StorageAsk{Slots: 1, SlotSize: 300, Duration: 10}})
+	require.NoError(t, err)
+	empty := datastore.NewKey("/b/empty")
+	require.NoError(t, writer.PutBlock(ctx, res.ID, empty, nil))
+	require.NoError(t, maker.DeleteReservation(ctx, res.ID))
+	has, err := r.HasBlock(ctx, empty)
+	require.NoError(t, err)
+	assert.False(t, has, "the other host's empty block went with the reservation")
+	require.NoError(t, maker.Verify(ctx))
+}

@@ -73,7 +73,7 @@ func (s *Store) PutBlock(ctx context.Context, id ReservationID, key datastore.Ke
 			}
 			r.Size, r.Used = r.Size+shrink, r.Used-shrink
 		}
-		if err := t.Put(idx, encodeSize(n)); err != nil {
+		if err := t.putBlockIndex(s.st, id, idx, n); err != nil {
 			return err
 		}
 		return t.putReservation(r)
@@ -215,9 +215,14 @@ func (s *Store) deleteStep(ctx context.Context, id ReservationID, after string, 
 			next = key
 			return t.Delete(datastore.RawKey(key))
 		}
-		err = t.ScanAfter(prefix, after, false, forget)
-		if err != nil && !errors.Is(err, errStop) {
-			return err
+		// A reservation this process made and wrote no block for has
+		// none to scan for: but in shared mode another process may have
+		// written one, and Used says whether blocks of bytes exist.
+		if after != "" || t.Shared() || r.Used > 0 || !s.st.hasNoBlocks(id) {
+			err = t.ScanAfter(prefix, after, false, forget)
+			if err != nil && !errors.Is(err, errStop) {
+				return err
+			}
 		}
 		if more && *w == nil {
 			*w = s.own.Watch(prefix)
@@ -252,6 +257,7 @@ func (s *Store) deleteStep(ctx context.Context, id ReservationID, after string, 
 			return t.putReservation(r)
 		}
 		done = true
+		s.st.noBlocks.delete(id)
 		if orphan {
 			s.log.Warn("reservation outlived its availability; returning its bytes to the quota",
 				"reservation", id, "availability", r.AvailabilityID, "bytes", r.Size)

@@ -29,7 +29,7 @@ func PutBlocksForTest(ctx context.Context, s *Store, id ReservationID, keys []da
 			if err := t.ReplaceBlock(key, data, 0); err != nil {
 				return err
 			}
-			if err := t.Put(blockIndexKey(id, key), encodeSize(n)); err != nil {
+			if err := t.putBlockIndex(s.st, id, blockIndexKey(id, key), n); err != nil {
 				return err
 			}
 		}

@@ -2,6 +2,7 @@ package reservations_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -309,4 +310,32 @@ func TestReservationByID_GoneIsNotFound(t *testing.T) {
 	require.NoError(t, s2.DeleteReservation(ctx, x.ID))
 	assert.ErrorIs(t, s2.Release(ctx, x.ID, 1), reservations.ErrNotFound)
 	require.NoError(t, s2.Verify(ctx))
+}
+
+// Deleting a reservation deletes its blocks, empty ones too: a reservation
+// made by this process is deleted without scanning its block index only
+// while no block was written for it (Used is no guide: an empty block
+// adds nothing to it).
+func TestDeleteReservation_DeletesEmptyBlocks(t *testing.T) {
+	ctx := t.Context()
+	for _, n := range []int{0, 1, 2} {
+		s, r, _ := newStore(t, 1000)
+		mustAvailability(t, s, 100)
+		x, err := s.ReserveSlot(ctx, slot(1, 0, 100))
+		require.NoError(t, err)
+		var keys []datastore.Key
+		for i := range n {
+			k := datastore.NewKey(fmt.Sprintf("empty/%d", i))
+			keys = append(keys, k)
+			require.NoError(t, s.PutBlock(ctx, x.ID, k, nil))
+		}
+		require.NoError(t, s.DeleteReservation(ctx, x.ID))
+		for _, k := range keys {
+			has, err := r.HasBlock(ctx, k)
+			require.NoError(t, err)
+			assert.False(t, has, "%d empty blocks: %s", n, k)
+		}
+		require.NoError(t, s.Verify(ctx))
+		require.NoError(t, r.Verify(ctx))
+	}
 }

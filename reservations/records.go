@@ -164,6 +164,13 @@ func idKey(prefix datastore.Key, ids ...[16]byte) datastore.Key {
 	return datastore.RawKey(sb.String())
 }
 
+// putBlockIndex stages idx, the index entry (blockIndexKey) of a block of
+// reservation id, of size n: the only way a block enters the index.
+func (t txn) putBlockIndex(s *state, id ReservationID, idx datastore.Key, n uint64) error {
+	s.noBlocks.delete(id)
+	return t.Put(idx, encodeSize(n))
+}
+
 // blockIndexKey remembers, under the reservation, a block it wrote.
 func blockIndexKey(id ReservationID, block datastore.Key) datastore.Key {
 	return datastore.RawKey(reservationBlocksPrefix(id).String() + block.String())
@@ -228,10 +235,20 @@ func (g *generations[K, V]) get(k K, match func(V) bool) (V, bool) {
 	return zero, false
 }
 
+// put sets the entry of k (the older generation keeps no other).
 func (g *generations[K, V]) put(k K, v V) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	delete(g.old, k)
 	g.add(k, v)
+}
+
+// delete removes the entry of k.
+func (g *generations[K, V]) delete(k K) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.cur, k)
+	delete(g.old, k)
 }
 
 func (g *generations[K, V]) add(k K, v V) {

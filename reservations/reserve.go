@@ -357,6 +357,7 @@ func (t txn) createReservation(s *state, a Availability, r Reservation) error {
 		return err
 	}
 	availabilityOf.put(r.ID, r.AvailabilityID)
+	s.noBlocks.put(r.ID, struct{}{})
 	if err := t.putExpiry(&r); err != nil {
 		return err
 	}

@@ -66,6 +66,13 @@ type state struct {
 	loaded bool // hints holds every availability as of generation gen
 	gen    uint64
 	hints  map[AvailabilityID]Availability
+
+	// noBlocks are reservations made through this repo that no block
+	// was written for since (every block enters the index through
+	// putBlockIndex, which takes the reservation out), so that deleting
+	// one need not scan its block index; see deleteStep for when that is
+	// trusted. Changed under the staging lock only.
+	noBlocks generations[ReservationID, struct{}]
 }
 
 // New returns a Store over r. Stores made on the same repo share their
@@ -332,4 +339,11 @@ func listAvailabilities(scan func(datastore.Key, bool, func(string, []byte) erro
 		return err
 	})
 	return as, err
+}
+
+// hasNoBlocks reports whether reservation id was made through this repo
+// and no block was written for it since.
+func (s *state) hasNoBlocks(id ReservationID) bool {
+	_, ok := s.noBlocks.get(id, func(struct{}) bool { return true })
+	return ok
 }
