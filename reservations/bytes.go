@@ -215,9 +215,9 @@ func (s *Store) deleteStep(ctx context.Context, id ReservationID, after string, 
 			next = key
 			return t.Delete(datastore.RawKey(key))
 		}
-		// A reservation this process made and wrote no block for has
-		// none to scan for: but in shared mode another process may have
-		// written one, and Used says whether blocks of bytes exist.
+		// A reservation made through this repo that no block was written
+		// for since has none to scan for; but in shared mode another
+		// process may have written one, and Used > 0 says blocks exist.
 		if after != "" || t.Shared() || r.Used > 0 || !s.st.hasNoBlocks(id) {
 			err = t.ScanAfter(prefix, after, false, forget)
 			if err != nil && !errors.Is(err, errStop) {
