@@ -41,11 +41,7 @@ func (w *ldbWriter) write(group []*change, base, final Counters) (err error, unk
 	}
 	for _, c := range group {
 		for _, o := range c.ops {
-			w.key = w.key[:0]
-			if o.blocks {
-				w.key = append(w.key, BlocksPrefix.String()...)
-			}
-			w.key = append(w.key, o.key...)
+			w.key = appendKey(w.key[:0], o, false)
 			if o.del {
 				b.Delete(w.key)
 			} else {

@@ -116,11 +116,18 @@ func (w *dsWriter) stage(ctx context.Context, b datastore.Write, ops []op) error
 // keyOf is the key o writes in its datastore: blocks that share the
 // metadata datastore live under BlocksPrefix.
 func keyOf(o op, separate bool) datastore.Key {
-	k := datastore.RawKey(o.key)
 	if o.blocks && !separate {
-		k = BlocksPrefix.Child(k)
+		return datastore.RawKey(string(appendKey(nil, o, separate)))
 	}
-	return k
+	return datastore.RawKey(o.key)
+}
+
+// appendKey appends keyOf(o, separate) to b, as bytes.
+func appendKey(b []byte, o op, separate bool) []byte {
+	if o.blocks && !separate {
+		b = append(b, BlocksPrefix.String()...)
+	}
+	return append(b, o.key...)
 }
 
 // blocksAfterMeta is a failed write of blocks whose metadata (and counters)
